@@ -1,0 +1,61 @@
+// Command localmesos runs an embedded Mesos-compatible cluster: a master
+// speaking the v1 scheduler HTTP API on --port and --agents agents speaking
+// the v1 executor HTTP API, each on its own loopback address.
+//
+//	localmesos --port 5050 --agents 3 --resources 'cpus:4;mem:8192;disk:20480;ports:[31000-32000]' --work-dir ./localmesos-data
+//
+// Ctrl-C (or SIGTERM) stops the master and agents and kills every executor
+// and task they started.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/golang/glog"
+
+	"github.com/mesos-stateful/stateful/localmesos"
+)
+
+func main() {
+	cfg := localmesos.NewConfig()
+	flag.IntVar(&cfg.Port, "port", localmesos.DefaultPort, "master port (0 picks a free one)")
+	flag.IntVar(&cfg.Agents, "agents", localmesos.DefaultAgents, "number of agents")
+	flag.StringVar(&cfg.Resources, "resources", localmesos.DefaultResources, "resources of each agent, in Mesos' --resources syntax (the ports range is divided among agents)")
+	flag.StringVar(&cfg.WorkDir, "work-dir", "./localmesos-data", "directory for sandboxes and agent state")
+	// glog logs to files by default; a command run by hand wants stderr.
+	if f := flag.Lookup("logtostderr"); f != nil {
+		_ = f.Value.Set("true")
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "localmesos: unexpected arguments %q\n", flag.Args())
+		os.Exit(2)
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "localmesos: %v\n", err)
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cluster, err := localmesos.Start(ctx, cfg)
+	if err != nil {
+		glog.Errorf("%v", err)
+		glog.Flush()
+		os.Exit(1)
+	}
+	fmt.Printf("localmesos: master at %s (scheduler API %s/api/v1/scheduler, state %s/master/state)\n",
+		cluster.MasterURL(), cluster.MasterURL(), cluster.MasterURL())
+	for _, a := range cluster.Agents() {
+		fmt.Printf("localmesos: agent %s at %s\n", a.ID, a.Address)
+	}
+	<-ctx.Done()
+	glog.Infof("localmesos: stopping")
+	cluster.Close()
+	glog.Flush()
+}
