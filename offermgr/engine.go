@@ -198,8 +198,7 @@ type agentInfo struct {
 	// tasks lists, per instance, our tasks on the agent: running ones and
 	// those placed earlier in this pass.
 	tasks map[string][]Key
-	// executors holds executor IDs that are live (executor_ids) or started
-	// by this pass.
+	// executors holds the executor IDs the offers list as live.
 	executors map[string]bool
 	buckets   []*bucket
 }
@@ -212,6 +211,10 @@ type bucket struct {
 	offerIDs []mesos.OfferID
 	pools    []*pool
 	launch   *Launch
+	// started holds executors this pass starts here. It is per bucket, not
+	// per agent: Mesos allocates an executor's resources to one role, so a
+	// task of another role cannot share it.
+	started map[string]bool
 }
 
 // shape is a demand's resource footprint; demands of one shape fit or miss
@@ -474,7 +477,7 @@ func (p *pass) check(info *demandInfo, b *bucket, relaxed bool) (candidate, bool
 		return candidate{}, false
 	}
 	exec := d.Executor.ID
-	charged := exec != "" && !b.agent.executors[exec]
+	charged := exec != "" && !b.agent.executors[exec] && !b.started[exec]
 	n := info.task
 	if charged {
 		n = info.withExec
@@ -600,7 +603,10 @@ func (p *pass) commit(info *demandInfo, c candidate, relaxed bool) {
 		if c.charged {
 			pl.cpus -= ecpu
 			pl.mem -= emem
-			a.executors[exec] = true
+			if c.b.started == nil {
+				c.b.started = map[string]bool{}
+			}
+			c.b.started[exec] = true
 			p.execCount[exec]++
 		}
 	}
@@ -616,11 +622,12 @@ func (p *pass) commit(info *demandInfo, c candidate, relaxed bool) {
 		reason = "previous agent (sticky)"
 	case c.prev:
 		reason = "previous agent"
-	case relaxed:
-		reason = fmt.Sprintf("shares the agent with %s: no agent without a task of %s fit after waiting %v",
-			keyList(siblings), d.Key.Instance, p.policy.CoLocateAfter)
 	default:
 		reason = "least loaded of the candidates"
+	}
+	if relaxed && len(siblings) > 0 {
+		reason += fmt.Sprintf("; shares the agent with %s: no agent without a task of %s fit after waiting %v",
+			keyList(siblings), d.Key.Instance, p.policy.CoLocateAfter)
 	}
 	b := c.b
 	if b.launch == nil {

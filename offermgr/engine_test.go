@@ -170,7 +170,7 @@ func TestPlaceCoLocation(t *testing.T) {
 			t.Fatalf("placed %v (%s), want all three", on, describeUnplaced(p))
 		}
 		pl := placementOf(t, p, Key{"cache1", 2})
-		if !strings.HasPrefix(pl.Reason, "shares the agent with cache1-") {
+		if !strings.Contains(pl.Reason, "; shares the agent with cache1-") {
 			t.Errorf("reason = %q, want it to say which task it shares with", pl.Reason)
 		}
 	})
