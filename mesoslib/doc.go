@@ -1,0 +1,47 @@
+// Package mesoslib is the scheduler's connection to the Mesos master over
+// the v1 HTTP scheduler API, built on mesos-go v0.0.11 (controller.Run,
+// httpsched, callrules). It subscribes, keeps the subscription alive, and
+// turns the event stream into calls on a Handler the consumer provides.
+//
+// What it guarantees:
+//
+//   - Subscription. The framework subscribes with the framework ID from a
+//     FrameworkIDStore, a positive failover timeout, checkpointing and the
+//     PARTITION_AWARE and TASK_KILLING_STATE capabilities. A new framework
+//     ID is persisted before anything else happens; a stored ID Mesos no
+//     longer accepts makes Run return ErrFrameworkRemoved.
+//   - Liveness. A heartbeat watchdog closes a stream on which nothing has
+//     arrived for MissedHeartbeats heartbeat intervals; a 403 on any call,
+//     a decode error or an ERROR event also ends the subscription. Run
+//     then re-subscribes with exponential backoff (SubscribeBackoff up to
+//     SubscribeMaxBackoff). A 307 from a non-leading master is followed,
+//     and every later call goes to the master that accepted the
+//     subscription.
+//   - Acknowledgements. An UPDATE carrying a uuid is acknowledged (same
+//     agent ID, task ID and uuid) only after Handler.Update returned nil,
+//     i.e. after the consumer persisted it. On any other error it is not
+//     acknowledged and the agent sends it again later (10 s, 20 s, ... on
+//     a real agent). Updates are delivered at least once: retries,
+//     re-subscriptions and executor replays all produce duplicates, so
+//     Handler.Update must be idempotent.
+//   - Unknown tasks. Handler.Update returns ErrUnknownTask (possibly
+//     wrapped) for a task ID the consumer has no record of. mesoslib then
+//     acknowledges the update (there is nothing to persist) and, if the
+//     task is STAGING, STARTING or RUNNING, KILLs it. Tasks in other states
+//     are not killed: terminal ones are gone already, and KILL of an
+//     UNREACHABLE or UNKNOWN task only produces another reconciliation
+//     answer; if such a task comes back RUNNING it is killed then.
+//   - Reconciliation. After every SUBSCRIBED, every task the TaskLister
+//     returns is reconciled explicitly; tasks without an answer (Mesos
+//     stays silent for tasks on agents that have not re-registered after a
+//     master failover) are asked about again with backoff until each has
+//     answered. Then one implicit reconciliation follows, and another every
+//     ReconcileInterval while subscribed.
+//   - Calls. Accept, Decline, Revive, Suppress, Kill, Shutdown, Reconcile,
+//     Message and Teardown fail at once with ErrNotConnected while no
+//     subscription is active.
+//
+// Logging (glog): -v=0 subscriptions and disconnections, -v=1 decisions
+// (reconciliation rounds, kills of unknown tasks, unacknowledged updates),
+// -v=2 every event and call.
+package mesoslib
