@@ -26,6 +26,9 @@ func TestPlaceNeverOvercommits(t *testing.T) {
 		if err := checkPlan(policy, os, ds, st, plan); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
+		if err := checkComplete(policy, os, st, plan); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
 	}
 }
 
@@ -281,4 +284,115 @@ func onAgentRunning(st State, agent, instance string) bool {
 		}
 	}
 	return false
+}
+
+// checkComplete checks that no unplaced demand would fit what is left of
+// an agent it was allowed on: resources only shrink during a pass, so a
+// demand that fits at the end fitted when its turn came.
+func checkComplete(policy Policy, os []mesos.Offer, st State, plan Plan) error {
+	type left struct {
+		agent           string
+		cpus, mem, disk float64
+		ports           map[uint64]bool
+		live            map[string]bool
+		instances       map[string]bool
+	}
+	buckets := map[string]*left{}
+	get := func(o *mesos.Offer) *left {
+		k := o.AgentID.Value + "/" + o.AllocationInfo.GetRole()
+		if buckets[k] == nil {
+			buckets[k] = &left{agent: o.AgentID.Value, ports: map[uint64]bool{}, live: map[string]bool{}, instances: map[string]bool{}}
+		}
+		return buckets[k]
+	}
+	offerByID := map[string]*mesos.Offer{}
+	for i := range os {
+		o := &os[i]
+		if o.AgentID.Value == "" {
+			continue
+		}
+		offerByID[o.ID.Value] = o
+		b := get(o)
+		for _, r := range o.Resources {
+			if !r.IsUnreserved() || r.Revocable != nil {
+				continue
+			}
+			switch r.Name {
+			case "cpus":
+				b.cpus += r.Scalar.Value
+			case "mem":
+				b.mem += r.Scalar.Value
+			case "disk":
+				b.disk += r.Scalar.Value
+			case "ports":
+				for _, rg := range r.Ranges.Range {
+					for n := rg.Begin; n <= rg.End; n++ {
+						b.ports[n] = true
+					}
+				}
+			}
+		}
+	}
+	// Agent-wide facts: live executors and instances present.
+	for _, o := range os {
+		for _, b := range buckets {
+			if b.agent != o.AgentID.Value {
+				continue
+			}
+			for _, e := range o.ExecutorIDs {
+				b.live[e.Value] = true
+			}
+			for _, k := range st.Running[b.agent] {
+				b.instances[k.Instance] = true
+			}
+		}
+	}
+	for _, l := range plan.Launches {
+		b := get(offerByID[l.OfferIDs[0].Value])
+		for _, pl := range l.Placements {
+			s := scalars(pl.Resources)
+			b.cpus -= s["cpus"]
+			b.mem -= s["mem"]
+			b.disk -= s["disk"]
+			if pl.ExecutorCharged {
+				e := scalars(pl.ExecutorResources)
+				b.cpus -= e["cpus"]
+				b.mem -= e["mem"]
+			}
+			for _, n := range portsOf(pl.Resources) {
+				delete(b.ports, n)
+			}
+			for _, ob := range buckets {
+				if ob.agent == b.agent {
+					ob.instances[pl.Demand.Key.Instance] = true
+				}
+			}
+		}
+	}
+	for _, u := range plan.Unplaced {
+		d := u.Demand
+		if u.Metric.Invalid != "" {
+			continue
+		}
+		mayShare := !st.Now.Before(d.QueuedSince.Add(policy.CoLocateAfter))
+		for _, b := range buckets {
+			if d.PrevAgent != "" && st.Now.Before(d.StickyUntil) && b.agent != d.PrevAgent {
+				continue
+			}
+			if b.instances[d.Key.Instance] && !mayShare {
+				continue
+			}
+			cpus, mem := toMilli(d.CPU), toMilli(d.Mem)
+			if d.Executor.ID != "" && !b.live[d.Executor.ID] {
+				cpus += toMilli(d.Executor.CPU)
+				mem += toMilli(d.Executor.Mem)
+			}
+			const eps = 1e-6
+			if b.cpus+eps >= cpus.float() && b.mem+eps >= mem.float() && b.disk+eps >= toMilli(d.Disk).float() && len(b.ports) >= len(d.Ports) {
+				return fmt.Errorf("%s unplaced (%s) but fits what is left on %s: cpus %v mem %v disk %v ports %d",
+					d.Key, u.Metric.Summary, b.agent, b.cpus, b.mem, b.disk, len(b.ports))
+			}
+		}
+	}
+	return nil
 }
