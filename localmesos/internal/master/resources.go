@@ -1,0 +1,325 @@
+package master
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gogo/protobuf/proto"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+)
+
+// Resources are kept in the pre-refinement ("legacy") format inside the
+// master: an unreserved resource has role "*" (or none), a static
+// reservation sets Resource.role, a dynamic one adds Resource.reservation.
+// mesos-go's arithmetic compares the legacy role unless the process-wide
+// mesos.CapabilityReservationRefinement switch is on, and a master must not
+// flip that switch under an embedded framework. Frameworks that speak
+// RESERVATION_REFINEMENT get converted copies on the way in and out.
+
+// upgradeIncoming converts resources a framework sent (either format) to
+// the internal format. Refined reservations deeper than one level cannot be
+// expressed in the legacy format; no agent here has them, so such a
+// resource can never fit an offer and is reported as invalid.
+func upgradeIncoming(rs []mesos.Resource) (mesos.Resources, error) {
+	out := make(mesos.Resources, 0, len(rs))
+	for i := range rs {
+		r := proto.Clone(&rs[i]).(*mesos.Resource)
+		if len(r.Reservations) > 0 {
+			if r.Role != nil && r.GetRole() != "*" {
+				return nil, fmt.Errorf("Resource %s has both 'role' and 'reservations' set", formatResource(*r))
+			}
+			if len(r.Reservations) > 1 {
+				return nil, fmt.Errorf("Resource %s uses refined reservations, which no agent of this cluster offers", formatResource(*r))
+			}
+			res := r.Reservations[0]
+			role := res.GetRole()
+			if role == "" {
+				return nil, fmt.Errorf("Resource %s has a reservation without a role", formatResource(*r))
+			}
+			r.Role = proto.String(role)
+			if res.GetType() == mesos.Resource_ReservationInfo_DYNAMIC {
+				r.Reservation = &mesos.Resource_ReservationInfo{Principal: res.Principal, Labels: res.Labels}
+			}
+			r.Reservations = nil
+		}
+		out = append(out, *r)
+	}
+	return out, nil
+}
+
+// formatForFramework renders internal resources in the framework's format:
+// allocation_info only for MULTI_ROLE frameworks, reservations[] for
+// RESERVATION_REFINEMENT ones and the legacy role (always set, "*" when
+// unreserved) for the others.
+func formatForFramework(rs mesos.Resources, multiRole, refinement bool) []mesos.Resource {
+	out := make([]mesos.Resource, 0, len(rs))
+	for i := range rs {
+		r := proto.Clone(&rs[i]).(*mesos.Resource)
+		if !multiRole {
+			r.AllocationInfo = nil
+		}
+		if refinement {
+			role := r.GetRole()
+			r.Role = nil
+			if role != "*" {
+				ri := mesos.Resource_ReservationInfo{Type: mesos.Resource_ReservationInfo_STATIC.Enum(), Role: proto.String(role)}
+				if r.Reservation != nil {
+					ri.Type = mesos.Resource_ReservationInfo_DYNAMIC.Enum()
+					ri.Principal = r.Reservation.Principal
+					ri.Labels = r.Reservation.Labels
+				}
+				r.Reservations = []mesos.Resource_ReservationInfo{ri}
+			}
+			r.Reservation = nil
+		} else if r.Role == nil {
+			r.Role = proto.String("*")
+		}
+		out = append(out, *r)
+	}
+	return out
+}
+
+// sum adds resources up into a normalised collection (equal kinds merged).
+func sum(rss ...[]mesos.Resource) mesos.Resources {
+	var out mesos.Resources
+	for _, rs := range rss {
+		for i := range rs {
+			out.Add1(rs[i])
+		}
+	}
+	return out
+}
+
+// minus returns a - b without touching either.
+func minus(a mesos.Resources, b []mesos.Resource) mesos.Resources {
+	out := sum(a)
+	for i := range b {
+		out.Subtract1(b[i])
+	}
+	return out
+}
+
+// containsAll reports whether have holds all of want (as Mesos'
+// Resources::contains: each wanted resource is taken out of what is left).
+func containsAll(have, want []mesos.Resource) bool {
+	left := sum(have)
+	for _, w := range sum(want) {
+		found := false
+		for i := range left {
+			if left[i].Contains(w) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+		left.Subtract1(w)
+	}
+	return true
+}
+
+// unallocated strips allocation_info, giving resources comparable with an
+// agent's total.
+func unallocated(rs []mesos.Resource) mesos.Resources {
+	out := make(mesos.Resources, 0, len(rs))
+	for i := range rs {
+		r := proto.Clone(&rs[i]).(*mesos.Resource)
+		r.AllocationInfo = nil
+		out = append(out, *r)
+	}
+	return out
+}
+
+// allocatedTo sets allocation_info.role on a copy of rs.
+func allocatedTo(rs []mesos.Resource, role string) mesos.Resources {
+	out := make(mesos.Resources, 0, len(rs))
+	for i := range rs {
+		r := proto.Clone(&rs[i]).(*mesos.Resource)
+		r.AllocationInfo = &mesos.Resource_AllocationInfo{Role: proto.String(role)}
+		out = append(out, *r)
+	}
+	return out
+}
+
+// injectAllocation sets allocation_info on the resources that lack it, as
+// the master does for every operation of an ACCEPT.
+func injectAllocation(rs []mesos.Resource, role string) {
+	for i := range rs {
+		if rs[i].AllocationInfo == nil {
+			rs[i].AllocationInfo = &mesos.Resource_AllocationInfo{Role: proto.String(role)}
+		}
+	}
+}
+
+// allocatableTo keeps the resources role may be offered: unreserved ones
+// and those reserved for the role (or an ancestor of it).
+func allocatableTo(rs mesos.Resources, role string) mesos.Resources {
+	var out mesos.Resources
+	for i := range rs {
+		if rs[i].IsAllocatableTo(role) {
+			out = append(out, rs[i])
+		}
+	}
+	return out
+}
+
+// scalar returns the total of a scalar resource.
+func scalar(rs []mesos.Resource, name string) (float64, bool) {
+	var total float64
+	found := false
+	for i := range rs {
+		if rs[i].GetName() == name && rs[i].GetType() == mesos.SCALAR {
+			total += rs[i].GetScalar().GetValue()
+			found = true
+		}
+	}
+	return total, found
+}
+
+// Mesos' --min_allocatable_resources default: an agent is offered only if
+// it has at least this much of one of them.
+const (
+	minCPUs = 0.01
+	minMem  = 32.0
+)
+
+func allocatable(rs []mesos.Resource) bool {
+	if len(rs) == 0 {
+		return false
+	}
+	cpus, _ := scalar(rs, "cpus")
+	mem, _ := scalar(rs, "mem")
+	return cpus >= minCPUs || mem >= minMem
+}
+
+// formatResources renders resources as Mesos' operator<< does, e.g.
+// "cpus(allocated: *):0.1; mem(allocated: *):32"; it appears in validation
+// messages.
+func formatResources(rs []mesos.Resource) string {
+	parts := make([]string, 0, len(rs))
+	for i := range rs {
+		parts = append(parts, formatResource(rs[i]))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func formatResource(r mesos.Resource) string {
+	var b strings.Builder
+	b.WriteString(r.GetName())
+	if r.AllocationInfo != nil {
+		fmt.Fprintf(&b, "(allocated: %s)", r.AllocationInfo.GetRole())
+	}
+	if role := r.GetRole(); role != "*" {
+		b.WriteString("(reservations: [(")
+		if r.Reservation != nil {
+			b.WriteString("DYNAMIC,")
+		} else {
+			b.WriteString("STATIC,")
+		}
+		b.WriteString(role)
+		if r.Reservation != nil && r.Reservation.GetPrincipal() != "" {
+			b.WriteString("," + r.Reservation.GetPrincipal())
+		}
+		b.WriteString(")])")
+	}
+	if r.Revocable != nil {
+		b.WriteString("{REV}")
+	}
+	b.WriteString(":")
+	b.WriteString(formatValue(r))
+	return b.String()
+}
+
+func formatValue(r mesos.Resource) string {
+	switch r.GetType() {
+	case mesos.SCALAR:
+		return formatScalar(r.GetScalar().GetValue())
+	case mesos.RANGES:
+		parts := []string{}
+		for _, rg := range r.GetRanges().GetRange() {
+			parts = append(parts, fmt.Sprintf("%d-%d", rg.Begin, rg.End))
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	case mesos.SET:
+		return "{" + strings.Join(r.GetSet().GetItem(), ", ") + "}"
+	}
+	return ""
+}
+
+// formatScalar prints like a C++ stream: no exponent, no trailing zeros.
+func formatScalar(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
+// stateResources is the resource summary of /master/state: every scalar
+// by name (cpus, mem, disk and gpus always present) and ranges/sets as
+// text.
+func stateResources(rs []mesos.Resource) map[string]any {
+	out := map[string]any{"cpus": 0.0, "mem": 0.0, "disk": 0.0, "gpus": 0.0}
+	ranges := map[string]mesos.Ranges{}
+	sets := map[string][]string{}
+	for i := range rs {
+		r := rs[i]
+		switch r.GetType() {
+		case mesos.SCALAR:
+			prev, _ := out[r.GetName()].(float64)
+			out[r.GetName()] = roundScalar(prev + r.GetScalar().GetValue())
+		case mesos.RANGES:
+			ranges[r.GetName()] = append(ranges[r.GetName()], r.GetRanges().GetRange()...)
+		case mesos.SET:
+			sets[r.GetName()] = append(sets[r.GetName()], r.GetSet().GetItem()...)
+		}
+	}
+	for name, rg := range ranges {
+		parts := []string{}
+		for _, x := range rg.Sort().Squash() {
+			parts = append(parts, fmt.Sprintf("%d-%d", x.Begin, x.End))
+		}
+		out[name] = "[" + strings.Join(parts, ", ") + "]"
+	}
+	for name, items := range sets {
+		sort.Strings(items)
+		out[name] = "{" + strings.Join(items, ", ") + "}"
+	}
+	return out
+}
+
+// roundScalar keeps Mesos' three decimal digits of fixed-point precision.
+func roundScalar(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// quantities are scalar totals by name, for DRF shares.
+type quantities map[string]float64
+
+func quantitiesOf(rs []mesos.Resource) quantities {
+	q := quantities{}
+	for i := range rs {
+		if rs[i].GetType() == mesos.SCALAR {
+			q[rs[i].GetName()] += rs[i].GetScalar().GetValue()
+		}
+	}
+	return q
+}
+
+func (q quantities) add(o quantities) {
+	for k, v := range o {
+		q[k] += v
+	}
+}
+
+// share is the dominant share of q in total.
+func (q quantities) share(total quantities) float64 {
+	var s float64
+	for k, v := range q {
+		if t := total[k]; t > 0 && v/t > s {
+			s = v / t
+		}
+	}
+	return s
+}
