@@ -53,8 +53,8 @@ func statsFrom(s *container.StatsResponse) Stats {
 		MemoryLimitBytes: s.MemoryStats.Limit,
 		Read:             s.Read,
 	}
-	// Both deltas must be positive: the first sample after start has no
-	// previous reading (zeros), and counters can reset.
+	// Counters can reset, so both deltas must be positive. Without a
+	// previous reading (zeros) this is the average since the start.
 	cur, prev := s.CPUStats, s.PreCPUStats
 	if cur.CPUUsage.TotalUsage > prev.CPUUsage.TotalUsage && cur.SystemUsage > prev.SystemUsage {
 		cpuDelta := float64(cur.CPUUsage.TotalUsage - prev.CPUUsage.TotalUsage)
