@@ -1,0 +1,536 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang/glog"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/mesos-stateful/stateful/executor/protocol"
+)
+
+// StatsProvider adds workload-specific figures (a Redis role, replication
+// offset, lag ...) to a task's periodic stats. The framework binary is its
+// own executor, so a workload passes its provider in-process through
+// Options.Stats. It is called from one goroutine per task, at most once
+// per stats interval; ctx ends when the task does.
+type StatsProvider interface {
+	WorkloadStats(ctx context.Context, task TaskHandle) (map[string]string, error)
+}
+
+// StatsProviderFunc adapts a function to StatsProvider.
+type StatsProviderFunc func(ctx context.Context, task TaskHandle) (map[string]string, error)
+
+// WorkloadStats implements StatsProvider.
+func (f StatsProviderFunc) WorkloadStats(ctx context.Context, task TaskHandle) (map[string]string, error) {
+	return f(ctx, task)
+}
+
+// TaskHandle is what a StatsProvider may use of a running task.
+type TaskHandle struct {
+	// ID is the Mesos task ID.
+	ID string
+	// Data is the task's spec (read only).
+	Data *protocol.TaskData
+	// Host is the agent address the task's ports are bound to.
+	Host     string
+	workload Workload
+}
+
+// Addr returns host:port of the task's named port, "" if it has none.
+func (t TaskHandle) Addr(portName string) string {
+	port, ok := t.Data.Ports[portName]
+	if !ok {
+		return ""
+	}
+	return net.JoinHostPort(t.Host, strconv.FormatUint(uint64(port), 10))
+}
+
+// Exec runs a command inside the task.
+func (t TaskHandle) Exec(ctx context.Context, cmd ...string) (ExecOutput, error) {
+	return t.workload.Exec(ctx, cmd)
+}
+
+// reporter receives what a TaskMon has to say: status updates (the
+// executor adds uuid, source and executor ID) and stats messages.
+type reporter interface {
+	Update(status mesos.TaskStatus)
+	Message(m protocol.Message)
+}
+
+// runtimeResolver picks the runtime for a task; it may probe Docker.
+type runtimeResolver func(ctx context.Context, d *protocol.TaskData) (Runtime, error)
+
+// monitorConfig holds a TaskMon's timers.
+type monitorConfig struct {
+	// StatsInterval is the period of stats messages; <= 0 disables them.
+	StatsInterval time.Duration
+	// StartupCheckInterval caps the health check interval until the first
+	// success, so that a task becomes RUNNING promptly even when its
+	// steady-state interval is long.
+	StartupCheckInterval time.Duration
+}
+
+// TaskMon runs one task and watches it: it reports TASK_STARTING, then
+// TASK_RUNNING once the task is healthy (at once without a health check),
+// health changes as TASK_RUNNING with REASON_TASK_HEALTH_CHECK_STATUS_UPDATED,
+// and the end as TASK_FINISHED, TASK_FAILED (exit code and stderr tail in
+// the message) or TASK_KILLED. A task that never passes its health check
+// within the grace period is killed and fails. It also sends periodic
+// stats. Run blocks until the task has ended; ctx ending stops it without a
+// report (the executor is going away).
+type TaskMon struct {
+	taskID     string
+	executorID string
+	data       *protocol.TaskData
+	spec       StartSpec
+	resolve    runtimeResolver
+	rep        reporter
+	stats      StatsProvider
+	cfg        monitorConfig
+	// policyGrace is the task's kill policy grace period.
+	policyGrace time.Duration
+
+	done chan struct{}
+
+	mu          sync.Mutex
+	killC       chan struct{} // closed by the first Kill
+	killGrace   time.Duration
+	killing     bool
+	cancelStart context.CancelFunc
+	cancelStop  context.CancelFunc
+	workload    Workload
+	runtimeName string
+	state       mesos.TaskState
+	healthy     *bool
+}
+
+// newTaskMon prepares a TaskMon; killGrace is the task's kill policy grace,
+// used when the task is killed for failing its health check.
+func newTaskMon(spec StartSpec, killGrace time.Duration, resolve runtimeResolver, rep reporter, stats StatsProvider, cfg monitorConfig) *TaskMon {
+	if cfg.StartupCheckInterval <= 0 {
+		cfg.StartupCheckInterval = time.Second
+	}
+	return &TaskMon{
+		taskID:      spec.TaskID,
+		executorID:  spec.ExecutorID,
+		data:        spec.Data,
+		spec:        spec,
+		resolve:     resolve,
+		rep:         rep,
+		stats:       stats,
+		cfg:         cfg,
+		done:        make(chan struct{}),
+		killC:       make(chan struct{}),
+		killGrace:   killGrace,
+		policyGrace: killGrace,
+		state:       mesos.TASK_STAGING,
+	}
+}
+
+// Done is closed when Run has returned.
+func (m *TaskMon) Done() <-chan struct{} { return m.done }
+
+// Kill asks for the task to be stopped: SIGTERM (docker stop), then after
+// grace a forced kill, then TASK_KILLED. A later Kill with a shorter grace
+// forces the kill at once, as Mesos' KILL with a new kill policy may.
+func (m *TaskMon) Kill(grace time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.killing {
+		m.killing = true
+		m.killGrace = grace
+		close(m.killC)
+		if m.cancelStart != nil {
+			m.cancelStart()
+		}
+		return
+	}
+	if grace < m.killGrace && m.cancelStop != nil {
+		glog.V(1).Infof("task %s: kill with a shorter grace (%v < %v): forcing it", m.taskID, grace, m.killGrace)
+		m.killGrace = grace
+		m.cancelStop()
+	}
+}
+
+// Exec runs a command inside the task, for the scheduler's exec messages.
+func (m *TaskMon) Exec(ctx context.Context, cmd []string) (ExecOutput, error) {
+	m.mu.Lock()
+	w := m.workload
+	m.mu.Unlock()
+	if w == nil {
+		return ExecOutput{ExitCode: -1}, errors.New("the task has not started yet")
+	}
+	return w.Exec(ctx, cmd)
+}
+
+// Run starts the task and watches it until it ends.
+func (m *TaskMon) Run(ctx context.Context) {
+	defer close(m.done)
+	m.report(mesos.TASK_STARTING, "", nil, nil)
+
+	w, err := m.start(ctx)
+	if err != nil {
+		if m.isKilling() {
+			m.report(mesos.TASK_KILLED, "killed before it had started", nil, nil)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		m.report(mesos.TASK_FAILED, "failed to start: "+err.Error(), nil, nil)
+		return
+	}
+
+	// The health and stats goroutines are ours: stopped and waited for
+	// before Run returns.
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		stopWatching()
+		wg.Wait()
+	}()
+	handle := TaskHandle{ID: m.taskID, Data: m.data, Host: m.spec.Host, workload: w}
+	if m.cfg.StatsInterval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.statsLoop(watchCtx, handle)
+		}()
+	}
+
+	var (
+		healthC <-chan healthResult
+		graceC  <-chan time.Time
+		lastErr error
+	)
+	if h := m.data.Health; h != nil {
+		results := make(chan healthResult)
+		healthC = results
+		checker := healthChecker{health: *h, workload: w, host: m.spec.Host, ports: m.data.Ports}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			checker.loop(watchCtx, m.cfg.StartupCheckInterval, results)
+		}()
+		grace := time.NewTimer(h.GraceOrDefault())
+		defer grace.Stop()
+		graceC = grace.C
+	} else {
+		m.report(mesos.TASK_RUNNING, "", nil, nil)
+	}
+
+	for {
+		select {
+		case <-w.Done():
+			m.reportExit(w, "")
+			return
+		case <-m.killC:
+			m.stop(ctx, w)
+			m.reportExit(w, "killed")
+			return
+		case r := <-healthC:
+			m.onHealth(r, &graceC, &lastErr)
+		case <-graceC:
+			grace := m.data.Health.GraceOrDefault()
+			msg := fmt.Sprintf("health check never passed within its %v grace period", grace)
+			if lastErr != nil {
+				msg += ": " + lastErr.Error()
+			}
+			glog.Infof("task %s: %s; killing it", m.taskID, msg)
+			m.mu.Lock()
+			m.killing = true // an exit from here on is our doing
+			m.mu.Unlock()
+			m.stop(ctx, w)
+			code := w.Exit().Code
+			m.report(mesos.TASK_FAILED, msg, nil, &code)
+			return
+		case <-ctx.Done():
+			stopCtx, cancel := context.WithTimeout(context.Background(), killWait)
+			_ = w.Stop(stopCtx, 0)
+			cancel()
+			return
+		}
+	}
+}
+
+// onHealth turns one health check result into status updates: the first
+// success makes the task RUNNING (and ends the grace period); later, every
+// change of health is reported.
+func (m *TaskMon) onHealth(r healthResult, graceC *<-chan time.Time, lastErr *error) {
+	m.mu.Lock()
+	was := m.healthy
+	m.mu.Unlock()
+	if r.err != nil {
+		*lastErr = r.err
+		glog.V(2).Infof("task %s: health check failed: %v", m.taskID, r.err)
+	}
+	healthy := r.err == nil
+	switch {
+	case was == nil && !healthy:
+		return // still starting; the grace timer decides
+	case was == nil && healthy:
+		*graceC = nil
+		glog.Infof("task %s: healthy, now RUNNING", m.taskID)
+	case *was == healthy:
+		return
+	default:
+		glog.Infof("task %s: health changed to healthy=%v", m.taskID, healthy)
+	}
+	msg := "health check passed"
+	if !healthy {
+		msg = "health check failed: " + r.err.Error()
+	}
+	reason := mesos.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
+	m.report(mesos.TASK_RUNNING, msg, &healthy, nil, withReason(reason))
+}
+
+func (m *TaskMon) start(ctx context.Context) (Workload, error) {
+	startCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m.mu.Lock()
+	if m.killing {
+		m.mu.Unlock()
+		return nil, errors.New("killed")
+	}
+	m.cancelStart = cancel
+	m.mu.Unlock()
+
+	rt, err := m.resolve(startCtx, m.data)
+	if err != nil {
+		return nil, err
+	}
+	glog.Infof("task %s: starting with the %s runtime", m.taskID, rt.Name())
+	w, err := rt.Start(startCtx, m.spec)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cancelStart = nil
+	m.runtimeName = rt.Name()
+	if err != nil {
+		return nil, err
+	}
+	m.workload = w
+	if m.killing {
+		// The kill came while starting: the loop stops it at once.
+		glog.V(1).Infof("task %s: kill requested during start", m.taskID)
+	}
+	return w, nil
+}
+
+func (m *TaskMon) isKilling() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.killing
+}
+
+// stop stops the workload with the kill grace; a second, shorter Kill
+// cancels the grace.
+func (m *TaskMon) stop(ctx context.Context, w Workload) {
+	stopCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m.mu.Lock()
+	m.cancelStop = cancel
+	grace := m.killGrace
+	m.mu.Unlock()
+	glog.Infof("task %s: stopping (grace %v)", m.taskID, grace)
+	if err := w.Stop(stopCtx, grace); err != nil {
+		glog.Warningf("task %s: stop: %v", m.taskID, err)
+	}
+}
+
+// reportExit sends the terminal update for an ended workload.
+func (m *TaskMon) reportExit(w Workload, why string) {
+	select {
+	case <-w.Done():
+	case <-time.After(killWait):
+		// Stop failed to end it; report it gone anyway, as it is ours no
+		// more, and say so.
+		m.report(mesos.TASK_FAILED, "the task did not exit after being killed", nil, nil)
+		return
+	}
+	exit := w.Exit()
+	code := exit.Code
+	if m.isKilling() {
+		m.report(mesos.TASK_KILLED, fmt.Sprintf("%s: %s", firstNonEmpty(why, "killed"), exit), nil, &code)
+		return
+	}
+	if exit.Err == nil && exit.Code == 0 {
+		m.report(mesos.TASK_FINISHED, exit.String(), nil, &code)
+		return
+	}
+	msg := exit.String()
+	if tail := w.StderrTail(); tail != "" {
+		msg += "; last stderr lines:\n" + tail
+	}
+	m.report(mesos.TASK_FAILED, msg, nil, &code)
+}
+
+type statusOpt func(*mesos.TaskStatus)
+
+func withReason(r mesos.TaskStatus_Reason) statusOpt {
+	return func(s *mesos.TaskStatus) { s.Reason = &r }
+}
+
+// report records the new state and hands the update to the executor.
+func (m *TaskMon) report(state mesos.TaskState, msg string, healthy *bool, exitCode *int, opts ...statusOpt) {
+	m.mu.Lock()
+	m.state = state
+	if healthy != nil {
+		h := *healthy
+		m.healthy = &h
+	}
+	data := protocol.StatusData{Runtime: m.runtimeName, ExitCode: exitCode, Host: m.spec.Host}
+	w := m.workload
+	m.mu.Unlock()
+	if exitCode != nil && state == mesos.TASK_FAILED && w != nil {
+		data.StderrTail = w.StderrTail()
+	}
+	status := mesos.TaskStatus{
+		TaskID:  mesos.TaskID{Value: m.taskID},
+		State:   state.Enum(),
+		Healthy: healthy,
+	}
+	if msg != "" {
+		status.Message = &msg
+	}
+	if b, err := protocol.EncodeStatusData(data); err == nil {
+		status.Data = b
+	}
+	for _, o := range opts {
+		o(&status)
+	}
+	glog.V(1).Infof("task %s: %s %s", m.taskID, state, msg)
+	m.rep.Update(status)
+}
+
+func (m *TaskMon) statsLoop(ctx context.Context, task TaskHandle) {
+	t := time.NewTicker(m.cfg.StatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m.rep.Message(m.collectStats(ctx, task))
+	}
+}
+
+func (m *TaskMon) collectStats(ctx context.Context, task TaskHandle) *protocol.Stats {
+	m.mu.Lock()
+	s := &protocol.Stats{
+		TaskID:     m.taskID,
+		ExecutorID: m.executorID,
+		Time:       time.Now().UTC(),
+		State:      m.state.String(),
+		Healthy:    m.healthy,
+	}
+	m.mu.Unlock()
+	// A slow provider must not hold stats back for long.
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.StatsInterval)
+	defer cancel()
+	var errs []string
+	if u, err := task.workload.Usage(ctx); err != nil {
+		errs = append(errs, "usage: "+err.Error())
+	} else {
+		s.CPUSeconds, s.MemBytes = u.CPUSeconds, u.MemBytes
+	}
+	if m.stats != nil {
+		figures, err := m.stats.WorkloadStats(ctx, task)
+		if err != nil {
+			errs = append(errs, "workload stats: "+err.Error())
+		}
+		if len(figures) > 0 {
+			s.Workload = figures
+		}
+	}
+	s.Error = strings.Join(errs, "; ")
+	return s
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// healthResult is one health check's outcome; err nil means healthy.
+type healthResult struct{ err error }
+
+// healthChecker runs a task's health check.
+type healthChecker struct {
+	health   protocol.Health
+	workload Workload
+	host     string
+	ports    map[string]uint32
+}
+
+// loop checks at the health interval (capped at startupInterval until the
+// first success) and sends every result until ctx ends.
+func (c healthChecker) loop(ctx context.Context, startupInterval time.Duration, out chan<- healthResult) {
+	interval := c.health.IntervalOrDefault()
+	passed := false
+	for {
+		err := c.check(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		passed = passed || err == nil
+		select {
+		case out <- healthResult{err: err}:
+		case <-ctx.Done():
+			return
+		}
+		wait := interval
+		if !passed && startupInterval < wait {
+			wait = startupInterval
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c healthChecker) check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.health.TimeoutOrDefault())
+	defer cancel()
+	if c.health.TCPPort != "" {
+		port := c.ports[c.health.TCPPort]
+		addr := net.JoinHostPort(c.host, strconv.FormatUint(uint64(port), 10))
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("tcp connect to %s: %w", addr, err)
+		}
+		conn.Close()
+		return nil
+	}
+	out, err := c.workload.Exec(ctx, []string{"/bin/sh", "-c", c.health.Command})
+	if err != nil {
+		return fmt.Errorf("health command: %w", err)
+	}
+	if out.ExitCode != 0 {
+		detail := strings.TrimSpace(firstNonEmpty(out.Stderr, out.Stdout))
+		if len(detail) > 200 {
+			detail = detail[:200] + "..."
+		}
+		if detail != "" {
+			return fmt.Errorf("health command exited with status %d: %s", out.ExitCode, detail)
+		}
+		return fmt.Errorf("health command exited with status %d", out.ExitCode)
+	}
+	return nil
+}
