@@ -153,9 +153,9 @@ func probeCommand(addr, cmd string) (string, error) {
 	return strings.TrimSpace(line), err
 }
 
-func freePort(t *testing.T) int {
+func freePort(t *testing.T, ip string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,13 +196,19 @@ func TestRunBridgeWithPortBindingLimitsAndLabels(t *testing.T) {
 	cli, sel := setup(t)
 	ctx := testContext(t)
 	task := dockerlib.TaskLabels{Framework: "redis", Instance: "cache1", Ordinal: 0, TaskID: "cache1-0.1", ExecutorID: "exec-1"}
+	// Agents of localmesos have addresses like 127.0.0.2: a fixed port there
+	// (as Mesos offers it), and an engine-chosen one on 127.0.0.1.
+	agentPort := uint16(freePort(t, "127.0.0.2"))
 	id := run(t, ctx, cli, sel, dockerlib.ContainerSpec{
 		Labels:   task.Map(),
-		Env:      map[string]string{"PROBE_LISTEN": ":8080"},
+		Env:      map[string]string{"PROBE_LISTEN": ":8080,:9090"},
 		CPUs:     0.5,
 		MemoryMB: 64,
 		Network:  dockerlib.NetworkBridge,
-		Ports:    []dockerlib.PortBinding{{ContainerPort: 8080, HostIP: "127.0.0.1"}},
+		Ports: []dockerlib.PortBinding{
+			{ContainerPort: 8080, HostIP: "127.0.0.1"},
+			{ContainerPort: 9090, HostIP: "127.0.0.2", HostPort: agentPort},
+		},
 	})
 
 	st, err := cli.Inspect(ctx, id)
@@ -215,10 +221,12 @@ func TestRunBridgeWithPortBindingLimitsAndLabels(t *testing.T) {
 	if st.IPAddress == "" {
 		t.Errorf("bridge container has no IP address")
 	}
-	if len(st.Ports) != 1 || st.Ports[0].ContainerPort != 8080 || st.Ports[0].HostIP != "127.0.0.1" || st.Ports[0].HostPort == 0 {
-		t.Fatalf("ports = %+v, want 8080 bound on 127.0.0.1 to an engine-chosen port", st.Ports)
+	if len(st.Ports) != 2 || st.Ports[0].ContainerPort != 8080 || st.Ports[0].HostIP != "127.0.0.1" || st.Ports[0].HostPort == 0 ||
+		st.Ports[1] != (dockerlib.PortBinding{ContainerPort: 9090, HostIP: "127.0.0.2", HostPort: agentPort}) {
+		t.Fatalf("ports = %+v, want 8080 on 127.0.0.1:(engine's choice) and 9090 on 127.0.0.2:%d", st.Ports, agentPort)
 	}
 	pingProbe(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(st.Ports[0].HostPort))))
+	pingProbe(t, net.JoinHostPort("127.0.0.2", strconv.Itoa(int(agentPort))))
 
 	// The limits are what the kernel enforces inside, not only what the
 	// engine recorded.
@@ -244,7 +252,7 @@ func TestRunBridgeWithPortBindingLimitsAndLabels(t *testing.T) {
 func TestRunHostNetwork(t *testing.T) {
 	cli, sel := setup(t)
 	ctx := testContext(t)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
 	id := run(t, ctx, cli, sel, dockerlib.ContainerSpec{
 		Env:     map[string]string{"PROBE_LISTEN": addr},
 		Network: dockerlib.NetworkHost,
@@ -517,6 +525,9 @@ func TestStats(t *testing.T) {
 	t.Logf("stats: %+v", st)
 	if st.CPUPercent < 1 || st.CPUPercent > 75 {
 		t.Errorf("CPU = %.1f%%, want a spinning container capped at 0.5 core to show 1-75%%", st.CPUPercent)
+	}
+	if st.CPUSeconds <= 0 {
+		t.Errorf("CPU time = %v s, want some for a spinning container", st.CPUSeconds)
 	}
 	if st.MemoryBytes == 0 || st.MemoryBytes > 64<<20 {
 		t.Errorf("memory = %d bytes, want some and at most the 64 MiB limit", st.MemoryBytes)

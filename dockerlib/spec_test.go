@@ -176,6 +176,7 @@ func TestStatsFrom(t *testing.T) {
 		name            string
 		json            string
 		wantCPU         float64
+		wantSecs        float64
 		wantMem, wantLm uint64
 	}{
 		{
@@ -186,7 +187,7 @@ func TestStatsFrom(t *testing.T) {
 				"cpu_stats":{"cpu_usage":{"total_usage":1500000000},"system_cpu_usage":12000000000,"online_cpus":2},
 				"precpu_stats":{"cpu_usage":{"total_usage":1000000000},"system_cpu_usage":10000000000,"online_cpus":2},
 				"memory_stats":{"usage":10485760,"limit":67108864,"stats":{"total_inactive_file":2097152,"cache":4194304}}}`,
-			wantCPU: 50, wantMem: 8 << 20, wantLm: 64 << 20,
+			wantCPU: 50, wantSecs: 1.5, wantMem: 8 << 20, wantLm: 64 << 20,
 		},
 		{
 			name: "cgroup v2 with per-cpu fallback",
@@ -194,7 +195,7 @@ func TestStatsFrom(t *testing.T) {
 				"cpu_stats":{"cpu_usage":{"total_usage":3000000000,"percpu_usage":[1,1,1,1]},"system_cpu_usage":8000000000},
 				"precpu_stats":{"cpu_usage":{"total_usage":1000000000},"system_cpu_usage":4000000000},
 				"memory_stats":{"usage":5242880,"limit":1073741824,"stats":{"inactive_file":1048576}}}`,
-			wantCPU: 200, wantMem: 4 << 20, wantLm: 1 << 30,
+			wantCPU: 200, wantSecs: 3, wantMem: 4 << 20, wantLm: 1 << 30,
 		},
 		{
 			name: "first sample: no previous reading",
@@ -202,7 +203,7 @@ func TestStatsFrom(t *testing.T) {
 				"cpu_stats":{"cpu_usage":{"total_usage":3000000000},"system_cpu_usage":8000000000,"online_cpus":2},
 				"precpu_stats":{"cpu_usage":{"total_usage":0},"system_cpu_usage":0},
 				"memory_stats":{"usage":1000,"limit":2000,"stats":{"total_inactive_file":5000}}}`,
-			wantCPU: 3e9 / 8e9 * 2 * 100, wantMem: 1000, wantLm: 2000,
+			wantCPU: 3e9 / 8e9 * 2 * 100, wantSecs: 3, wantMem: 1000, wantLm: 2000,
 		},
 		{
 			name: "counter reset gives no CPU figure",
@@ -210,7 +211,7 @@ func TestStatsFrom(t *testing.T) {
 				"cpu_stats":{"cpu_usage":{"total_usage":10},"system_cpu_usage":8000000000,"online_cpus":2},
 				"precpu_stats":{"cpu_usage":{"total_usage":500},"system_cpu_usage":4000000000},
 				"memory_stats":{"usage":1000,"limit":2000}}`,
-			wantCPU: 0, wantMem: 1000, wantLm: 2000,
+			wantCPU: 0, wantSecs: 1e-8, wantMem: 1000, wantLm: 2000,
 		},
 	}
 	for _, tt := range tests {
@@ -220,8 +221,8 @@ func TestStatsFrom(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := statsFrom(&raw)
-			if math.Abs(got.CPUPercent-tt.wantCPU) > 1e-9 || got.MemoryBytes != tt.wantMem || got.MemoryLimitBytes != tt.wantLm {
-				t.Errorf("statsFrom = %+v, want cpu %v mem %d limit %d", got, tt.wantCPU, tt.wantMem, tt.wantLm)
+			if math.Abs(got.CPUPercent-tt.wantCPU) > 1e-9 || math.Abs(got.CPUSeconds-tt.wantSecs) > 1e-12 || got.MemoryBytes != tt.wantMem || got.MemoryLimitBytes != tt.wantLm {
+				t.Errorf("statsFrom = %+v, want cpu %v%% %vs mem %d limit %d", got, tt.wantCPU, tt.wantSecs, tt.wantMem, tt.wantLm)
 			}
 		})
 	}

@@ -14,6 +14,9 @@ type Stats struct {
 	// CPUPercent is CPU use over the engine's sampling interval (about a
 	// second), where 100 is one core fully busy (as `docker stats` shows).
 	CPUPercent float64
+	// CPUSeconds is the CPU time the container has used since it started
+	// (user plus system, all cores), as Mesos' cpus_*_time_secs count it.
+	CPUSeconds float64
 	// MemoryBytes is memory in use excluding reclaimable page cache, the
 	// figure the kernel's OOM killer compares with the limit.
 	MemoryBytes uint64
@@ -49,6 +52,7 @@ func (c *Client) Stats(ctx context.Context, id string) (Stats, error) {
 // containers.
 func statsFrom(s *container.StatsResponse) Stats {
 	out := Stats{
+		CPUSeconds:       float64(s.CPUStats.CPUUsage.TotalUsage) / 1e9,
 		MemoryBytes:      memoryInUse(s.MemoryStats),
 		MemoryLimitBytes: s.MemoryStats.Limit,
 		Read:             s.Read,

@@ -5,7 +5,8 @@
 //
 // Usage:
 //
-//	probe [serve]         serve on $PROBE_LISTEN (default :8080); lines:
+//	probe [serve]         serve on $PROBE_LISTEN (default :8080; several
+//	                      addresses separated by commas); lines:
 //	                      PING -> PONG, ECHO x -> x, EXIT n -> exit with n
 //	probe lines N         print "out i" on stdout and "err i" on stderr, i=1..N
 //	probe exit N [o [e]]  print o on stdout and e on stderr, exit with N
@@ -148,11 +149,17 @@ func serve() error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
+	var listeners []net.Listener
+	for _, a := range strings.Split(addr, ",") {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return err
+		}
+		listeners = append(listeners, ln)
 	}
-	fmt.Printf("probe: listening on %s\n", ln.Addr())
+	for _, ln := range listeners {
+		fmt.Printf("probe: listening on %s\n", ln.Addr())
+	}
 	fmt.Fprintln(os.Stderr, "probe: stderr ready")
 
 	if os.Getenv("PROBE_SPIN") == "1" {
@@ -162,15 +169,17 @@ func serve() error {
 			}
 		}()
 	}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
+	for _, ln := range listeners {
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go handle(conn)
 			}
-			go handle(conn)
-		}
-	}()
+		}()
+	}
 	for sig := range sigs {
 		if ignoreTerm {
 			fmt.Printf("probe: ignoring %v\n", sig)
