@@ -1,0 +1,126 @@
+package statemgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// DefaultEmbeddedStartTimeout bounds StartEmbedded when ctx has no earlier
+// deadline.
+const DefaultEmbeddedStartTimeout = time.Minute
+
+// Embedded is a single-member etcd server running inside this process, for
+// --etcd=embedded and for tests. It listens on loopback only, on ports the
+// kernel picks, and keeps its data in the directory given to StartEmbedded,
+// so a later StartEmbedded on the same directory sees the same state.
+type Embedded struct {
+	etcd      *embed.Etcd
+	client    *clientv3.Client
+	endpoints []string
+	closeOnce sync.Once
+}
+
+// StartEmbedded starts an embedded etcd keeping its data in dir (created
+// 0700 if missing) and returns once it serves clients. etcd's own log goes,
+// at level warn and above, to dir/etcd.log rather than to the process's
+// output. Either everything is started or, on error, nothing is left running.
+func StartEmbedded(ctx context.Context, dir string) (_ *Embedded, err error) {
+	if dir == "" {
+		return nil, errors.New("start embedded etcd: empty data directory")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = "stateful"
+	cfg.Dir = dir
+	cfg.LogLevel = "warn"
+	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
+	// Port 0 everywhere: the kernel picks free ports, so parallel tests and a
+	// running framework never collide. The member's recorded peer URL stays
+	// the constant ":0" URL, so a restart on the same directory with other
+	// actual ports is the same member.
+	loopback := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
+	cfg.ListenClientUrls = []url.URL{loopback}
+	cfg.AdvertiseClientUrls = []url.URL{loopback}
+	cfg.ListenPeerUrls = []url.URL{loopback}
+	cfg.AdvertisePeerUrls = []url.URL{loopback}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	// Status updates rewrite task documents all day; keep an hour of history
+	// for watchers and compact the rest so the database does not grow
+	// without bound.
+	cfg.AutoCompactionMode = embed.CompactorModePeriodic
+	cfg.AutoCompactionRetention = "1h"
+
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd in %s: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultEmbeddedStartTimeout)
+		defer cancel()
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-e.Server.StopNotify():
+		return nil, fmt.Errorf("start embedded etcd in %s: server stopped before it was ready (see %s)", dir, cfg.LogOutputs[0])
+	case err := <-e.Err():
+		return nil, fmt.Errorf("start embedded etcd in %s: %w", dir, err)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("start embedded etcd in %s: not ready: %w", dir, ctx.Err())
+	}
+
+	endpoints := make([]string, 0, len(e.Clients))
+	for _, l := range e.Clients {
+		endpoints = append(endpoints, "http://"+l.Addr().String())
+	}
+	client, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
+		Logger:      e.GetLogger().Named("client"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd in %s: client: %w", dir, err)
+	}
+	return &Embedded{etcd: e, client: client, endpoints: endpoints}, nil
+}
+
+// Client returns a client connected to the embedded server. It belongs to
+// the Embedded: Close closes it.
+func (e *Embedded) Client() *clientv3.Client { return e.client }
+
+// Endpoints returns the client URLs, e.g. ["http://127.0.0.1:41871"].
+func (e *Embedded) Endpoints() []string { return append([]string(nil), e.endpoints...) }
+
+// Err reports a fatal error of the running server; it is closed once the
+// server has stopped.
+func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
+
+// Close closes the client and stops the server, waiting for it to finish.
+// It is safe to call more than once and from several goroutines.
+func (e *Embedded) Close() error {
+	var err error
+	e.closeOnce.Do(func() {
+		if cerr := e.client.Close(); cerr != nil && !errors.Is(cerr, context.Canceled) {
+			err = fmt.Errorf("close embedded etcd client: %w", cerr)
+		}
+		e.etcd.Close()
+	})
+	return err
+}
