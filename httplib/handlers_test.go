@@ -360,8 +360,8 @@ func TestCreateServiceErrors(t *testing.T) {
 		{name: "unavailable", method: "POST", path: "/v1/instances", body: body, setup: failing(fmt.Errorf("etcd: %w", stateful.ErrUnavailable)),
 			code: 503, errHas: "unavailable", reaches: true},
 		{name: "service validation error", method: "POST", path: "/v1/instances", body: body,
-			setup: failing(fmt.Errorf("wrapped: %w", &stateful.ValidationError{Field: "spec.image", Msg: "no such image"})),
-			code: 400, field: "spec.image", errHas: "no such image", reaches: true},
+			code: 400, field: "spec.image", errHas: "no such image", reaches: true,
+			setup: failing(fmt.Errorf("wrapped: %w", &stateful.ValidationError{Field: "spec.image", Msg: "no such image"}))},
 		{name: "internal error is not leaked", method: "POST", path: "/v1/instances", body: body,
 			setup: failing(errors.New("etcd txn: secret-token-123 rejected")), code: 500, errHas: "internal error", reaches: true,
 			check: func(t *testing.T, rec *httptest.ResponseRecorder, _ *memService) {
