@@ -94,6 +94,8 @@ type Placement struct {
 	// Resources are the task's resources (cpus, mem, disk when non-zero,
 	// ports when any) shaped like the offer's: same role, reservations and
 	// allocation_info. They go into TaskInfo.resources as they are.
+	// Resources of one plan share those role and allocation values, so
+	// treat them as read-only (Resources.Clone before changing one).
 	Resources mesos.Resources
 	// ExecutorResources are the executor's cpus and mem in the same shape,
 	// for ExecutorInfo.resources; nil when Demand.Executor.ID is empty.
@@ -201,6 +203,9 @@ type agentInfo struct {
 	// executors holds the executor IDs the offers list as live.
 	executors map[string]bool
 	buckets   []*bucket
+	// siblingMark equals pass.mark while the demand being placed has a
+	// sibling here: an integer compare instead of a map lookup per check.
+	siblingMark uint64
 }
 
 // bucket is the offered resources of one agent for one allocation role:
@@ -256,6 +261,7 @@ type pass struct {
 	execCount map[string]int
 	shapes    map[shape]*shapeCache
 	metric    metricBuilder
+	mark      uint64
 }
 
 func newPass(policy Policy, offers []mesos.Offer, st State) *pass {
@@ -350,6 +356,8 @@ type demandInfo struct {
 	cache        *shapeCache
 	stickyActive bool
 	coLocateAt   time.Time
+	// execSomewhere: the executor is live or started on some agent.
+	execSomewhere bool
 }
 
 // candidate is a feasible bucket with its rank.
@@ -410,6 +418,12 @@ func (p *pass) place(d *Demand) (PlacementMetric, bool) {
 func (p *pass) find(info *demandInfo, relaxed bool) (candidate, bool) {
 	p.metric.reset()
 	d := info.d
+	p.mark++
+	for _, a := range p.hosts[d.Key.Instance] {
+		a.siblingMark = p.mark
+	}
+	// Most executors run nowhere yet; then no agent needs a lookup.
+	info.execSomewhere = d.Executor.ID != "" && p.execCount[d.Executor.ID] > 0
 	var best candidate
 	found := 0
 	consider := func(b *bucket) bool {
@@ -471,13 +485,16 @@ func (p *pass) find(info *demandInfo, relaxed bool) (candidate, bool) {
 // check runs the spread and resource checks of one bucket.
 func (p *pass) check(info *demandInfo, b *bucket, relaxed bool) (candidate, bool) {
 	d := info.d
-	siblings := b.agent.tasks[d.Key.Instance]
-	if !relaxed && len(siblings) > 0 {
-		p.metric.filterSpread(siblings)
-		return candidate{}, false
+	var siblings []Key
+	if b.agent.siblingMark == p.mark {
+		siblings = b.agent.tasks[d.Key.Instance]
+		if !relaxed {
+			p.metric.filterSpread(siblings)
+			return candidate{}, false
+		}
 	}
 	exec := d.Executor.ID
-	charged := exec != "" && !b.agent.executors[exec] && !b.started[exec]
+	charged := exec != "" && !(info.execSomewhere && (b.agent.executors[exec] || b.started[exec]))
 	n := info.task
 	if charged {
 		n = info.withExec
@@ -577,10 +594,14 @@ func (p *pass) commit(info *demandInfo, c candidate, relaxed bool) {
 	pl.cpus -= n.cpus
 	pl.mem -= n.mem
 	pl.disk -= n.disk
-	res := make(mesos.Resources, 0, 4)
-	res = append(res, pl.scalar(dimCPU, n.cpus), pl.scalar(dimMem, n.mem))
+	// One allocation for all scalar values of the placement, and one for
+	// the task's and the executor's resources.
+	values := make([]mesos.Value_Scalar, 5)
+	all := make(mesos.Resources, 0, 6)
+	res := all[:0:4]
+	res = append(res, pl.scalar(dimCPU, n.cpus, &values[0]), pl.scalar(dimMem, n.mem, &values[1]))
 	if n.disk > 0 {
-		res = append(res, pl.scalar(dimDisk, n.disk))
+		res = append(res, pl.scalar(dimDisk, n.disk, &values[2]))
 	}
 	var ports map[string]uint32
 	if n.ports > 0 {
@@ -594,11 +615,12 @@ func (p *pass) commit(info *demandInfo, c candidate, relaxed bool) {
 	var execRes mesos.Resources
 	if exec := d.Executor.ID; exec != "" {
 		ecpu, emem := toMilli(d.Executor.CPU), toMilli(d.Executor.Mem)
+		execRes = all[4:4:6]
 		if ecpu > 0 {
-			execRes = append(execRes, pl.scalar(dimCPU, ecpu))
+			execRes = append(execRes, pl.scalar(dimCPU, ecpu, &values[3]))
 		}
 		if emem > 0 {
-			execRes = append(execRes, pl.scalar(dimMem, emem))
+			execRes = append(execRes, pl.scalar(dimMem, emem, &values[4]))
 		}
 		if c.charged {
 			pl.cpus -= ecpu

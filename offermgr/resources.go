@@ -58,9 +58,13 @@ type pool struct {
 	// templates keep, per dimension, the first offered resource so that what
 	// we take carries the offer's role, reservations and allocation_info.
 	templates [numDimensions]*mesos.Resource
-	cpus      milli
-	mem       milli
-	disk      milli
+	// protos are the templates copied once, without a value; every
+	// resource taken from the pool is a shallow copy of one, sharing its
+	// role, reservations and allocation_info.
+	protos [numDimensions]*mesos.Resource
+	cpus   milli
+	mem    milli
+	disk   milli
 	// ports are sorted, disjoint and non-adjacent ranges; nports counts them.
 	ports  []mesos.Value_Range
 	nports uint64
@@ -296,22 +300,40 @@ func shaped(tmpl *mesos.Resource, name string) mesos.Resource {
 	return r
 }
 
-func (p *pool) scalar(d dimension, v milli) mesos.Resource {
-	r := shaped(p.templates[d], d.String())
-	r.Type = mesos.SCALAR.Enum()
-	r.Scalar = &mesos.Value_Scalar{Value: v.float()}
+func (p *pool) proto(d dimension) *mesos.Resource {
+	if p.protos[d] == nil {
+		r := shaped(p.templates[d], d.String())
+		if d == dimPorts {
+			r.Type = mesos.RANGES.Enum()
+		} else {
+			r.Type = mesos.SCALAR.Enum()
+		}
+		p.protos[d] = &r
+	}
+	return p.protos[d]
+}
+
+// scalar returns a resource of the pool's shape holding v in *sc; the
+// caller provides sc so that one placement allocates its values at once.
+func (p *pool) scalar(d dimension, v milli, sc *mesos.Value_Scalar) mesos.Resource {
+	r := *p.proto(d)
+	sc.Value = v.float()
+	r.Scalar = sc
 	return r
 }
 
-// portsResource lists ports as single-port ranges merged where adjacent.
+// portsResource lists ports (ascending, as takePorts returns them) as
+// ranges, adjacent ports merged.
 func (p *pool) portsResource(ports []uint32) mesos.Resource {
-	rs := make([]mesos.Value_Range, 0, len(ports))
+	var rs []mesos.Value_Range
 	for _, n := range ports {
+		if k := len(rs); k > 0 && rs[k-1].End+1 == uint64(n) {
+			rs[k-1].End++
+			continue
+		}
 		rs = append(rs, mesos.Value_Range{Begin: uint64(n), End: uint64(n)})
 	}
-	rs, _ = squash(rs)
-	r := shaped(p.templates[dimPorts], "ports")
-	r.Type = mesos.RANGES.Enum()
+	r := *p.proto(dimPorts)
 	r.Ranges = &mesos.Value_Ranges{Range: rs}
 	return r
 }
