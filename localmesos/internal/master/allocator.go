@@ -134,10 +134,15 @@ func (m *Master) allocate() {
 		if !allocatable(avail) {
 			continue
 		}
+		// Mesos' DRF sorter: dominant share, then how many allocations
+		// were made (so equal shares take turns), then name.
 		sort.SliceStable(roles, func(i, j int) bool {
 			si, sj := roleAlloc[roles[i]].share(total), roleAlloc[roles[j]].share(total)
 			if si != sj {
 				return si < sj
+			}
+			if ci, cj := m.roleAllocations[roles[i]], m.roleAllocations[roles[j]]; ci != cj {
+				return ci < cj
 			}
 			return roles[i] < roles[j]
 		})
@@ -155,6 +160,9 @@ func (m *Master) allocate() {
 				if si != sj {
 					return si < sj
 				}
+				if ci, cj := candidates[i].allocations[role], candidates[j].allocations[role]; ci != cj {
+					return ci < cj
+				}
 				return candidates[i].id < candidates[j].id
 			})
 			for _, f := range candidates {
@@ -167,6 +175,8 @@ func (m *Master) allocate() {
 					continue
 				}
 				o := m.newOffer(f, a, role, allocatedTo(res, role))
+				f.allocations[role]++
+				m.roleAllocations[role]++
 				made[f.id] = append(made[f.id], o)
 				charge(f.id, o.resources)
 				avail = minus(avail, res)

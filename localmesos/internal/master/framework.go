@@ -39,6 +39,8 @@ type framework struct {
 	offers    map[string]*offer
 	// filters by role and agent ID.
 	filters map[string]map[string][]*offerFilter
+	// allocations counts offers made per role: the DRF tie-breaker.
+	allocations map[string]int
 
 	registeredTime   time.Time
 	reregisteredTime time.Time
@@ -58,6 +60,7 @@ func newFramework(info mesos.FrameworkInfo) *framework {
 		offers:           map[string]*offer{},
 		filters:          map[string]map[string][]*offerFilter{},
 		suppressed:       map[string]bool{},
+		allocations:      map[string]int{},
 		registeredTime:   now,
 		reregisteredTime: now,
 	}

@@ -229,6 +229,7 @@ type sub struct {
 	res      *http.Response
 	streamID string
 	frames   chan map[string]any
+	backlog  []map[string]any
 	fid      string
 }
 
@@ -278,9 +279,29 @@ func (c *testCluster) subscribe(body string) *sub {
 
 func (s *sub) close() { s.res.Body.Close() }
 
-// next returns the next frame that is not a HEARTBEAT (unless asked for).
+// next returns the next frame of one of the given types (any type but
+// HEARTBEAT if none is given). OFFERS that arrive while waiting for
+// something else are kept for a later next("OFFERS"): they come on the
+// allocator's schedule.
 func (s *sub) next(types ...string) map[string]any {
 	s.t.Helper()
+	matches := func(typ string) bool {
+		if len(types) == 0 {
+			return typ != "HEARTBEAT"
+		}
+		for _, want := range types {
+			if typ == want {
+				return true
+			}
+		}
+		return false
+	}
+	for i, f := range s.backlog {
+		if typ, _ := f["type"].(string); matches(typ) {
+			s.backlog = append(s.backlog[:i:i], s.backlog[i+1:]...)
+			return f
+		}
+	}
 	deadline := time.After(5 * time.Second)
 	for {
 		select {
@@ -289,26 +310,15 @@ func (s *sub) next(types ...string) map[string]any {
 				s.t.Fatalf("stream ended while waiting for %v", types)
 			}
 			typ, _ := f["type"].(string)
-			if len(types) == 0 && typ == "HEARTBEAT" {
-				continue
+			switch {
+			case matches(typ):
+				return f
+			case typ == "HEARTBEAT":
+			case typ == "OFFERS":
+				s.backlog = append(s.backlog, f)
+			default:
+				s.t.Fatalf("got %s frame %v while waiting for %v", typ, f, types)
 			}
-			if len(types) > 0 {
-				match := false
-				for _, want := range types {
-					if typ == want {
-						match = true
-					}
-				}
-				// Offers come on the allocator's schedule: a test that
-				// waits for something else lets them pass.
-				if !match && (typ == "HEARTBEAT" || typ == "OFFERS") {
-					continue
-				}
-				if !match {
-					s.t.Fatalf("got %s frame %v while waiting for %v", typ, f, types)
-				}
-			}
-			return f
 		case <-deadline:
 			s.t.Fatalf("no frame %v within 5s", types)
 			return nil

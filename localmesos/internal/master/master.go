@@ -92,10 +92,10 @@ type Master struct {
 	publicID string // ID(), readable from any goroutine
 
 	// Everything below is owned by the mailbox goroutine.
-	id           string
-	info         mesos.MasterInfo
-	startTime    time.Time
-	electedTime  time.Time
+	id            string
+	info          mesos.MasterInfo
+	startTime     time.Time
+	electedTime   time.Time
 	nextFramework int
 	nextOffer     int
 	frameworks    map[string]*framework // registered: connected, disconnected or recovered
@@ -109,10 +109,12 @@ type Master struct {
 	unreachable map[string]mesos.TimeInfo
 	// removed are agents removed (unreachable or gone) whose messages are
 	// ignored until they re-register.
-	removed      map[string]bool
-	offers       map[string]*offer
-	allocPending bool
-	generation   int // bumped on Failover; stale timers compare it
+	removed map[string]bool
+	offers  map[string]*offer
+	// roleAllocations counts offers made per role: the DRF tie-breaker.
+	roleAllocations map[string]int
+	allocPending    bool
+	generation      int // bumped on Failover; stale timers compare it
 }
 
 // New returns a master. Close stops it.
@@ -122,17 +124,18 @@ func New(cfg Config) (*Master, error) {
 		return nil, fmt.Errorf("master: port %d out of range", cfg.Port)
 	}
 	m := &Master{
-		cfg:          cfg,
-		mb:           wire.NewMailbox(),
-		done:         make(chan struct{}),
-		frameworks:   map[string]*framework{},
-		completedIDs: map[string]bool{},
-		agents:       map[string]*agent{},
-		recovered:    map[string]mesos.AgentInfo{},
-		unreachable:  map[string]mesos.TimeInfo{},
-		removed:      map[string]bool{},
-		offers:       map[string]*offer{},
-		startTime:    time.Now(),
+		cfg:             cfg,
+		mb:              wire.NewMailbox(),
+		done:            make(chan struct{}),
+		frameworks:      map[string]*framework{},
+		completedIDs:    map[string]bool{},
+		agents:          map[string]*agent{},
+		recovered:       map[string]mesos.AgentInfo{},
+		unreachable:     map[string]mesos.TimeInfo{},
+		removed:         map[string]bool{},
+		offers:          map[string]*offer{},
+		startTime:       time.Now(),
+		roleAllocations: map[string]int{},
 	}
 	m.elect(newUUID())
 	m.loop.Add(1)
