@@ -230,6 +230,14 @@ func (c *Client) Wait(ctx context.Context, id string) (ExitStatus, error) {
 	case err := <-errC:
 		return ExitStatus{}, fmt.Errorf("wait for container %s: %w", shortID(id), err)
 	case <-ctx.Done():
+		// The client's reader sends exactly one value, on an unbuffered
+		// channel when it has a result; take it so that goroutine can end.
+		go func() {
+			select {
+			case <-resultC:
+			case <-errC:
+			}
+		}()
 		return ExitStatus{}, fmt.Errorf("wait for container %s: %w", shortID(id), ctx.Err())
 	}
 	exit := ExitStatus{Code: int(res.StatusCode)}

@@ -193,6 +193,7 @@ func readCgroup(t *testing.T, ctx context.Context, cli *dockerlib.Client, id str
 }
 
 func TestRunBridgeWithPortBindingLimitsAndLabels(t *testing.T) {
+	t.Parallel()
 	cli, sel := setup(t)
 	ctx := testContext(t)
 	task := dockerlib.TaskLabels{Framework: "redis", Instance: "cache1", Ordinal: 0, TaskID: "cache1-0.1", ExecutorID: "exec-1"}
@@ -250,6 +251,7 @@ func TestRunBridgeWithPortBindingLimitsAndLabels(t *testing.T) {
 }
 
 func TestRunHostNetwork(t *testing.T) {
+	t.Parallel()
 	cli, sel := setup(t)
 	ctx := testContext(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
@@ -268,6 +270,7 @@ func TestRunHostNetwork(t *testing.T) {
 }
 
 func TestUserWorkingDirAndEnv(t *testing.T) {
+	t.Parallel()
 	cli, sel := setup(t)
 	ctx := testContext(t)
 	id := run(t, ctx, cli, sel, dockerlib.ContainerSpec{
@@ -292,6 +295,7 @@ func TestUserWorkingDirAndEnv(t *testing.T) {
 }
 
 func TestWaitReportsExitAsItHappens(t *testing.T) {
+	t.Parallel()
 	cli, sel := setup(t)
 	ctx := testContext(t)
 
@@ -353,6 +357,18 @@ func TestWaitReportsExitAsItHappens(t *testing.T) {
 		}
 	})
 
+	t.Run("ends with its context", func(t *testing.T) {
+		id := run(t, ctx, cli, sel, dockerlib.ContainerSpec{})
+		wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		if exit, err := cli.Wait(wctx, id); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Wait = %v, %v; want the context's deadline", exit, err)
+		}
+		if st, err := cli.Inspect(ctx, id); err != nil || !st.Running {
+			t.Fatalf("container after an abandoned Wait: %+v, %v", st, err)
+		}
+	})
+
 	t.Run("out of memory", func(t *testing.T) {
 		id := run(t, ctx, cli, sel, dockerlib.ContainerSpec{MemoryMB: 16, Cmd: []string{"alloc", "128"}})
 		exit, err := cli.Wait(ctx, id)
@@ -369,6 +385,7 @@ func TestWaitReportsExitAsItHappens(t *testing.T) {
 }
 
 func TestStopSendsTermThenKill(t *testing.T) {
+	t.Parallel()
 	cli, sel := setup(t)
 	ctx := testContext(t)
 
@@ -464,6 +481,7 @@ func (b *syncBuffer) String() string {
 }
 
 func TestExec(t *testing.T) {
+	t.Parallel()
 	cli, sel := setup(t)
 	ctx := testContext(t)
 	id := run(t, ctx, cli, sel, dockerlib.ContainerSpec{})
@@ -510,6 +528,7 @@ func TestExec(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
+	t.Parallel()
 	cli, sel := setup(t)
 	ctx := testContext(t)
 	// One goroutine spins, capped at half a core.
@@ -548,6 +567,7 @@ func TestStats(t *testing.T) {
 }
 
 func TestLogs(t *testing.T) {
+	t.Parallel()
 	cli, sel := setup(t)
 	ctx := testContext(t)
 
@@ -613,6 +633,7 @@ func TestLogs(t *testing.T) {
 }
 
 func TestCleanupRemovesEveryMatchingContainer(t *testing.T) {
+	t.Parallel()
 	cli, sel := setup(t)
 	ctx := testContext(t)
 	dead := withLabels(sel, map[string]string{dockerlib.LabelExecutorID: "dead-executor"})
@@ -657,6 +678,7 @@ func TestCleanupRemovesEveryMatchingContainer(t *testing.T) {
 }
 
 func TestBindMountPersistsAcrossContainers(t *testing.T) {
+	t.Parallel()
 	cli, sel := setup(t)
 	ctx := testContext(t)
 	hostDir := filepath.Join(t.TempDir(), "volumes", "cache1-0") // not there yet
@@ -682,6 +704,7 @@ func TestBindMountPersistsAcrossContainers(t *testing.T) {
 }
 
 func TestImages(t *testing.T) {
+	t.Parallel()
 	cli, _ := setup(t)
 	ctx := testContext(t)
 	const missing = "stateful-test/no-such-image:1"
@@ -705,6 +728,7 @@ func TestImages(t *testing.T) {
 }
 
 func TestRunFailuresLeaveNothingBehind(t *testing.T) {
+	t.Parallel()
 	cli, sel := setup(t)
 	ctx := testContext(t)
 
@@ -734,6 +758,7 @@ func TestRunFailuresLeaveNothingBehind(t *testing.T) {
 }
 
 func TestAvailableExplainsAMissingEngine(t *testing.T) {
+	t.Parallel()
 	ctx := testContext(t)
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	cli, err := dockerlib.New(ctx, dockerlib.Options{Host: "unix://" + sock, PingTimeout: 500 * time.Millisecond})

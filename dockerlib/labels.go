@@ -22,6 +22,9 @@ import (
 const (
 	// LabelFramework is the framework's name (e.g. "redis").
 	LabelFramework = "io.stateful.framework"
+	// LabelFrameworkID is the Mesos framework ID, which tells apart two
+	// registrations of frameworks with the same name.
+	LabelFrameworkID = "io.stateful.framework-id"
 	// LabelInstance is the instance name (e.g. "cache1").
 	LabelInstance = "io.stateful.instance"
 	// LabelOrdinal is the task's stable ordinal within its instance, in decimal.
@@ -34,11 +37,12 @@ const (
 
 // TaskLabels holds the values of the label scheme for one task's container.
 type TaskLabels struct {
-	Framework  string
-	Instance   string
-	Ordinal    int
-	TaskID     string
-	ExecutorID string
+	Framework   string
+	FrameworkID string
+	Instance    string
+	Ordinal     int
+	TaskID      string
+	ExecutorID  string
 }
 
 // Map renders the labels for ContainerSpec.Labels. Empty fields are left
@@ -52,6 +56,7 @@ func (l TaskLabels) Map() map[string]string {
 		}
 	}
 	add(LabelFramework, l.Framework)
+	add(LabelFrameworkID, l.FrameworkID)
 	add(LabelInstance, l.Instance)
 	if l.Instance != "" {
 		m[LabelOrdinal] = strconv.Itoa(l.Ordinal)

@@ -158,9 +158,9 @@ func TestContainerSpecConfigs(t *testing.T) {
 }
 
 func TestTaskLabelsMap(t *testing.T) {
-	got := TaskLabels{Framework: "redis", Instance: "cache1", Ordinal: 0, TaskID: "cache1-0.2", ExecutorID: "e1"}.Map()
+	got := TaskLabels{Framework: "redis", FrameworkID: "f-0001", Instance: "cache1", Ordinal: 0, TaskID: "cache1-0.2", ExecutorID: "e1"}.Map()
 	want := map[string]string{
-		"io.stateful.framework": "redis", "io.stateful.instance": "cache1", "io.stateful.ordinal": "0",
+		"io.stateful.framework": "redis", "io.stateful.framework-id": "f-0001", "io.stateful.instance": "cache1", "io.stateful.ordinal": "0",
 		"io.stateful.task-id": "cache1-0.2", "io.stateful.executor-id": "e1",
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -42,7 +42,7 @@ func (c *Client) Stats(ctx context.Context, id string) (Stats, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
 		return Stats{}, fmt.Errorf("stats of container %s: decode: %w", shortID(id), err)
 	}
-	if raw.Read.IsZero() || raw.CPUStats.CPUUsage.TotalUsage == 0 && raw.MemoryStats.Usage == 0 {
+	if raw.Read.IsZero() || (raw.CPUStats.CPUUsage.TotalUsage == 0 && raw.MemoryStats.Usage == 0) {
 		return Stats{}, fmt.Errorf("stats of container %s: no sample (is it running?)", shortID(id))
 	}
 	return statsFrom(&raw), nil
