@@ -153,9 +153,12 @@ func (m *TaskMon) Kill(grace time.Duration) {
 		}
 		return
 	}
-	if grace < m.killGrace && m.cancelStop != nil {
-		glog.V(1).Infof("task %s: kill with a shorter grace (%v < %v): forcing it", m.taskID, grace, m.killGrace)
-		m.killGrace = grace
+	if grace >= m.killGrace {
+		return
+	}
+	m.killGrace = grace
+	if m.cancelStop != nil {
+		glog.V(1).Infof("task %s: kill with a shorter grace (%v) during a graceful stop: forcing it", m.taskID, grace)
 		m.cancelStop()
 	}
 }
