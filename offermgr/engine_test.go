@@ -285,7 +285,7 @@ func TestPlaceExecutorCharge(t *testing.T) {
 	}{
 		{"charged when new", offer(1.1), []Demand{withExec("a", 0, "ex-a-0")}, 1, []bool{true}, ""},
 		{"does not fit with executor", offer(1.05), []Demand{withExec("a", 0, "ex-a-0")}, 0, nil,
-			"1 agent: 1 lacks cpus (need 1.1, best 1.05)"},
+			"1 agent: 1 lacks cpus (need 1.1 incl. executor, best 1.05)"},
 		{"not charged when live", offer(1.0, "ex-a-0"), []Demand{withExec("a", 0, "ex-a-0")}, 1, []bool{false}, ""},
 		{"charged once per agent", offer(2.1), []Demand{withExec("a", 0, "shared"), withExec("b", 0, "shared")}, 2, []bool{true, false}, ""},
 		{"charged per executor", offer(2.1), []Demand{withExec("a", 0, "ex1"), withExec("b", 0, "ex2")}, 1, []bool{true}, ""},

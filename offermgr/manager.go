@@ -272,12 +272,16 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			glog.Infof("offermgr: stopped")
-			return nil
 		case <-m.wake:
 		case <-m.queue.Notify():
 		case <-resync.C:
 		case <-reviveDue:
+		}
+		// select picks at random among ready cases: a wake-up must not
+		// start a pass after cancellation.
+		if ctx.Err() != nil {
+			glog.Infof("offermgr: stopped")
+			return nil
 		}
 	}
 }

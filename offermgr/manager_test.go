@@ -55,6 +55,8 @@ type recorder struct {
 	calls     []string
 	launchErr error
 	reviveErr error
+	// onLaunch, when set, runs inside Launch and decides its result.
+	onLaunch func(ctx context.Context) error
 }
 
 func (r *recorder) record(format string, args ...any) error {
@@ -64,15 +66,18 @@ func (r *recorder) record(format string, args ...any) error {
 	return nil
 }
 
-func (r *recorder) Launch(_ context.Context, l Launch) error {
+func (r *recorder) Launch(ctx context.Context, l Launch) error {
 	var tasks []string
 	for _, p := range l.Placements {
 		tasks = append(tasks, p.Demand.Key.String())
 	}
 	r.record("LAUNCH %s on %s", strings.Join(tasks, ","), idList(l.OfferIDs))
 	r.mu.Lock()
-	err := r.launchErr
+	err, hook := r.launchErr, r.onLaunch
 	r.mu.Unlock()
+	if hook != nil {
+		err = hook(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -357,6 +362,42 @@ func TestManagerResubscribed(t *testing.T) {
 	// A new subscription starts unsuppressed: suppress again.
 	h.m.Resubscribed()
 	h.waitCalls(t, "SUPPRESS", "REVIVE", "DECLINE o-a1 refuse 1m0s", "SUPPRESS", "SUPPRESS")
+}
+
+func TestManagerDeclinesHeldOffersOnStop(t *testing.T) {
+	h := newHarness(t)
+	inLaunch := make(chan struct{})
+	h.rec.onLaunch = func(ctx context.Context) error {
+		close(inLaunch)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	h.queue.put(queued("cache1", 0))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.m.Start(ctx) }()
+	h.m.Offer(offers(bigAgent("a1"))...)
+	select {
+	case <-inLaunch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no launch")
+	}
+	// Arrives while the pass is busy, and is still held when Start stops.
+	h.m.Offer(offers(bigAgent("a2"))...)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Start returned %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Start did not return after cancel")
+	}
+	want := []string{"LAUNCH cache1-0 on o-a1", "DECLINE o-a1 refuse 5s", "DECLINE o-a2 refuse 5s"}
+	if got := h.rec.snapshot(); !slices.Equal(got, want) {
+		t.Errorf("calls %v, want %v", got, want)
+	}
 }
 
 func TestManagerStartTwice(t *testing.T) {

@@ -156,8 +156,12 @@ func (b *metricBuilder) build(at time.Time, agents int, d *Demand, stickyActive 
 	for _, dc := range dims {
 		m.DimensionExhausted[dc.d.String()] = dc.n
 		need, best := b.need[dc.d].String(), b.best[dc.d].String()
-		if dc.d == dimPorts {
+		switch {
+		case dc.d == dimPorts:
 			need, best = fmt.Sprint(int64(b.need[dc.d])), fmt.Sprint(int64(b.best[dc.d]))
+		case dc.d == dimCPU && b.need[dc.d] > toMilli(d.CPU), dc.d == dimMem && b.need[dc.d] > toMilli(d.Mem):
+			// The user asked for less; say where the rest comes from.
+			need += " incl. executor"
 		}
 		parts = append(parts, fmt.Sprintf("%d %s %s (need %s, best %s)", dc.n, plural(dc.n, "lacks", "lack"), dc.d, need, best))
 	}
