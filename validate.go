@@ -105,8 +105,10 @@ func (inst *Instance) Validate() error {
 	if inst.Generation < 0 {
 		return invalid("generation", "must not be negative, got %d", inst.Generation)
 	}
-	if inst.Type != TypeCluster && (inst.MasterOrdinal < 0 || inst.MasterOrdinal >= inst.TaskCount()) {
-		return invalid("master_ordinal", "%d is not an ordinal of this instance (0..%d)", inst.MasterOrdinal, inst.TaskCount()-1)
+	// Ordinals are not dense after a failover and a scale-down (the master
+	// may hold ordinal 2 of tasks {0, 2}), so only the range is checked.
+	if inst.MasterOrdinal < 0 || inst.MasterOrdinal > MaxOrdinal {
+		return invalid("master_ordinal", "must be between 0 and %d, got %d", MaxOrdinal, inst.MasterOrdinal)
 	}
 	if err := inst.Spec.Validate(); err != nil {
 		return prefixed("spec", err)

@@ -58,8 +58,9 @@ func TestInstanceValidate(t *testing.T) {
 
 		{"unknown status", func(i *Instance) { i.Status = "BROKEN" }, "status", "unknown"},
 		{"negative generation", func(i *Instance) { i.Generation = -1 }, "generation", "negative"},
-		{"master ordinal out of range", func(i *Instance) { i.MasterOrdinal = 3 }, "master_ordinal", "not an ordinal"},
-		{"negative master ordinal", func(i *Instance) { i.MasterOrdinal = -1 }, "master_ordinal", "not an ordinal"},
+		{"valid master ordinal beyond the task count", func(i *Instance) { i.Slaves, i.MasterOrdinal = 1, 2 }, "", ""},
+		{"master ordinal out of range", func(i *Instance) { i.MasterOrdinal = MaxOrdinal + 1 }, "master_ordinal", "between"},
+		{"negative master ordinal", func(i *Instance) { i.MasterOrdinal = -1 }, "master_ordinal", "between"},
 		{"spec error is nested", func(i *Instance) { i.Spec.CPU = 0 }, "spec.cpu", "positive"},
 		{"nested health field", func(i *Instance) { i.Spec.Health.TCP = "nope" }, "spec.health.tcp", "not one of"},
 	}

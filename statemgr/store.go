@@ -108,12 +108,17 @@ func New(ctx context.Context, client *clientv3.Client, framework string, opts ..
 	if err != nil {
 		return nil, err
 	}
-	// The watch outlives ctx on purpose: a caller's timeout for the load
-	// must not silently freeze the cache later.
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
-	go s.watch(wctx, rev)
+	s.startWatch(rev)
 	return s, nil
+}
+
+// startWatch starts the watch loop from rev. The watch does not take a
+// caller's ctx on purpose: a timeout meant for the load must not silently
+// freeze the cache later. Close stops it.
+func (s *Store) startWatch(rev int64) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.watch(ctx, rev)
 }
 
 func newStore(client *clientv3.Client, framework string, opts ...Option) (*Store, error) {
@@ -227,4 +232,14 @@ func (s *Store) TaskByID(id string) (*stateful.Task, error) {
 func (s *Store) FrameworkID() string {
 	id, _ := s.cache.framework()
 	return id
+}
+
+// Ping checks that etcd answers a linearizable read (for health checks).
+// The cache keeps serving reads while etcd is away, so reads alone cannot
+// tell.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.client.Get(ctx, s.keys.frameworkID(), clientv3.WithCountOnly()); err != nil {
+		return fmt.Errorf("statemgr: etcd unreachable: %w", err)
+	}
+	return nil
 }

@@ -519,7 +519,8 @@ func TestRestartSeesEverything(t *testing.T) {
 
 func TestLeaderFencing(t *testing.T) {
 	e := statemgrtest.StartEtcd(t)
-	a := statemgrtest.NewLeader(t, e, statemgr.WithIdentity("a"))
+	// A short TTL: the session notices a lost lease within a third of it.
+	a := statemgrtest.NewLeader(t, e, statemgr.WithIdentity("a"), statemgr.WithSessionTTL(2*time.Second))
 	b := statemgrtest.NewFollower(t, e, statemgr.WithIdentity("b"))
 	ctx := ctxT(t)
 	create(t, a, "db", 0)
@@ -758,5 +759,19 @@ func TestNewRejectsBadInput(t *testing.T) {
 	}
 	if _, err := statemgr.New(ctx, e.Client(), statemgrtest.Framework); err == nil {
 		t.Fatal("document naming another instance accepted")
+	}
+}
+
+func TestPing(t *testing.T) {
+	e := statemgrtest.StartEtcd(t)
+	s := statemgrtest.NewFollower(t, e)
+	if err := s.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := s.Ping(ctx); err == nil {
+		t.Fatal("Ping succeeded with etcd stopped")
 	}
 }
