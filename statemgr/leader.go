@@ -57,6 +57,12 @@ func (l *Leadership) close() error {
 		if errors.Is(cerr, rpctypes.ErrLeaseNotFound) {
 			cerr = nil
 		}
+		if l.session.Client().Ctx().Err() != nil {
+			// The client was closed first (the embedded etcd went down with
+			// it): nothing can be revoked, and the lease expires on its own
+			// within the TTL.
+			rerr, cerr = nil, nil
+		}
 		if rerr != nil || cerr != nil {
 			l.closeErr = fmt.Errorf("statemgr: resign leadership: %w", errors.Join(rerr, cerr))
 		}

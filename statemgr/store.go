@@ -26,20 +26,23 @@ import (
 	"github.com/mesos-stateful/stateful"
 )
 
-// Sentinel errors; the Store's errors wrap them with context.
+// Sentinel errors; the Store's errors wrap them with context. The first
+// three are the toolkit-wide errors of package stateful, so errors.Is works
+// with either name; ErrNotLeader (and an unreachable etcd) also match
+// stateful.ErrUnavailable.
 var (
 	// ErrNotFound: the instance or task does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = stateful.ErrNotFound
 	// ErrExists: a create found the instance (or tasks of that name) already
 	// stored. Nothing was written.
-	ErrExists = errors.New("already exists")
+	ErrExists = stateful.ErrExists
 	// ErrConflict: another writer kept changing the documents an update read,
 	// more times than the retry limit. Nothing was written; the cache holds
 	// the current values.
-	ErrConflict = errors.New("conflicting concurrent update")
+	ErrConflict = stateful.ErrConflict
 	// ErrNotLeader: this Store is not (or no longer) the elected leader, so
 	// it may not write. Nothing was written.
-	ErrNotLeader = errors.New("not the leader")
+	ErrNotLeader = fmt.Errorf("not the leader: %w", stateful.ErrUnavailable)
 )
 
 // Defaults of the options.

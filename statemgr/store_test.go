@@ -775,3 +775,27 @@ func TestPing(t *testing.T) {
 		t.Fatal("Ping succeeded with etcd stopped")
 	}
 }
+
+func TestErrorsMatchToolkitSentinels(t *testing.T) {
+	e := statemgrtest.StartEtcd(t)
+	leader := statemgrtest.NewLeader(t, e)
+	follower := statemgrtest.NewFollower(t, e)
+	ctx := ctxT(t)
+	create(t, leader, "db", 0)
+	if _, err := leader.Instance("nope"); !errors.Is(err, stateful.ErrNotFound) {
+		t.Errorf("not found: %v", err)
+	}
+	inst := newInstance("db", 0)
+	if err := leader.CreateInstance(ctx, inst, nil); !errors.Is(err, stateful.ErrExists) {
+		t.Errorf("exists: %v", err)
+	}
+	if err := follower.DeleteInstance(ctx, "db", nil); !errors.Is(err, stateful.ErrUnavailable) || !errors.Is(err, statemgr.ErrNotLeader) {
+		t.Errorf("not leader: %v", err)
+	}
+	e.Close()
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := leader.UpdateTask(short, "db", 0, func(task *stateful.Task) error { task.Message = "x"; return nil }); !errors.Is(err, stateful.ErrUnavailable) {
+		t.Errorf("etcd down: %v", err)
+	}
+}

@@ -72,7 +72,9 @@ func (s *Store) commit(ctx context.Context, guards []guard, writes []write) (int
 	// reads the current values in the same round trip).
 	resp, err := s.client.Txn(ctx).If(fence).Then(clientv3.OpTxn(cmps, ops, reads)).Commit()
 	if err != nil {
-		return 0, err
+		// The outcome is unknown (the transaction may have committed); the
+		// watch will bring the cache up to date either way.
+		return 0, fmt.Errorf("etcd: %w: %w", stateful.ErrUnavailable, err)
 	}
 	rev := resp.Header.Revision
 	if !resp.Succeeded {
@@ -154,6 +156,8 @@ func checkTasks(inst *stateful.Instance, tasks []*stateful.Task) error {
 // transaction that fails with ErrExists, writing nothing, if the instance
 // (or any of those task keys) already exists. inst.Tasks is ignored. An
 // empty Status becomes CREATING; empty CreatedAt/UpdatedAt become now.
+// When etcd does not answer, the error wraps stateful.ErrUnavailable and the
+// outcome is unknown: a retry may then meet ErrExists for its own write.
 func (s *Store) CreateInstance(ctx context.Context, inst *stateful.Instance, tasks []*stateful.Task) error {
 	if inst == nil {
 		return errors.New("create instance: nil instance")
