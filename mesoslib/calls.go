@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang/glog"
@@ -144,9 +145,13 @@ func (c *Client) call(ctx context.Context, call *scheduler.Call) error {
 	case err == nil:
 		return nil
 	case apierrors.CodeUnsubscribed.Matches(err):
-		return fmt.Errorf("mesoslib: %s: %w (%v)", call.Type, ErrNotConnected, err)
+		// From the master (a 403) or from httpsched, whose stream already
+		// ended; either way the subscription is gone.
+		why := fmt.Errorf("%s refused: %s", call.Type, strings.TrimSpace(err.Error()))
+		c.noteDisconnect(why)
+		return fmt.Errorf("mesoslib: %w: %v", ErrNotConnected, why)
 	}
-	return fmt.Errorf("mesoslib: %s: %w", call.Type, err)
+	return fmt.Errorf("mesoslib: %s: %s", call.Type, strings.TrimSpace(err.Error()))
 }
 
 // logCalls logs every call but heartbeats' worth of noise at -v=2, and

@@ -218,6 +218,18 @@ func (r *recorder) updatesOf(taskID string) []mesos.TaskStatus {
 	return out
 }
 
+// agentFailed reports a FAILURE for the whole agent.
+func (r *recorder) agentFailed(agentID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range r.failures {
+		if f.AgentID.GetValue() == agentID && f.ExecutorID == nil {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *recorder) allOffers() []mesos.Offer {
 	r.mu.Lock()
 	defer r.mu.Unlock()

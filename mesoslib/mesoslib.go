@@ -91,7 +91,7 @@ type Failure struct {
 
 var (
 	// ErrNotConnected: a call was made while no subscription is active.
-	ErrNotConnected = errors.New("mesoslib: not subscribed to a Mesos master")
+	ErrNotConnected = errors.New("not subscribed to a Mesos master")
 	// ErrUnknownTask is returned by Handler.Update for a task it has no
 	// record of.
 	ErrUnknownTask = errors.New("mesoslib: unknown task")
@@ -136,6 +136,7 @@ type Client struct {
 	stop        context.CancelCauseFunc // ends Run; nil when not running
 	runCtx      context.Context
 	recon       *pendingTasks // explicit reconciliation in progress
+	why         error         // what ended the current subscription, if known
 
 	subs sync.WaitGroup // goroutines of the current subscription
 }
@@ -185,9 +186,9 @@ func newClient(cfg Config, store FrameworkIDStore, tasks TaskLister, handler Han
 		store:     store,
 		tasks:     tasks,
 		handler:   handler,
-		watchdog:  newWatchdog(cfg.MissedHeartbeats, defaultHeartbeatInterval),
 		kills:     newKillLog(),
 	}
+	c.watchdog = newWatchdog(cfg.MissedHeartbeats, defaultHeartbeatInterval, c.noteDisconnect)
 	c.caller = callrules.New(
 		callrules.WithFrameworkID(c.FrameworkID),
 		logCalls,
@@ -290,6 +291,10 @@ func (c *Client) subscriptionEnded(err error) {
 	c.watchdog.unwatch()
 	c.mu.Lock()
 	ctx := c.runCtx
+	if c.why != nil {
+		// httpsched ends the stream by cancelling it; say why instead.
+		err, c.why = c.why, nil
+	}
 	c.mu.Unlock()
 	if !c.connected.Swap(false) {
 		if err != nil && ctx.Err() == nil {
@@ -303,6 +308,15 @@ func (c *Client) subscriptionEnded(err error) {
 		glog.Warningf("mesoslib: disconnected from the Mesos master: %v", err)
 	}
 	c.handler.Disconnected(ctx, err)
+}
+
+// noteDisconnect records why the current subscription is about to end.
+func (c *Client) noteDisconnect(why error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.why == nil {
+		c.why = why
+	}
 }
 
 // subscribeWatcher hands each new subscription stream to the heartbeat
@@ -325,6 +339,9 @@ func (s subscribeWatcher) Call(ctx context.Context, call *scheduler.Call) (mesos
 	glog.V(1).Infof("mesoslib: subscribing (framework ID %q)", call.GetFrameworkID().GetValue())
 	resp, err := s.next.Call(ctx, call)
 	if err == nil && resp != nil {
+		s.c.mu.Lock()
+		s.c.why = nil
+		s.c.mu.Unlock()
 		s.c.watchdog.watch(resp)
 	}
 	return resp, err

@@ -503,7 +503,7 @@ func (c *closeCounter) closed() int {
 }
 
 func TestWatchdogClosesASilentStream(t *testing.T) {
-	w := newWatchdog(3, 20*time.Millisecond)
+	w := newWatchdog(3, 20*time.Millisecond, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.run(ctx) }()
@@ -519,7 +519,7 @@ func TestWatchdogClosesASilentStream(t *testing.T) {
 }
 
 func TestWatchdogSparesAStreamWhileAnEventIsHandled(t *testing.T) {
-	w := newWatchdog(3, time.Second)
+	w := newWatchdog(3, time.Second, nil)
 	s := &closeCounter{}
 	w.watch(s)
 	w.handling(true)

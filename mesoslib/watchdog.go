@@ -2,6 +2,7 @@ package mesoslib
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -19,8 +20,9 @@ import (
 // consumer handles one, later events queue up unread, which is not the
 // master's fault.
 type watchdog struct {
-	misses int
-	wake   chan struct{}
+	misses  int
+	wake    chan struct{}
+	expired func(why error) // told before the stream is closed
 
 	mu       sync.Mutex
 	stream   io.Closer // the current subscription; nil when there is none
@@ -29,8 +31,8 @@ type watchdog struct {
 	busy     bool      // an event is being handled
 }
 
-func newWatchdog(misses int, interval time.Duration) *watchdog {
-	return &watchdog{misses: misses, interval: interval, wake: make(chan struct{}, 1)}
+func newWatchdog(misses int, interval time.Duration, expired func(error)) *watchdog {
+	return &watchdog{misses: misses, interval: interval, wake: make(chan struct{}, 1), expired: expired}
 }
 
 // watch starts watching a new subscription stream.
@@ -102,8 +104,11 @@ func (w *watchdog) check() time.Duration {
 	stream := w.stream
 	w.stream = nil
 	w.mu.Unlock()
-	glog.Warningf("mesoslib: nothing from the master for %v (%d heartbeat intervals of %v); closing the subscription",
-		silent.Round(time.Millisecond), w.misses, w.interval)
+	why := fmt.Errorf("nothing from the master for %v (%d heartbeat intervals of %v)", silent.Round(time.Millisecond), w.misses, w.interval)
+	glog.Warningf("mesoslib: %v; closing the subscription", why)
+	if w.expired != nil {
+		w.expired(why)
+	}
 	stream.Close()
 	return limit
 }
