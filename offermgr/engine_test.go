@@ -529,3 +529,63 @@ func TestPlaceExhaustedShortcut(t *testing.T) {
 		}
 	}
 }
+
+func TestPlaceIgnoresMalformedResources(t *testing.T) {
+	r := func(name string, typ mesos.Value_Type) mesos.Resource {
+		return unreserved(mesos.Resource{Name: name, Type: typ.Enum()})
+	}
+	rangesCPU := r("cpus", mesos.RANGES)
+	rangesCPU.Ranges = &mesos.Value_Ranges{Range: []mesos.Value_Range{{Begin: 1, End: 100}}}
+	negMem := r("mem", mesos.SCALAR)
+	negMem.Scalar = &mesos.Value_Scalar{Value: -4096}
+	noScalar := r("disk", mesos.SCALAR)
+	ports := r("ports", mesos.RANGES)
+	ports.Ranges = &mesos.Value_Ranges{Range: []mesos.Value_Range{{Begin: 0, End: 5}, {Begin: 70000, End: 70010}, {Begin: 31001, End: 31000}, {Begin: 31000, End: 31001}}}
+	scalarPorts := r("ports", mesos.SCALAR)
+	scalarPorts.Scalar = &mesos.Value_Scalar{Value: 1000}
+	gpus := r("gpus", mesos.SCALAR)
+	gpus.Scalar = &mesos.Value_Scalar{Value: 1}
+	// Legacy static reservation: role set, no reservation info.
+	legacyCPU := mesos.Resource{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 1}, Role: ptr("stateful")}
+	legacyMem := mesos.Resource{Name: "mem", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 1024}, Role: ptr("stateful")}
+	legacyPorts := mesos.Resource{Name: "ports", Type: mesos.RANGES.Enum(), Ranges: &mesos.Value_Ranges{Range: []mesos.Value_Range{{Begin: 32000, End: 32000}}}, Role: ptr("stateful")}
+	o := mesos.Offer{ID: mesos.OfferID{Value: "o1"}, AgentID: mesos.AgentID{Value: "a1"},
+		Resources: mesos.Resources{rangesCPU, negMem, noScalar, ports, scalarPorts, gpus, legacyCPU, legacyMem, legacyPorts}}
+
+	one := task("one", 0)
+	one.Disk = 0
+	p := Place(DefaultPolicy(), []mesos.Offer{o}, []Demand{one}, state())
+	pl := placementOf(t, p, one.Key)
+	if pl.Ports["redis"] != 32000 {
+		t.Errorf("ports %v, want redis:32000 from the static reservation", pl.Ports)
+	}
+	for _, res := range pl.Resources {
+		if res.GetRole() != "stateful" {
+			t.Errorf("%s has role %q, want the legacy static role kept", res.Name, res.GetRole())
+		}
+	}
+
+	two := task("two", 0)
+	two.Disk, two.CPU, two.Ports = 0, 2, []string{"a", "b", "c"}
+	p = Place(DefaultPolicy(), []mesos.Offer{o}, []Demand{two}, state())
+	if m := unplaced(p)[two.Key]; m.Summary != "1 agent: 1 lacks cpus (need 2, best 1)" {
+		t.Errorf("summary %q: malformed cpus or mem were counted", m.Summary)
+	}
+	// Unreserved only: the valid port range is 31000-31001.
+	cpus := r("cpus", mesos.SCALAR)
+	cpus.Scalar = &mesos.Value_Scalar{Value: 4}
+	mem := r("mem", mesos.SCALAR)
+	mem.Scalar = &mesos.Value_Scalar{Value: 4096}
+	o.Resources = append(o.Resources[:6:6], cpus, mem)
+	three := task("three", 0)
+	three.Disk, three.Ports = 0, []string{"a", "b", "c"}
+	p = Place(DefaultPolicy(), []mesos.Offer{o}, []Demand{three}, state())
+	if m := unplaced(p)[three.Key]; m.Summary != "1 agent: 1 lacks ports (need 3, best 2)" {
+		t.Errorf("summary %q", m.Summary)
+	}
+	three.Ports = three.Ports[:2]
+	p = Place(DefaultPolicy(), []mesos.Offer{o}, []Demand{three}, state())
+	if got := portsOf(placementOf(t, p, three.Key).Resources); !slices.Equal(got, []uint64{31000, 31001}) {
+		t.Errorf("ports %v, want [31000 31001]", got)
+	}
+}

@@ -39,15 +39,17 @@ type Launcher interface {
 	Launch(ctx context.Context, l Launch) error
 }
 
-// OfferCaller sends the offer-flow calls to Mesos; mesoslib implements it.
+// OfferCaller sends the offer-flow calls to Mesos; *mesoslib.Client
+// implements it as it is.
 type OfferCaller interface {
 	// Decline sends DECLINE with filters.refuse_seconds = refuse.
 	Decline(ctx context.Context, offers []mesos.OfferID, refuse time.Duration) error
-	// Suppress sends SUPPRESS for the framework's roles.
-	Suppress(ctx context.Context) error
-	// Revive sends REVIVE for the framework's roles, which also clears
-	// every refuse filter.
-	Revive(ctx context.Context) error
+	// Suppress sends SUPPRESS for roles; the manager passes none, meaning
+	// all the framework's roles.
+	Suppress(ctx context.Context, roles ...string) error
+	// Revive sends REVIVE for roles (none: all), which also clears every
+	// refuse filter.
+	Revive(ctx context.Context, roles ...string) error
 }
 
 // RunningTasks tells where this framework's tasks already run; statemgr

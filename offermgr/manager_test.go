@@ -91,9 +91,9 @@ func (r *recorder) Decline(_ context.Context, ids []mesos.OfferID, refuse time.D
 	return r.record("DECLINE %s refuse %v", idList(ids), refuse)
 }
 
-func (r *recorder) Suppress(context.Context) error { return r.record("SUPPRESS") }
+func (r *recorder) Suppress(context.Context, ...string) error { return r.record("SUPPRESS") }
 
-func (r *recorder) Revive(context.Context) error {
+func (r *recorder) Revive(context.Context, ...string) error {
 	r.mu.Lock()
 	err := r.reviveErr
 	r.mu.Unlock()
