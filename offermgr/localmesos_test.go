@@ -109,9 +109,9 @@ type liveHandler struct {
 }
 
 func (h *liveHandler) Subscribed(context.Context, mesoslib.Subscription) { h.m.Resubscribed() }
-func (h *liveHandler) Disconnected(context.Context, error)              {}
-func (h *liveHandler) Offers(_ context.Context, os []mesos.Offer)       { h.m.Offer(os...) }
-func (h *liveHandler) Rescind(_ context.Context, id mesos.OfferID)      { h.m.Rescind(id) }
+func (h *liveHandler) Disconnected(context.Context, error)               {}
+func (h *liveHandler) Offers(_ context.Context, os []mesos.Offer)        { h.m.Offer(os...) }
+func (h *liveHandler) Rescind(_ context.Context, id mesos.OfferID)       { h.m.Rescind(id) }
 func (h *liveHandler) Message(context.Context, mesos.AgentID, mesos.ExecutorID, []byte) {
 }
 func (h *liveHandler) Failure(context.Context, mesoslib.Failure) {}
