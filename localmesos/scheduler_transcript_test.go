@@ -561,3 +561,76 @@ func TestSchedulerTranscriptErrors(t *testing.T) {
 	}
 	r.run()
 }
+
+// TestSchedulerTranscriptFailover replays scheduler-failover.jsonl: 403
+// while disconnected, re-SUBSCRIBE within failover_timeout followed at
+// once by the unacknowledged update (same uuid), "Framework failed over"
+// on the old stream, and an expired failover_timeout ("Framework cannot
+// be found", then "Framework has been removed").
+func TestSchedulerTranscriptFailover(t *testing.T) {
+	c := schedStart(t, schedConfig(t))
+	r := newSchedReplay(t, c, loadTranscript(t, "scheduler-failover"))
+	r.run()
+}
+
+// TestSchedulerTranscriptCommandTask replays command-task-msh.jsonl
+// (protobuf): msh's ACCEPT of a shell:false command task, its DECLINE
+// without offer IDs and SUPPRESS, and the task's three updates, each
+// acknowledged.
+func TestSchedulerTranscriptCommandTask(t *testing.T) {
+	c := schedStart(t, schedConfig(t))
+	r := newSchedReplay(t, c, loadTranscript(t, "command-task-msh"))
+	r.run()
+}
+
+// TestSchedulerTranscriptAgentLoss replays the four scenarios of
+// agent-loss.jsonl with Cluster.RemoveAgent standing for kill -9 of the
+// agent (and a 0.5 s agent ping timeout for Mesos' 2 x 1 s).
+func TestSchedulerTranscriptAgentLoss(t *testing.T) {
+	all := loadTranscript(t, "agent-loss")
+	for _, name := range []string{
+		"agent-loss-not-partition-aware-checkpoint",
+		"agent-loss-partition-aware-checkpoint",
+		"agent-loss-not-partition-aware-nocheckpoint",
+		"agent-loss-partition-aware-nocheckpoint",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := schedStart(t, schedConfig(t))
+			r := newSchedReplay(t, c, all.scenario(name))
+			r.sections = []schedSection{
+				{note: "kill -9 the agent process", start: func(r *schedReplay) {
+					for _, a := range r.cluster.Agents() {
+						if err := r.cluster.RemoveAgent(a.ID); err != nil {
+							r.t.Fatal(err)
+						}
+					}
+				}},
+				// The transcript shows no answer to the implicit
+				// RECONCILE: the unreachable task is not reported.
+				{note: "implicit RECONCILE after the agent was marked unreachable", end: func(r *schedReplay) {
+					r.quietFor(1, 300*time.Millisecond, "UPDATE")
+				}},
+			}
+			r.run()
+		})
+	}
+}
+
+// TestSchedulerTranscriptHappyPath replays scheduler-happy-path.jsonl:
+// mesos-go's example-scheduler (JSON, RESERVATION_REFINEMENT) launching two
+// tasks on one custom executor on a small agent, so that the second launch
+// needs a REVIVE and reuses the executor (listed in executor_ids and not
+// charged twice).
+func TestSchedulerTranscriptHappyPath(t *testing.T) {
+	cfg := schedConfig(t)
+	cfg.Resources = "cpus:0.15;mem:512;disk:1024;ports:[31000-31009]"
+	c := schedStart(t, cfg)
+	r := newSchedReplay(t, c, loadTranscript(t, "scheduler-happy-path"))
+	// The recorded executor was fetched from the scheduler's URI; here
+	// this test binary plays example-executor.
+	cmd := schedExecutorCommand(t)
+	r.rewrite = func(body string) string {
+		return strings.ReplaceAll(body, `{"uris":[{"value":"<EXECUTOR_URI>","executable":true}],"value":"./example-executor"}`, cmd)
+	}
+	r.run()
+}
