@@ -717,7 +717,7 @@ func (e *Executor) resolveRuntime(ctx context.Context, d *protocol.TaskData) (Ru
 		}
 		rt, err := e.docker.get(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("docker runtime unavailable: %w", err)
+			return nil, fmt.Errorf("image %q needs the docker runtime, which is unavailable: %w", d.Image, err)
 		}
 		return rt, nil
 	}

@@ -292,7 +292,7 @@ func TestExecutorRejectsBadTaskData(t *testing.T) {
 		{"future version", `{"version":9,"command":"x"}`, "unsupported task data version 9"},
 		{"malformed", `{"version":1,`, "invalid task data"},
 		{"none", ``, "empty"},
-		{"docker only, no engine", `{"version":1,"runtime":"docker","image":"redis:7"}`, "docker"},
+		{"docker image that cannot be had", `{"version":1,"runtime":"docker","image":"stateful-test/no-such-image:1"}`, "stateful-test/no-such-image:1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

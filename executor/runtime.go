@@ -67,19 +67,26 @@ type ExitStatus struct {
 	Code int
 	// Signal is the signal that killed the workload, 0 if it exited.
 	Signal syscall.Signal
+	// Detail is what else the runtime knows, e.g. "OOM killed".
+	Detail string
 	// Err is set when the end could not be observed properly.
 	Err error
 }
 
 func (s ExitStatus) String() string {
+	var msg string
 	switch {
 	case s.Err != nil:
-		return fmt.Sprintf("ended with an error: %v", s.Err)
+		msg = fmt.Sprintf("ended with an error: %v", s.Err)
 	case s.Signal != 0:
-		return fmt.Sprintf("killed by signal %d (%v), exit code %d", int(s.Signal), s.Signal, s.Code)
+		msg = fmt.Sprintf("killed by signal %d (%v), exit code %d", int(s.Signal), s.Signal, s.Code)
 	default:
-		return fmt.Sprintf("exited with status %d", s.Code)
+		msg = fmt.Sprintf("exited with status %d", s.Code)
 	}
+	if s.Detail != "" {
+		msg += " (" + s.Detail + ")"
+	}
+	return msg
 }
 
 // ExecOutput is the outcome of Workload.Exec.

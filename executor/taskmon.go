@@ -521,7 +521,11 @@ func (c healthChecker) check(ctx context.Context) error {
 		conn.Close()
 		return nil
 	}
-	out, err := c.workload.Exec(ctx, []string{"/bin/sh", "-c", c.health.Command})
+	argv := c.health.Args
+	if len(argv) == 0 {
+		argv = []string{"/bin/sh", "-c", c.health.Command}
+	}
+	out, err := c.workload.Exec(ctx, argv)
 	if err != nil {
 		return fmt.Errorf("health command: %w", err)
 	}

@@ -93,11 +93,15 @@ type Volume struct {
 	ContainerPath string `json:"container_path,omitempty"`
 }
 
-// Health describes a health check: a shell command run inside the task
-// (exit 0 = healthy) or a TCP connect to one of the task's named ports.
+// Health describes a health check: a command run inside the task (exit 0
+// = healthy) or a TCP connect to one of the task's named ports. Set exactly
+// one of Command, Args and TCPPort.
 type Health struct {
+	// Command is a shell command line, run with /bin/sh -c.
 	Command string `json:"command,omitempty"`
-	TCPPort string `json:"tcp_port,omitempty"`
+	// Args is an argv run without a shell, for images that have none.
+	Args    []string `json:"args,omitempty"`
+	TCPPort string   `json:"tcp_port,omitempty"`
 	// Interval between checks once healthy; 0 means DefaultHealthInterval.
 	Interval Duration `json:"interval,omitempty"`
 	// Grace is how long after start the task may take to pass its first
@@ -221,6 +225,9 @@ func (d *TaskData) normalise() {
 	}
 	if len(d.Labels) == 0 {
 		d.Labels = nil
+	}
+	if d.Health != nil && len(d.Health.Args) == 0 {
+		d.Health.Args = nil
 	}
 }
 
@@ -374,13 +381,26 @@ func cleanAbs(p string) bool {
 }
 
 func (h *Health) validate(ports map[string]uint32) error {
+	set := 0
+	for _, ok := range []bool{h.Command != "", len(h.Args) > 0, h.TCPPort != ""} {
+		if ok {
+			set++
+		}
+	}
 	switch {
-	case h.Command == "" && h.TCPPort == "":
-		return fieldErr("health", "set a command or a tcp_port")
-	case h.Command != "" && h.TCPPort != "":
-		return fieldErr("health", "set either a command or a tcp_port, not both")
+	case set == 0:
+		return fieldErr("health", "set a command, args or a tcp_port")
+	case set > 1:
+		return fieldErr("health", "set only one of command, args and tcp_port")
 	case strings.ContainsRune(h.Command, 0):
 		return fieldErr("health.command", "contains a NUL byte")
+	case len(h.Args) > 0 && h.Args[0] == "":
+		return fieldErr("health.args[0]", "the program must not be empty")
+	}
+	for i, a := range h.Args {
+		if strings.ContainsRune(a, 0) {
+			return fieldErr(fmt.Sprintf("health.args[%d]", i), "contains a NUL byte")
+		}
 	}
 	if h.TCPPort != "" {
 		if _, ok := ports[h.TCPPort]; !ok {
