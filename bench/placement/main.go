@@ -192,6 +192,8 @@ func firstFit(offers []mesos.Offer, demands []offermgr.Demand) map[offermgr.Key]
 		}
 	}
 	on := map[offermgr.Key]string{}
+	// Kept like a plan keeps them, so the work is not optimised away.
+	launches := make([]mesos.Resources, 0, len(demands))
 	for _, d := range demands {
 		cpus, mem := d.CPU+d.Executor.CPU, d.Mem+d.Executor.Mem
 		for i := range agents {
@@ -209,10 +211,13 @@ func firstFit(offers []mesos.Offer, demands []offermgr.Demand) map[offermgr.Key]
 				a.nextPort++
 			}
 			res = append(res, mesos.Resource{Name: "ports", Type: mesos.RANGES.Enum(), Ranges: &mesos.Value_Ranges{Range: rg}})
-			_ = res
+			launches = append(launches, res)
 			on[d.Key] = offers[i].AgentID.Value
 			break
 		}
+	}
+	if len(launches) != len(on) {
+		panic("first-fit lost a placement")
 	}
 	return on
 }
