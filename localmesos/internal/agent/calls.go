@@ -130,7 +130,7 @@ func (a *Agent) subscribe(fw *framework, ex *executorEntry, sub *executor.Call_S
 		a.statusUpdate(fw.id(), a.agentStatus(t.TaskID, state, mesos.REASON_AGENT_RESTARTED,
 			"Task launched during agent restart", &ex.info.ExecutorID), ex.id(), false)
 	}
-	if !ex.everSentTask && len(ex.queued) == 0 && len(ex.launched) == 0 && len(ex.terminated) == 0 {
+	if !ex.everSentTask() && len(ex.queued) == 0 {
 		glog.Warningf("agent %s: shutting down executor %s: it has never been sent a task and all of its queued tasks were killed before delivery", a.cfg.ID.Value, ex)
 		a.shutdownExecutor(fw, ex)
 		return
@@ -168,7 +168,6 @@ func (a *Agent) deliverQueued(ex *executorEntry) {
 		ex.launched[t.TaskID.Value] = &task
 		glog.V(1).Infof("agent %s: sending task %s to executor %s", a.cfg.ID.Value, t.TaskID.Value, ex)
 		ex.send(executor.Event{Type: executor.Event_LAUNCH, Launch: &executor.Event_Launch{Task: cloneTaskInfo(t)}})
-		ex.everSentTask = true
 	}
 	for _, g := range ex.queuedGroups {
 		for _, t := range g.Tasks {
@@ -177,7 +176,6 @@ func (a *Agent) deliverQueued(ex *executorEntry) {
 		}
 		glog.V(1).Infof("agent %s: sending a task group of %d task(s) to executor %s", a.cfg.ID.Value, len(g.Tasks), ex)
 		ex.send(executor.Event{Type: executor.Event_LAUNCH_GROUP, LaunchGroup: &executor.Event_LaunchGroup{TaskGroup: cloneTaskGroupInfo(g)}})
-		ex.everSentTask = true
 	}
 	ex.queued, ex.queuedGroups = nil, nil
 }

@@ -94,11 +94,13 @@ func (c *container) destroy() {
 	pid := c.pid
 	c.mu.Unlock()
 	c.cancel()
-	if pid > 0 {
-		killContainerProcesses(pid, c.sandbox)
-	}
+	// The built-in executor dies first, so that it does not report its
+	// command's death as the task's.
 	if c.cmd != nil {
 		c.cmd.crash()
+	}
+	if pid > 0 {
+		killContainerProcesses(pid, c.sandbox)
 	}
 }
 

@@ -146,9 +146,10 @@ type executorEntry struct {
 
 	queued       []mesos.TaskInfo // not yet delivered, in order
 	queuedGroups []mesos.TaskGroupInfo
-	launched     map[string]*mesos.Task
-	terminated   map[string]*mesos.Task // terminal, updates not yet acknowledged
-	everSentTask bool
+	launched   map[string]*mesos.Task
+	terminated map[string]*mesos.Task // terminal, updates not yet acknowledged
+	// completedSent: a completed task had reached the executor.
+	completedSent bool
 
 	pendingTermination *termination
 
@@ -201,6 +202,39 @@ func (e *executorEntry) queuedGroup(taskID string) *mesos.TaskGroupInfo {
 		}
 	}
 	return nil
+}
+
+// everSentTask is Executor::everSentTask: has the executor ever been
+// given a task (as far as its updates tell)?
+func (e *executorEntry) everSentTask() bool {
+	if len(e.launched) > 0 || e.completedSent {
+		return true
+	}
+	for _, t := range e.terminated {
+		if sentToExecutor(t) {
+			return true
+		}
+	}
+	return false
+}
+
+func sentToExecutor(t *mesos.Task) bool {
+	for _, s := range t.Statuses {
+		if s.GetSource() == mesos.SOURCE_EXECUTOR {
+			return true
+		}
+	}
+	return false
+}
+
+// completeTask forgets a task whose terminal update was acknowledged.
+func (e *executorEntry) completeTask(taskID string) {
+	if t := e.terminated[taskID]; t != nil {
+		if sentToExecutor(t) {
+			e.completedSent = true
+		}
+		delete(e.terminated, taskID)
+	}
 }
 
 // incomplete: some task still needs the executor entry (queued, live, or

@@ -228,7 +228,7 @@ func (a *Agent) killTask(frameworkID mesos.FrameworkID, taskID mesos.TaskID, pol
 		for _, id := range ids {
 			a.statusUpdate(fw.id(), a.agentStatus(id, mesos.TASK_KILLED, mesos.REASON_TASK_KILLED_DURING_LAUNCH, message, &ex.info.ExecutorID), mesos.ExecutorID{}, false)
 		}
-		if ex.state == executorRunning && !ex.everSentTask && len(ex.queued) == 0 {
+		if ex.state == executorRunning && !ex.everSentTask() && len(ex.queued) == 0 {
 			a.shutdownExecutor(fw, ex)
 		}
 		return
@@ -327,8 +327,8 @@ func (a *Agent) acknowledge(frameworkID mesos.FrameworkID, taskID mesos.TaskID, 
 	if ex == nil {
 		return
 	}
-	if ended && ex.terminated[taskID.Value] != nil {
-		delete(ex.terminated, taskID.Value)
+	if ended {
+		ex.completeTask(taskID.Value)
 	}
 	if ex.state == executorTerminated && !ex.incomplete() {
 		a.removeExecutor(fw, ex)
