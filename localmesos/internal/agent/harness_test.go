@@ -200,11 +200,6 @@ type execHarness struct {
 	workDir string
 }
 
-var execNextIP = struct {
-	sync.Mutex
-	n int
-}{}
-
 // newExecHarness starts an agent with short timers; mutate may change the
 // config first.
 func newExecHarness(t *testing.T, mutate func(*Config)) *execHarness {

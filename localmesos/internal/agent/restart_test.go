@@ -55,7 +55,9 @@ func TestRestartRecovery(t *testing.T) {
 	}
 	// Re-subscribed: SUBSCRIBED then the ACKNOWLEDGED of the replayed
 	// update, while the agent still recovers.
-	execWaitFile(t, events, func(s string) bool { return strings.Count(s, "SUBSCRIBED") == 2 && strings.Count(s, "ACKNOWLEDGED") == 3 })
+	execWaitFile(t, events, func(s string) bool {
+		return strings.Count(s, "SUBSCRIBED") == 2 && strings.Count(s, "ACKNOWLEDGED") == 3
+	})
 	reg := h.master.nextRegistration(t)
 	if !reg.Reregistration || len(reg.Frameworks) != 1 || reg.Frameworks[0].ID.Value != "fw-checkpoint" ||
 		len(reg.Executors) != 1 || reg.Executors[0].ExecutorID.Value != "survivor" ||

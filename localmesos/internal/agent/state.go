@@ -146,8 +146,8 @@ type executorEntry struct {
 
 	queued       []mesos.TaskInfo // not yet delivered, in order
 	queuedGroups []mesos.TaskGroupInfo
-	launched   map[string]*mesos.Task
-	terminated map[string]*mesos.Task // terminal, updates not yet acknowledged
+	launched     map[string]*mesos.Task
+	terminated   map[string]*mesos.Task // terminal, updates not yet acknowledged
 	// completedSent: a completed task had reached the executor.
 	completedSent bool
 
