@@ -141,6 +141,13 @@ func (r *recorder) Subscribed(_ context.Context, s Subscription) {
 	}
 }
 
+// failWith makes Update fail with what f returns (nil: record as usual).
+func (r *recorder) failWith(f func(mesos.TaskStatus) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failUpdates = f
+}
+
 func (r *recorder) Disconnected(_ context.Context, err error) { r.note("disconnected: %v", err) }
 
 func (r *recorder) Offers(_ context.Context, offers []mesos.Offer) {

@@ -234,13 +234,13 @@ func TestUpdateAcknowledgedOnlyOnceRecorded(t *testing.T) {
 	book := newTaskBook()
 	s := startScheduler(t, testConfig(cluster.MasterURL()), &memStore{}, book)
 	var failures atomic.Int32
-	s.rec.failUpdates = func(st mesos.TaskStatus) error {
+	s.rec.failWith(func(st mesos.TaskStatus) error {
 		if st.GetState() == mesos.TASK_RUNNING && len(st.UUID) > 0 && failures.Load() < 2 {
 			failures.Add(1)
 			return errors.New("etcd unavailable")
 		}
 		return nil
-	}
+	})
 	s.waitSubscribed(t, 1)
 	offer, _ := s.takeOffer(t, 0)
 	s.launch(t, offer, "task-1", "sleep 0.2", true)

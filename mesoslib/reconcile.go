@@ -92,7 +92,7 @@ func (c *Client) reconcile(ctx context.Context) {
 			break
 		}
 		glog.V(1).Infof("mesoslib: explicit reconciliation of %d tasks (round %d)", len(tasks), round)
-		if err := c.Reconcile(ctx, tasks); err != nil {
+		if err := c.Reconcile(ctx, tasks); err != nil && ctx.Err() == nil {
 			glog.Warningf("mesoslib: explicit reconciliation: %v", err)
 		}
 		t := time.NewTimer(wait)
@@ -112,7 +112,7 @@ func (c *Client) reconcile(ctx context.Context) {
 	defer ticker.Stop()
 	for {
 		glog.V(1).Infof("mesoslib: implicit reconciliation")
-		if err := c.Reconcile(ctx, nil); err != nil {
+		if err := c.Reconcile(ctx, nil); err != nil && ctx.Err() == nil {
 			glog.Warningf("mesoslib: implicit reconciliation: %v", err)
 		}
 		select {
@@ -131,6 +131,9 @@ func (c *Client) liveTasks(ctx context.Context) ([]TaskRef, bool) {
 		refs, err := c.tasks.LiveTasks(ctx)
 		if err == nil {
 			return refs, true
+		}
+		if ctx.Err() != nil {
+			return nil, false
 		}
 		glog.Warningf("mesoslib: list tasks to reconcile: %v", err)
 		if !sleep(ctx, wait) {

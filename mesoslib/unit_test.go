@@ -254,7 +254,7 @@ func TestUpdatesAreAcknowledgedOnlyOnceRecorded(t *testing.T) {
 				u.book.add("t1", "a1", mesos.TASK_STAGING)
 			}
 			if tc.fail != nil {
-				u.rec.failUpdates = func(mesos.TaskStatus) error { return tc.fail }
+				u.rec.failWith(func(mesos.TaskStatus) error { return tc.fail })
 			}
 			if err := u.handle(t, updateEvent("t1", "a1", tc.state, tc.uuid)); err != nil {
 				t.Fatalf("an update must never end the subscription: %v", err)
