@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mesos-stateful/stateful/dockerlib"
 	"github.com/mesos-stateful/stateful/executor/protocol"
+	"github.com/mesos-stateful/stateful/internal/testimage"
 )
 
 // TestMain lets the test binary act as a throwaway "executor" for the
@@ -28,6 +30,11 @@ func TestMain(m *testing.M) {
 }
 
 func helperStartAndHang(command string) {
+	if rest, ok := strings.CutPrefix(command, "docker:"); ok {
+		fw, port, _ := strings.Cut(rest, ":")
+		helperDockerStartAndHang(fw, port)
+		return
+	}
 	dir, _ := os.MkdirTemp("", "helper")
 	spec := StartSpec{TaskID: "helper", Sandbox: dir, Data: &protocol.TaskData{Version: 1, Command: command}}
 	w, err := ProcessRuntime{}.Start(context.Background(), spec)
@@ -37,6 +44,26 @@ func helperStartAndHang(command string) {
 	}
 	fmt.Println(w.(*process).pgid)
 	select {}
+}
+
+// helperDockerStartAndHang starts a redis container for framework fw,
+// prints its ID and waits to be killed, like an executor that crashes.
+func helperDockerStartAndHang(fw, port string) {
+	ctx := context.Background()
+	cli, err := dockerlib.New(ctx, dockerlib.Options{})
+	if err == nil {
+		var rt *DockerRuntime
+		if rt, err = NewDockerRuntime(cli); err == nil {
+			d := &protocol.TaskData{Version: 1, Runtime: "docker", Image: testimage.RedisImage, Args: []string{"--port", port}}
+			var w Workload
+			if w, err = rt.Start(ctx, StartSpec{TaskID: "orphan", ExecutorID: "exec-dead", FrameworkID: fw, Sandbox: os.TempDir(), Host: "127.0.0.1", Data: d}); err == nil {
+				fmt.Println(w.(*container).id)
+				select {}
+			}
+		}
+	}
+	fmt.Println("error", err)
+	os.Exit(1)
 }
 
 func startProcess(t *testing.T, d protocol.TaskData) (*process, *syncBuffer, *syncBuffer) {

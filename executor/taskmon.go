@@ -68,6 +68,9 @@ type reporter interface {
 // runtimeResolver picks the runtime for a task; it may probe Docker.
 type runtimeResolver func(ctx context.Context, d *protocol.TaskData) (Runtime, error)
 
+// statsTimeout is the least time stats collection is given.
+const statsTimeout = 5 * time.Second
+
 // monitorConfig holds a TaskMon's timers.
 type monitorConfig struct {
 	// StatsInterval is the period of stats messages; <= 0 disables them.
@@ -437,8 +440,9 @@ func (m *TaskMon) collectStats(ctx context.Context, task TaskHandle) *protocol.S
 		Healthy:    m.healthy,
 	}
 	m.mu.Unlock()
-	// A slow provider must not hold stats back for long.
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.StatsInterval)
+	// A slow source must not hold stats back for long; Docker takes about
+	// a second for one sample, so short intervals still get their figures.
+	ctx, cancel := context.WithTimeout(ctx, max(m.cfg.StatsInterval, statsTimeout))
 	defer cancel()
 	var errs []string
 	if u, err := task.workload.Usage(ctx); err != nil {
