@@ -26,14 +26,14 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	inst, err := decodeCreate(body, s.svc.Defaults())
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, "", err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	created, err := s.svc.Create(ctx, inst)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("creating instance %q: %w", inst.Name, err))
+		s.fail(w, r, inst.Name, fmt.Errorf("creating instance %q: %w", inst.Name, err))
 		return
 	}
 	w.Header().Set("Location", "/v1/instances/"+inst.Name)
@@ -46,7 +46,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	list, err := s.svc.List(ctx)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("listing instances: %w", err))
+		s.fail(w, r, "", fmt.Errorf("listing instances: %w", err))
 		return
 	}
 	list = slices.DeleteFunc(list, func(inst *stateful.Instance) bool { return inst == nil })
@@ -70,7 +70,7 @@ func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	inst, err := s.svc.Get(ctx, name)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("getting instance %q: %w", name, err))
+		s.fail(w, r, name, fmt.Errorf("getting instance %q: %w", name, err))
 		return
 	}
 	sortTasks(inst)
@@ -92,28 +92,28 @@ func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := parsePatch(body, name)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, "", err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	current, err := s.svc.Get(ctx, name)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("getting instance %q to patch it: %w", name, err))
+		s.fail(w, r, name, fmt.Errorf("getting instance %q to patch it: %w", name, err))
 		return
 	}
 	if current.Status == stateful.StatusDeleting {
-		s.fail(w, r, fmt.Errorf("patching instance %q: %w", name, stateful.ErrDeleting))
+		s.fail(w, r, name, fmt.Errorf("patching instance %q: %w", name, stateful.ErrDeleting))
 		return
 	}
 	patch, err := buildPatch(req, current, s.svc.Defaults())
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, "", err)
 		return
 	}
 	updated, err := s.svc.Update(ctx, name, patch)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("patching instance %q: %w", name, err))
+		s.fail(w, r, name, fmt.Errorf("patching instance %q: %w", name, err))
 		return
 	}
 	s.reply(w, r, http.StatusAccepted, updated)
@@ -129,7 +129,7 @@ func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	inst, err := s.svc.Destroy(ctx, name)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("destroying instance %q: %w", name, err))
+		s.fail(w, r, name, fmt.Errorf("destroying instance %q: %w", name, err))
 		return
 	}
 	s.reply(w, r, http.StatusAccepted, inst)
@@ -222,21 +222,33 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, types ...strin
 }
 
 // fail answers err with the status its stateful sentinel or validation
-// error calls for. Anything else is the scheduler's fault: 500 with a
-// generic message, the detail in the log.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+// error calls for, in words about the instance named (if any); the
+// service's own wording goes to the log. Anything else is the scheduler's
+// fault: 500 with a generic message.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, name string, err error) {
 	if ve, ok := stateful.AsValidationError(err); ok {
 		writeError(w, http.StatusBadRequest, ve.Error(), ve.Field)
 		return
 	}
+	subject := "the instance"
+	if name != "" {
+		subject = fmt.Sprintf("instance %q", name)
+	}
 	var code int
+	var msg string
 	switch {
 	case errors.Is(err, stateful.ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, stateful.ErrExists), errors.Is(err, stateful.ErrDeleting), errors.Is(err, stateful.ErrConflict):
-		code = http.StatusConflict
+		code, msg = http.StatusNotFound, subject+" not found"
+	case errors.Is(err, stateful.ErrExists):
+		code, msg = http.StatusConflict, subject+" already exists"
+	case errors.Is(err, stateful.ErrDeleting):
+		code, msg = http.StatusConflict, subject+" is being deleted"
+	case errors.Is(err, stateful.ErrConflict):
+		code, msg = http.StatusConflict, subject+" was changed by another request meanwhile; nothing was changed, retry"
 	case errors.Is(err, stateful.ErrUnavailable):
-		code = http.StatusServiceUnavailable
+		// The reason (not the leader, store unreachable) is what the
+		// operator needs.
+		code, msg = http.StatusServiceUnavailable, "the scheduler cannot serve requests now: "+err.Error()
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		// The service may have been in the middle of a write: say so
 		// rather than claim nothing happened.
@@ -250,7 +262,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	glog.V(1).Infof("httplib: %s %q: %v", r.Method, r.URL.Path, err)
-	writeError(w, code, err.Error(), "")
+	writeError(w, code, msg, "")
 }
 
 // reply answers v as JSON. v is encoded before anything is written, so a

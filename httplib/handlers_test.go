@@ -405,7 +405,7 @@ func TestGetAndList(t *testing.T) {
 					t.Errorf("master's redis port %v", got)
 				}
 			}},
-		{name: "get unknown", method: "GET", path: "/v1/instances/nope", code: 404, errHas: "not found"},
+		{name: "get unknown", method: "GET", path: "/v1/instances/nope", code: 404, errHas: `instance "nope" not found`},
 		{name: "get bad name", method: "GET", path: "/v1/instances/Bad_Name", code: 400, field: "name"},
 		{name: "get too long name", method: "GET", path: "/v1/instances/" + strings.Repeat("a", 64), code: 400, field: "name"},
 		{name: "list sorted", method: "GET", path: "/v1/instances", code: 200,
@@ -546,7 +546,7 @@ func TestPatch(t *testing.T) {
 					}
 				}
 			}},
-		{name: "changed between get and update", method: "PATCH", path: p, body: `{"spec": {"mem": 512}}`, code: 409, errHas: "conflicting", reaches: true,
+		{name: "changed between get and update", method: "PATCH", path: p, body: `{"spec": {"mem": 512}}`, code: 409, errHas: "changed by another request", reaches: true,
 			setup: func(svc *memService) {
 				svc.before = func(method, name string) {
 					if method == "Update" {
