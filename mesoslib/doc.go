@@ -39,7 +39,23 @@
 //     ReconcileInterval while subscribed.
 //   - Calls. Accept, Decline, Revive, Suppress, Kill, Shutdown, Reconcile,
 //     Message and Teardown fail at once with ErrNotConnected while no
-//     subscription is active.
+//     subscription is active; a 403 from the master also comes back as
+//     ErrNotConnected (and ends the subscription). A 202 means only that
+//     Mesos took the call: outcomes arrive as events. UPDATE_FRAMEWORK is
+//     not offered: the FrameworkInfo comes from Config and is sent again
+//     with every subscription.
+//
+// Wiring, in a composition root:
+//
+//	client, err := mesoslib.New(cfg, frameworkIDs, tasks, handler)
+//	...
+//	go func() { errc <- client.Run(ctx) }() // nil once ctx ends
+//
+// The handler usually forwards offers to the offer manager and records
+// updates in the state store; the offer manager calls client.Accept and
+// friends. Run never tears the framework down on its own: when it returns,
+// Mesos keeps the tasks running for FailoverTimeout, waiting for the next
+// scheduler to subscribe with the stored ID.
 //
 // Logging (glog): -v=0 subscriptions and disconnections, -v=1 decisions
 // (reconciliation rounds, kills of unknown tasks, unacknowledged updates),

@@ -353,6 +353,9 @@ func TestResubscribeAfterMasterFailoverKeepsIDAndReconciles(t *testing.T) {
 	s.launch(t, offer, "long-1", "sleep 600", true)
 	s.waitState(t, "long-1", mesos.TASK_RUNNING)
 	before := len(s.rec.updatesOf("long-1"))
+	// A task we believe runs but Mesos never heard of: only an explicit
+	// reconciliation asks about it (implicit covers what Mesos knows).
+	s.book.add("ghost", offer.AgentID.Value, mesos.TASK_RUNNING)
 
 	cluster.FailoverMaster()
 	eventually(t, waitLong, "disconnection", func() bool { return s.rec.has("disconnected") })
@@ -367,6 +370,11 @@ func TestResubscribeAfterMasterFailoverKeepsIDAndReconciles(t *testing.T) {
 			}
 		}
 		return false
+	})
+	eventually(t, waitLong, "explicit reconciliation answer for the ghost task", func() bool {
+		return s.sawUpdate("ghost", func(u mesos.TaskStatus) bool {
+			return u.GetReason() == mesos.REASON_RECONCILIATION && u.GetState() == mesos.TASK_GONE
+		})
 	})
 }
 

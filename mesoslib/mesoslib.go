@@ -134,6 +134,7 @@ type Client struct {
 	mu          sync.Mutex
 	frameworkID string
 	stop        context.CancelCauseFunc // ends Run; nil when not running
+	fatalErr    error                   // what Run is to return
 	runCtx      context.Context
 	recon       *pendingTasks // explicit reconciliation in progress
 	why         error         // what ended the current subscription, if known
@@ -244,8 +245,11 @@ func (c *Client) Run(ctx context.Context) error {
 	if c.transport != nil {
 		c.transport.CloseIdleConnections()
 	}
-	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
-		return cause
+	c.mu.Lock()
+	fatal := c.fatalErr
+	c.mu.Unlock()
+	if fatal != nil {
+		return fatal
 	}
 	if ctx.Err() != nil {
 		glog.Infof("mesoslib: stopped")
@@ -254,12 +258,17 @@ func (c *Client) Run(ctx context.Context) error {
 	return err
 }
 
-// fatal ends Run with err and returns it.
+// fatal ends Run with err (the first such error wins) and returns it.
 func (c *Client) fatal(err error) error {
 	c.mu.Lock()
 	stop := c.stop
+	if c.fatalErr == nil {
+		c.fatalErr = err
+	}
 	c.mu.Unlock()
-	glog.Errorf("%v", err)
+	if !errors.Is(err, ErrTornDown) { // asked for, and logged by Teardown
+		glog.Errorf("%v", err)
+	}
 	if stop != nil {
 		stop(err)
 	}
