@@ -14,6 +14,11 @@
 //     ACKNOWLEDGED of all its updates, closes its stream and exits 0;
 //   - SIGUSR1: one TASK_RUNNING ("sent on SIGUSR1") per live task.
 //
+// With the argument -example it behaves like mesos-go's example-executor
+// instead (executor-happy-path.jsonl): every LAUNCH is answered with
+// TASK_RUNNING then TASK_FINISHED, the executor never leaves by itself and
+// exits as soon as it gets SHUTDOWN.
+//
 // It writes its environment to executor.env and every event type it gets
 // to events.log in its sandbox, for tests to read.
 package main
@@ -58,11 +63,18 @@ func main() {
 		log.Fatalf("configuration: %v", err)
 	}
 	dumpEnv(cfg.Sandbox)
-	os.Exit(newExecutor(cfg).run())
+	e := newExecutor(cfg)
+	for _, arg := range os.Args[1:] {
+		if arg == "-example" {
+			e.example = true
+		}
+	}
+	os.Exit(e.run())
 }
 
 type testExecutor struct {
 	cfg        config.Config
+	example    bool // behave like mesos-go's example-executor
 	cli        calls.Sender
 	subscriber calls.Sender
 
@@ -185,6 +197,11 @@ func (e *testExecutor) handle(ev *executor.Event) error {
 	case executor.Event_SUBSCRIBED:
 		log.Printf("subscribed to agent %s", ev.Subscribed.AgentInfo.GetID().GetValue())
 	case executor.Event_LAUNCH:
+		if e.example {
+			e.update(ev.Launch.Task.TaskID, mesos.TASK_RUNNING, "")
+			e.update(ev.Launch.Task.TaskID, mesos.TASK_FINISHED, "")
+			break
+		}
 		e.launch(ev.Launch.Task)
 	case executor.Event_LAUNCH_GROUP:
 		for _, t := range ev.LaunchGroup.TaskGroup.Tasks {
@@ -199,6 +216,10 @@ func (e *testExecutor) handle(ev *executor.Event) error {
 	case executor.Event_MESSAGE:
 		e.send(calls.Message(append([]byte("echo:"), ev.Message.Data...)))
 	case executor.Event_SHUTDOWN:
+		if e.example {
+			e.done = true
+			return errors.New("SHUTDOWN received")
+		}
 		for _, id := range e.taskIDs() {
 			e.update(mesos.TaskID{Value: id}, mesos.TASK_KILLED, "killed on SHUTDOWN event")
 			delete(e.tasks, id)
