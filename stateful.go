@@ -303,6 +303,22 @@ type Task struct {
 	Unplaced string `json:"unplaced,omitempty"`
 	// UpdatedAt is when the document last changed.
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+
+	// Bookkeeping of the scheduler's reconcile loops, stored with the task
+	// so that a restarted scheduler neither repeats nor skips a callback.
+	//
+	// PreparedAttempt is the launch attempt StartMaster/StartSlave last
+	// returned nil for: a QUEUED task is offered for placement once it is
+	// Attempt+1.
+	PreparedAttempt int `json:"prepared_attempt,omitempty"`
+	// NotifiedAttempt is the attempt MasterRunning/SlaveRunning last
+	// returned nil for.
+	NotifiedAttempt int `json:"notified_attempt,omitempty"`
+	// Relaunch is set while the current attempt is being killed so that
+	// the ordinal can be launched again (Handle.Relaunch, a spec change):
+	// once the attempt has ended the task is queued again without
+	// MasterLost/SlaveLost.
+	Relaunch bool `json:"relaunch,omitempty"`
 }
 
 // NewTask returns a QUEUED task of inst with the given ordinal and role.
@@ -334,6 +350,7 @@ func (t *Task) Requeue(now time.Time) {
 	t.Stats = nil
 	t.Reason = ""
 	t.Unplaced = ""
+	t.Relaunch = false
 	t.QueuedAt = now
 	t.UpdatedAt = now
 }

@@ -337,6 +337,12 @@ func (t *Task) Validate() error {
 	if t.Attempt < 0 || t.Attempt > MaxAttempt {
 		return invalid("attempt", "must be between 0 and %d, got %d", MaxAttempt, t.Attempt)
 	}
+	if t.PreparedAttempt < 0 || t.PreparedAttempt > MaxAttempt {
+		return invalid("prepared_attempt", "must be between 0 and %d, got %d", MaxAttempt, t.PreparedAttempt)
+	}
+	if t.NotifiedAttempt < 0 || t.NotifiedAttempt > MaxAttempt {
+		return invalid("notified_attempt", "must be between 0 and %d, got %d", MaxAttempt, t.NotifiedAttempt)
+	}
 	if t.TaskID != "" {
 		id, err := ParseTaskID(t.TaskID)
 		if err != nil {
