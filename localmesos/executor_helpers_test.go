@@ -293,14 +293,6 @@ func (s *execScheduler) update(task string, state mesos.TaskState) mesos.TaskSta
 	}).Update.Status
 }
 
-// anyUpdate is the next update of task, whatever its state.
-func (s *execScheduler) anyUpdate(task string) mesos.TaskStatus {
-	s.t.Helper()
-	return s.await("UPDATE of "+task, func(e scheduler.Event) bool {
-		return e.Type == scheduler.Event_UPDATE && e.Update.Status.TaskID.Value == task
-	}).Update.Status
-}
-
 func (s *execScheduler) offer(fits func(mesos.Offer) bool) mesos.Offer {
 	s.t.Helper()
 	var found mesos.Offer

@@ -239,6 +239,9 @@ func (a *Agent) Start() error {
 	}
 	a.port = ln.Addr().(*net.TCPAddr).Port
 	a.address = net.JoinHostPort(a.cfg.IP, strconv.Itoa(a.port))
+	// Registering (or recovering) before serving: executors that connect
+	// meanwhile wait in the listen queue, and find the agent ready.
+	a.await(func() { a.begin() })
 	// No WriteTimeout: executor subscriptions are endless streams.
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
 	a.server = srv
@@ -249,7 +252,6 @@ func (a *Agent) Start() error {
 			glog.Errorf("agent %s: executor API: %v", a.cfg.ID.Value, err)
 		}
 	}()
-	a.await(func() { a.begin() })
 	return nil
 }
 
@@ -428,6 +430,7 @@ func (a *Agent) stop(mode StopMode) {
 		for _, fw := range a.frameworks {
 			for _, ex := range fw.executors {
 				a.destroy(ex, "host lost")
+				a.retireCommand(ex)
 			}
 		}
 		a.frameworks = map[string]*framework{}
@@ -443,6 +446,7 @@ func (a *Agent) stop(mode StopMode) {
 		}
 		for _, ex := range fw.executors {
 			a.destroy(ex, "agent restart without checkpointing")
+			a.retireCommand(ex)
 		}
 		a.cleanupStreams(fw.id())
 		delete(a.frameworks, id)

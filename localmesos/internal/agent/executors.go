@@ -111,9 +111,7 @@ func (a *Agent) executorTerminated(fw *framework, ex *executorEntry, status int3
 	ex.registrationTimer.stop()
 	ex.shutdownTimer.stop()
 	ex.registrationTimer, ex.shutdownTimer = nil, nil
-	if c := ex.container; c != nil && c.cmd != nil {
-		a.retire(c.cmd)
-	}
+	a.retireCommand(ex)
 	if fw.state != frameworkTerminating {
 		for _, t := range sortedTasks(ex.launched) {
 			if !isTerminal(t.GetState()) {
@@ -161,9 +159,7 @@ func (a *Agent) removeExecutor(fw *framework, ex *executorEntry) {
 	ex.closeConn()
 	ex.registrationTimer.stop()
 	ex.shutdownTimer.stop()
-	if c := ex.container; c != nil && c.cmd != nil {
-		a.retire(c.cmd)
-	}
+	a.retireCommand(ex)
 	delete(fw.executors, ex.info.ExecutorID.Value)
 }
 
@@ -174,10 +170,15 @@ func (a *Agent) removeFramework(fw *framework) {
 	delete(a.frameworks, fw.id().Value)
 }
 
-// retire stops a finished built-in executor's goroutine. Its mailbox
+// retireCommand stops the goroutine of an executor's built-in command
+// executor, if it has one, once it is finished or forgotten. Its mailbox
 // cannot be closed from the agent's own goroutine (it may be waiting for
 // the agent), hence the goroutine.
-func (a *Agent) retire(ce *commandExecutor) {
+func (a *Agent) retireCommand(ex *executorEntry) {
+	if ex.container == nil || ex.container.cmd == nil {
+		return
+	}
+	ce := ex.container.cmd
 	if _, ok := a.cmdExecs[ce]; !ok {
 		return
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -478,4 +479,103 @@ test -f archive.tgz
 func execReadFile(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
+}
+
+// TestExecutorExitsWithLiveTasks: an executor that exits on its own leaves
+// its tasks TASK_FAILED by the agent, and the master learns its raw wait
+// status.
+func TestExecutorExitsWithLiveTasks(t *testing.T) {
+	h := newExecHarness(t, nil)
+	fw := execFramework("fw-exit", false)
+	ex := execCustomExecutor("quitter", execTestexecCommand())
+	h.agent.RunTask(fw, &ex, h.task("t1", ""))
+	h.expectAndAck(fw, "t1", mesos.TASK_STARTING)
+	h.expectAndAck(fw, "t1", mesos.TASK_RUNNING)
+	h.agent.RunTask(fw, &ex, h.task("t2", "exit:3"))
+	// t2's STARTING and RUNNING were sent before the exit; t1 has no more.
+	h.expectAndAck(fw, "t2", mesos.TASK_STARTING)
+	h.expectAndAck(fw, "t2", mesos.TASK_RUNNING)
+	got := map[string]mesos.TaskStatus{}
+	for i := 0; i < 2; i++ {
+		u := h.master.nextUpdate(t)
+		got[u.Status.TaskID.Value] = u.Status
+		h.ack(fw, u)
+	}
+	for _, id := range []string{"t1", "t2"} {
+		st := got[id]
+		if st.GetState() != mesos.TASK_FAILED || st.GetReason() != mesos.REASON_EXECUTOR_TERMINATED || st.GetSource() != mesos.SOURCE_AGENT {
+			t.Errorf("%s: %+v", id, st)
+		}
+	}
+	if e := h.master.nextExit(t); e.executor != "quitter" || e.status != 3<<8 {
+		t.Errorf("exit = %+v, want status %d", e, 3<<8)
+	}
+}
+
+func TestTaskGroup(t *testing.T) {
+	h := newExecHarness(t, nil)
+	fw := execFramework("fw-group", false)
+	ex := execCustomExecutor("grouper", execTestexecCommand())
+	group := mesos.TaskGroupInfo{Tasks: []mesos.TaskInfo{h.task("g1", ""), h.task("g2", "finish")}}
+	h.agent.RunTaskGroup(fw, ex, group)
+	seen := map[string][]mesos.TaskState{}
+	for i := 0; i < 5; i++ {
+		u := h.master.nextUpdate(t)
+		seen[u.Status.TaskID.Value] = append(seen[u.Status.TaskID.Value], u.Status.GetState())
+		h.ack(fw, u)
+	}
+	if fmt.Sprint(seen["g1"]) != "[TASK_STARTING TASK_RUNNING]" || fmt.Sprint(seen["g2"]) != "[TASK_STARTING TASK_RUNNING TASK_FINISHED]" {
+		t.Errorf("updates = %v", seen)
+	}
+	log := execWaitFile(t, filepath.Join(h.sandbox(fw, "grouper"), "events.log"), func(s string) bool { return strings.Contains(s, "LAUNCH_GROUP") })
+	if strings.Contains(log, "LAUNCH\n") {
+		t.Errorf("events = %q, want one LAUNCH_GROUP", log)
+	}
+
+	// Killing one task of a group not yet delivered kills the whole group.
+	sleeper := execCustomExecutor("sleeper", execShell("sleep 600"))
+	h.agent.RunTaskGroup(fw, sleeper, mesos.TaskGroupInfo{Tasks: []mesos.TaskInfo{h.task("q1", ""), h.task("q2", "")}})
+	h.agent.KillTask(*fw.ID, mesos.TaskID{Value: "q2"}, nil)
+	for _, id := range []string{"q1", "q2"} {
+		u := h.expectAndAck(fw, id, mesos.TASK_KILLED)
+		if u.Status.GetReason() != mesos.REASON_TASK_KILLED_DURING_LAUNCH ||
+			u.Status.GetMessage() != "A task within the task group was killed before delivery to the executor" {
+			t.Errorf("%s: %+v", id, u.Status)
+		}
+	}
+}
+
+func TestReregisterAfterMasterFailover(t *testing.T) {
+	h := newExecHarness(t, func(c *Config) { c.StatusUpdateRetryInterval = time.Minute })
+	fw := execFramework("fw-failover", false)
+	ex := execCustomExecutor("testexec", execTestexecCommand())
+	h.agent.RunTask(fw, &ex, h.task("t1", ""))
+	starting := h.expectUpdate("t1", mesos.TASK_STARTING)
+	execWaitFile(t, filepath.Join(h.sandbox(fw, "testexec"), "events.log"), func(s string) bool { return strings.Count(s, "ACKNOWLEDGED") == 2 })
+	h.agent.Reregister()
+	reg := h.master.nextRegistration(t)
+	if !reg.Reregistration || len(reg.Frameworks) != 1 || len(reg.Executors) != 1 || len(reg.Tasks) != 1 ||
+		reg.Executors[0].FrameworkID.GetValue() != "fw-failover" || reg.Tasks[0].GetState() != mesos.TASK_RUNNING ||
+		reg.Tasks[0].GetStatusUpdateState() != mesos.TASK_STARTING {
+		t.Errorf("re-registration = %+v", reg)
+	}
+	// Pending updates go to the new master at once.
+	again := h.expectUpdate("t1", mesos.TASK_STARTING)
+	if string(again.Status.UUID) != string(starting.Status.UUID) {
+		t.Errorf("a different update was resent")
+	}
+}
+
+func TestDefaultExecutorUnavailable(t *testing.T) {
+	h := newExecHarness(t, nil)
+	fw := execFramework("fw-default", false)
+	ex := mesos.ExecutorInfo{Type: mesos.ExecutorInfo_DEFAULT, ExecutorID: mesos.ExecutorID{Value: "default"}, Resources: execResources(0.1, 32)}
+	h.agent.RunTaskGroup(fw, ex, mesos.TaskGroupInfo{Tasks: []mesos.TaskInfo{h.task("d1", "")}})
+	u := h.expectAndAck(fw, "d1", mesos.TASK_FAILED)
+	if u.Status.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED || !strings.Contains(u.Status.GetMessage(), "DEFAULT executor") {
+		t.Errorf("update = %+v", u.Status)
+	}
+	if e := h.master.nextExit(t); e.status != -1 {
+		t.Errorf("exit = %+v", e)
+	}
 }
