@@ -111,14 +111,11 @@ func (a *Agent) handler() http.Handler {
 	return mux
 }
 
-// callResult is the agent's answer to one executor call. after, when set,
-// runs on the mailbox once the answer is on its way (the ACKNOWLEDGED of an
-// update follows its 202, as on Mesos).
+// callResult is the agent's answer to one executor call.
 type callResult struct {
 	code   int
 	body   string
 	stream bool
-	after  func()
 }
 
 // codeUnreachable stands for "the agent is not there": the HTTP side drops
@@ -161,12 +158,6 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 		a.stream(w, r, sub)
 	case res.code == http.StatusAccepted:
 		w.WriteHeader(http.StatusAccepted)
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-		if res.after != nil {
-			a.post(res.after)
-		}
 	default:
 		plainError(w, res.code, res.body)
 	}

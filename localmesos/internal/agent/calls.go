@@ -41,13 +41,14 @@ func (a *Agent) executorCall(call *executor.Call, conn executorConn) callResult 
 		a.subscribe(fw, ex, call.Subscribe, conn)
 		return callResult{code: http.StatusOK, stream: true}
 	case executor.Call_UPDATE:
+		// The agent acknowledges an update as soon as it has taken it
+		// over, before the master hears of it: the executor never sees
+		// another event of the agent's before that ACKNOWLEDGED.
 		status := cloneTaskStatus(call.Update.Status)
-		ackTo := a.statusUpdate(fw.id(), status, ex.id(), true)
-		res := callResult{code: http.StatusAccepted}
-		if ackTo != nil {
-			res.after = func() { a.acknowledgeToExecutor(fw.id(), ackTo, status) }
+		if owner := a.statusUpdate(fw.id(), status, ex.id(), true); owner != nil {
+			a.acknowledgeToExecutor(fw.id(), owner, status)
 		}
-		return res
+		return callResult{code: http.StatusAccepted}
 	case executor.Call_MESSAGE:
 		a.executorMessage(fw, ex, call.Message.Data)
 		return callResult{code: http.StatusAccepted}
@@ -56,7 +57,7 @@ func (a *Agent) executorCall(call *executor.Call, conn executorConn) callResult 
 }
 
 // acknowledgeToExecutor sends ACKNOWLEDGED for an update the agent took
-// over to the executor of its task, on the subscription it has by then.
+// over to the executor of its task, on its current subscription.
 func (a *Agent) acknowledgeToExecutor(frameworkID mesos.FrameworkID, owner *executorEntry, status mesos.TaskStatus) {
 	fw := a.frameworks[frameworkID.Value]
 	if fw == nil || fw.executors[owner.info.ExecutorID.Value] != owner {

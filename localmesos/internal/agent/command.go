@@ -147,9 +147,6 @@ func (ce *commandExecutor) call(c *executor.Call, conn executorConn) callResult 
 	if !ce.a.await(func() { res = ce.a.executorCall(c, conn) }) {
 		return callResult{code: codeUnreachable}
 	}
-	if res.after != nil {
-		ce.a.post(res.after)
-	}
 	return res
 }
 
