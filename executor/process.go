@@ -161,6 +161,11 @@ func (p *process) startWatchdog() error {
 	defer r.Close()
 	script := fmt.Sprintf("trap '' TERM INT HUP QUIT; read _; kill -KILL -%d", p.pgid)
 	wd := exec.Command("/bin/sh", "-c", script)
+	// A bare environment: an agent that sweeps up the processes carrying
+	// its sandbox in MESOS_SANDBOX (localmesos does) must not take the
+	// watchdog and leave a workload that rewrote its own environment
+	// (redis-server does, for its process title).
+	wd.Env = []string{"PATH=/usr/bin:/bin"}
 	wd.Stdin = r
 	wd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: p.pgid}
 	if err := wd.Start(); err != nil {

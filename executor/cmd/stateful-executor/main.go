@@ -19,6 +19,7 @@ import (
 
 func main() {
 	runtime := flag.String("runtime", "auto", "runtime for tasks that do not choose one: auto, docker or process")
+	statsInterval := flag.Duration("stats-interval", executor.DefaultStatsInterval, "how often each task's stats are sent to the scheduler (negative: never)")
 	// The agent sends our stderr to the sandbox's stderr file, where Mesos
 	// users look for executor logs.
 	_ = flag.Set("logtostderr", "true")
@@ -26,7 +27,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	err := executor.Run(ctx, executor.Options{Runtime: *runtime})
+	err := executor.Run(ctx, executor.Options{Runtime: *runtime, StatsInterval: *statsInterval})
 	glog.Flush()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		os.Exit(1)
