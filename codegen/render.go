@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"go/format"
 	"io/fs"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,7 +36,7 @@ func projectFiles() []projectFile {
 		{Name: "config.json", Template: "config.json.tmpl", Purpose: "every setting with its default (--config config.json)"},
 		{Name: "Makefile", Template: "Makefile.tmpl", Purpose: "make build, make test, make run"},
 		{Name: "README.md", Template: "README.md.tmpl", Purpose: "how to run and test it"},
-		{Name: ".gitignore", Template: "gitignore.tmpl", Purpose: "ignores bin/ and stateful-data/"},
+		{Name: ".gitignore", Template: "gitignore.tmpl", Purpose: "ignores binaries and stateful-data/"},
 		{Name: "go.mod", Template: "go.mod.tmpl", Purpose: "the module"},
 		{Name: "go.sum", Purpose: "the toolkit's checksums, so the build needs no network"},
 	}
@@ -59,6 +60,9 @@ type project struct {
 	Image string
 	// Invocation is the codegen command line that makes these files.
 	Invocation string
+	// GoBuildBinary is what go build names the binary: the module path's
+	// last element.
+	GoBuildBinary string
 
 	// go.mod: the go and toolchain lines, the toolkit version required, the
 	// toolkit's requirements, replace (a go.mod token) and ToolkitDir (for
@@ -90,6 +94,7 @@ func newProject(name, module, image string, tk *toolkit) *project {
 		Module:          module,
 		Image:           image,
 		Invocation:      invocation(name, module, image),
+		GoBuildBinary:   path.Base(module),
 		GoVersion:       tk.GoVersion,
 		Toolchain:       tk.Toolchain,
 		StatefulVersion: tk.Version,
