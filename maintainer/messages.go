@@ -1,0 +1,175 @@
+package maintainer
+
+import (
+	"context"
+	"maps"
+	"strconv"
+	"sync"
+
+	"github.com/golang/glog"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/executor/protocol"
+)
+
+// Stats keys the maintainer adds to a task's workload figures.
+const (
+	StatCPUSeconds = "cpu_seconds"
+	StatMemBytes   = "mem_bytes"
+	StatTime       = "stats_time"
+)
+
+// Message handles a framework message from an executor
+// (mesoslib.Handler.Message): the reply to an Exec, or a task's stats.
+// Messages are best effort; one that cannot be decoded is logged and
+// dropped.
+func (m *Maintainer) Message(_ context.Context, agentID mesos.AgentID, executorID mesos.ExecutorID, data []byte) {
+	msg, err := protocol.DecodeMessage(data)
+	if err != nil {
+		glog.Warningf("maintainer: undecodable message from executor %s on agent %s: %v", executorID.Value, agentID.Value, err)
+		if id := protocol.MessageID(data); id != "" {
+			m.execs.deliver(id, nil, "the executor's reply could not be decoded: "+err.Error())
+		}
+		return
+	}
+	switch msg := msg.(type) {
+	case *protocol.ExecResult:
+		m.execs.deliver(msg.ID, msg, "")
+	case *protocol.ErrorReply:
+		if msg.ID == "" || !m.execs.deliver(msg.ID, nil, msg.Error) {
+			glog.Warningf("maintainer: executor %s on agent %s reports: %s", executorID.Value, agentID.Value, msg.Error)
+		}
+	case *protocol.Stats:
+		m.recordStats(msg)
+	default:
+		glog.V(1).Infof("maintainer: ignoring %s message from executor %s", msg.MessageType(), executorID.Value)
+	}
+}
+
+func (m *Maintainer) recordStats(s *protocol.Stats) {
+	id, err := stateful.ParseTaskID(s.TaskID)
+	if err != nil {
+		glog.V(1).Infof("maintainer: stats of unknown task %q: %v", s.TaskID, err)
+		return
+	}
+	figures := make(map[string]string, len(s.Workload)+3)
+	maps.Copy(figures, s.Workload)
+	figures[StatCPUSeconds] = strconv.FormatFloat(s.CPUSeconds, 'f', 3, 64)
+	figures[StatMemBytes] = strconv.FormatUint(s.MemBytes, 10)
+	if !s.Time.IsZero() {
+		figures[StatTime] = s.Time.UTC().Format("2006-01-02T15:04:05Z07:00")
+	}
+	m.stats.put(id.Instance, id.Ordinal, s.TaskID, figures)
+	glog.V(2).Infof("maintainer: stats of %s: %v", s.TaskID, figures)
+}
+
+// WithStats returns the tasks with the latest figures of their current
+// attempts merged into Stats (for the REST API). The tasks are modified
+// in place.
+func (m *Maintainer) WithStats(tasks []*stateful.Task) []*stateful.Task {
+	for _, t := range tasks {
+		m.stats.merge(t)
+	}
+	return tasks
+}
+
+// withStats returns a copy of t with its latest figures.
+func (m *Maintainer) withStats(t *stateful.Task) *stateful.Task {
+	c := t.Clone()
+	m.stats.merge(c)
+	return c
+}
+
+// statsCache keeps the latest stats per task, for the attempt that sent
+// them.
+type statsCache struct {
+	mu sync.Mutex
+	by map[string]map[int]taskStats // instance → ordinal → stats
+}
+
+type taskStats struct {
+	taskID  string
+	figures map[string]string
+}
+
+func newStatsCache() *statsCache { return &statsCache{by: map[string]map[int]taskStats{}} }
+
+func (c *statsCache) put(instance string, ordinal int, taskID string, figures map[string]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	inst := c.by[instance]
+	if inst == nil {
+		inst = map[int]taskStats{}
+		c.by[instance] = inst
+	}
+	inst[ordinal] = taskStats{taskID: taskID, figures: figures}
+}
+
+// merge adds the figures of t's current attempt to t.Stats.
+func (c *statsCache) merge(t *stateful.Task) {
+	c.mu.Lock()
+	s, ok := c.by[t.Instance][t.Ordinal]
+	c.mu.Unlock()
+	if !ok || s.taskID != t.TaskID || !t.State.IsLaunched() {
+		return
+	}
+	if t.Stats == nil {
+		t.Stats = make(map[string]string, len(s.figures))
+	}
+	maps.Copy(t.Stats, s.figures)
+}
+
+func (c *statsCache) drop(instance string, ordinal int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.by[instance], ordinal)
+}
+
+func (c *statsCache) forget(instance string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.by, instance)
+}
+
+// pendingExecs correlates Exec requests with their replies by ID.
+type pendingExecs struct {
+	mu      sync.Mutex
+	waiting map[string]chan execReply
+}
+
+type execReply struct {
+	result *protocol.ExecResult
+	err    string
+}
+
+func newPendingExecs() *pendingExecs { return &pendingExecs{waiting: map[string]chan execReply{}} }
+
+func (p *pendingExecs) add(id string) chan execReply {
+	ch := make(chan execReply, 1)
+	p.mu.Lock()
+	p.waiting[id] = ch
+	p.mu.Unlock()
+	return ch
+}
+
+func (p *pendingExecs) remove(id string) {
+	p.mu.Lock()
+	delete(p.waiting, id)
+	p.mu.Unlock()
+}
+
+// deliver hands a reply to its waiting Exec; false if none waits (it timed
+// out, or the reply is a duplicate).
+func (p *pendingExecs) deliver(id string, r *protocol.ExecResult, errMsg string) bool {
+	p.mu.Lock()
+	ch, ok := p.waiting[id]
+	delete(p.waiting, id)
+	p.mu.Unlock()
+	if !ok {
+		glog.V(1).Infof("maintainer: reply to exec %q, which no one waits for", id)
+		return false
+	}
+	ch <- execReply{result: r, err: errMsg}
+	return true
+}

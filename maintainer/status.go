@@ -1,0 +1,109 @@
+package maintainer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/golang/glog"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/mesoslib"
+	"github.com/mesos-stateful/stateful/statemgr"
+)
+
+// errStale marks an update about an attempt that is not the task's
+// current one (or that was already given up): there is nothing to record.
+var errStale = errors.New("not the current attempt")
+
+// Update records one task status (mesoslib.Handler.Update). It returns nil
+// once the status is persisted, so mesoslib acknowledges it only then, and
+// enqueues the task's instance. An update about a task the scheduler has no
+// record of, or about an attempt that is no longer current, returns an
+// error wrapping mesoslib.ErrUnknownTask: mesoslib then acknowledges it and
+// kills the attempt if it still runs. Duplicates are harmless.
+func (m *Maintainer) Update(ctx context.Context, status mesos.TaskStatus) error {
+	return m.RecordBatch(ctx, []mesos.TaskStatus{status})[0]
+}
+
+// RecordBatch records several statuses in as few etcd transactions as
+// possible (statemgr.ApplyTaskUpdates: one per 100 tasks), for the
+// statuses that arrive together. errs[i] is the outcome of statuses[i], as
+// Update would report it.
+func (m *Maintainer) RecordBatch(ctx context.Context, statuses []mesos.TaskStatus) (errs []error) {
+	errs = make([]error, len(statuses))
+	updates := make([]statemgr.TaskUpdate, 0, len(statuses))
+	index := make([]int, 0, len(statuses)) // updates[j] is statuses[index[j]]
+	for i, s := range statuses {
+		u, err := m.taskUpdate(s)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		updates = append(updates, u)
+		index = append(index, i)
+	}
+	if len(updates) == 0 {
+		return errs
+	}
+	results, err := m.store.ApplyTaskUpdates(ctx, updates)
+	enqueued := map[string]bool{}
+	for j, r := range results {
+		i := index[j]
+		s := statuses[i]
+		switch {
+		case err != nil:
+			errs[i] = fmt.Errorf("record %s of %s: %w", s.GetState(), s.TaskID.Value, err)
+		case errors.Is(r.Err, errStale), errors.Is(r.Err, stateful.ErrNotFound):
+			errs[i] = fmt.Errorf("%w: %s (%s): %w", mesoslib.ErrUnknownTask, s.TaskID.Value, s.GetState(), r.Err)
+		case r.Err != nil:
+			errs[i] = fmt.Errorf("record %s of %s: %w", s.GetState(), s.TaskID.Value, r.Err)
+		default:
+			glog.V(2).Infof("maintainer: recorded %s %s (healthy %t): %s", s.TaskID.Value, r.Task.State, r.Task.Healthy, r.Task.Message)
+			if name := r.Task.Instance; !enqueued[name] {
+				enqueued[name] = true
+				m.enqueue(name)
+			}
+		}
+	}
+	return errs
+}
+
+// taskUpdate turns a status into the change of its task document.
+func (m *Maintainer) taskUpdate(s mesos.TaskStatus) (statemgr.TaskUpdate, error) {
+	id := s.TaskID.Value
+	tid, err := stateful.ParseTaskID(id)
+	if err != nil {
+		return statemgr.TaskUpdate{}, fmt.Errorf("%w: %w", mesoslib.ErrUnknownTask, err)
+	}
+	state, err := stateful.ParseTaskState(s.GetState().String())
+	if err != nil || state == stateful.TaskQueued {
+		return statemgr.TaskUpdate{}, fmt.Errorf("task %s: state %s: %w", id, s.GetState(), err)
+	}
+	hasHealthCheck := false
+	if inst, err := m.store.Instance(tid.Instance); err == nil {
+		hasHealthCheck = inst.Spec.Health != nil
+	}
+	return statemgr.TaskUpdate{Instance: tid.Instance, Ordinal: tid.Ordinal, Mutate: func(t *stateful.Task) error {
+		if t.TaskID != id || t.State.IsQueued() {
+			return errStale
+		}
+		t.State = state
+		t.Message = s.GetMessage()
+		t.Reason = ""
+		if s.Reason != nil {
+			t.Reason = s.GetReason().String()
+		}
+		switch {
+		case s.Healthy != nil:
+			t.Healthy = *s.Healthy
+		case state != stateful.TaskRunning:
+			t.Healthy = false
+		case !hasHealthCheck:
+			// Without a health check, running is healthy.
+			t.Healthy = true
+		}
+		return nil
+	}}, nil
+}
