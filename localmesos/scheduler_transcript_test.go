@@ -60,6 +60,18 @@ type schedSection struct {
 	end   func(r *schedReplay)
 }
 
+// schedTranscriptConfig is schedConfig with Mesos' default allocation
+// interval and status update retry interval, as when the transcripts were
+// recorded: what an offer holds depends on what finished before the
+// allocation that made it, and a retry would add updates the recording
+// does not have.
+func schedTranscriptConfig(t *testing.T) Config {
+	cfg := schedConfig(t)
+	cfg.AllocationInterval = time.Second
+	cfg.StatusUpdateRetryInterval = 10 * time.Second
+	return cfg
+}
+
 func newSchedReplay(t *testing.T, c *Cluster, tr transcript) *schedReplay {
 	return &schedReplay{
 		t:         t,
@@ -156,8 +168,22 @@ func (r *schedReplay) callBody(rec record) (string, bool) {
 	return rec.Text, false
 }
 
+// ackPace bounds how long an ACKNOWLEDGE waits to keep its recorded
+// distance from the record before it (see request).
+const ackPace = 700 * time.Millisecond
+
 func (r *schedReplay) request(i int, rec record) {
 	r.t.Helper()
+	// The recording scripts acknowledged after polling (0.3 to 0.7 s).
+	// What an update and the next offer say depends on that pace (a
+	// task that finished before the ACK of its previous update is
+	// reported terminal at once), so acknowledgements keep their
+	// recorded distance from the record before them.
+	if i > 0 && strings.Contains(string(rec.Body)+string(rec.Decoded), `"ACKNOWLEDGE"`) {
+		if gap := recordGap(r.tr[i-1], rec); gap > 0 {
+			time.Sleep(min(gap, ackPace))
+		}
+	}
 	var resp *record
 	for j := i + 1; j < len(r.tr); j++ {
 		if r.tr[j].Dir == "resp" && r.tr[j].Conn == rec.Conn {
@@ -231,10 +257,10 @@ func (r *schedReplay) request(i int, rec record) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		r.lastReq = time.Now()
 		res := send()
 		got, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		r.lastReq = time.Now()
 		if res.StatusCode == resp.Status && string(got) == want {
 			r.checkHeaders(rec.Conn, resp, res)
 			return
@@ -508,6 +534,16 @@ func (r *schedReplay) compareOffer(errorf func(string, ...any), want, got any) {
 	}
 }
 
+// recordGap is the recorded time between two records.
+func recordGap(a, b record) time.Duration {
+	ta, err1 := time.Parse(time.RFC3339Nano, a.T)
+	tb, err2 := time.Parse(time.RFC3339Nano, b.T)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return tb.Sub(ta)
+}
+
 func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
@@ -552,7 +588,7 @@ func (r *schedReplay) offerDelay(min time.Duration) func(*schedReplay) {
 // PARTITION_AWARE), reconciliation, DECLINE filters, SUPPRESS/REVIVE,
 // KILL and TEARDOWN, with two real command tasks.
 func TestSchedulerTranscriptErrors(t *testing.T) {
-	c := schedStart(t, schedConfig(t))
+	c := schedStart(t, schedTranscriptConfig(t))
 	r := newSchedReplay(t, c, loadTranscript(t, "scheduler-errors"))
 	r.sections = []schedSection{
 		{note: "with filters refuse_seconds 1 ", end: r.offerDelay(time.Second)},
@@ -568,7 +604,7 @@ func TestSchedulerTranscriptErrors(t *testing.T) {
 // on the old stream, and an expired failover_timeout ("Framework cannot
 // be found", then "Framework has been removed").
 func TestSchedulerTranscriptFailover(t *testing.T) {
-	c := schedStart(t, schedConfig(t))
+	c := schedStart(t, schedTranscriptConfig(t))
 	r := newSchedReplay(t, c, loadTranscript(t, "scheduler-failover"))
 	r.run()
 }
@@ -578,7 +614,7 @@ func TestSchedulerTranscriptFailover(t *testing.T) {
 // without offer IDs and SUPPRESS, and the task's three updates, each
 // acknowledged.
 func TestSchedulerTranscriptCommandTask(t *testing.T) {
-	c := schedStart(t, schedConfig(t))
+	c := schedStart(t, schedTranscriptConfig(t))
 	r := newSchedReplay(t, c, loadTranscript(t, "command-task-msh"))
 	r.run()
 }
@@ -595,7 +631,8 @@ func TestSchedulerTranscriptAgentLoss(t *testing.T) {
 		"agent-loss-partition-aware-nocheckpoint",
 	} {
 		t.Run(name, func(t *testing.T) {
-			c := schedStart(t, schedConfig(t))
+			t.Parallel() // each scenario has its own cluster and mostly waits
+			c := schedStart(t, schedTranscriptConfig(t))
 			r := newSchedReplay(t, c, all.scenario(name))
 			r.sections = []schedSection{
 				{note: "kill -9 the agent process", start: func(r *schedReplay) {
@@ -622,7 +659,7 @@ func TestSchedulerTranscriptAgentLoss(t *testing.T) {
 // needs a REVIVE and reuses the executor (listed in executor_ids and not
 // charged twice).
 func TestSchedulerTranscriptHappyPath(t *testing.T) {
-	cfg := schedConfig(t)
+	cfg := schedTranscriptConfig(t)
 	cfg.Resources = "cpus:0.15;mem:512;disk:1024;ports:[31000-31009]"
 	c := schedStart(t, cfg)
 	r := newSchedReplay(t, c, loadTranscript(t, "scheduler-happy-path"))

@@ -133,3 +133,31 @@ func TestResubscribeGetsUnacknowledgedUpdate(t *testing.T) {
 		t.Fatalf("resent update %v", up)
 	}
 }
+
+// TestDisconnectClearsFilters: Mesos' allocator drops an inactive
+// framework's refusal filters, so a re-subscribed scheduler gets offers at
+// once; SUBSCRIBE's suppressed_roles replace the suppressed set.
+func TestDisconnectClearsFilters(t *testing.T) {
+	c := newTestCluster(t, testConfig())
+	c.addAgent(0)
+	s := c.subscribe(`{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"f","failover_timeout":30,"roles":["*"],"capabilities":[{"type":"MULTI_ROLE"}]}}}`)
+	s.fid = str(s.next("SUBSCRIBED"), "subscribed", "framework_id", "value")
+	o := s.offers()[0]
+	s.expectStatus(202, c.callOn(s, "DECLINE", `"decline":{"offer_ids":[{"value":"`+offerID(o)+`"}],"filters":{"refuse_seconds":600}}`))
+	s.quiet(200 * time.Millisecond)
+	s.close()
+	waitUntil(t, "disconnect", func() bool { return c.callOn(s, "REVIVE", "").status == 403 })
+	// Without the filter the offer comes back at once, not in 600 s.
+	b := c.subscribe(resubscribeBody(s.fid, "f", "30"))
+	b.fid = s.fid
+	b.next("SUBSCRIBED")
+	b.offers()
+
+	// A re-subscription with suppressed_roles gets nothing until REVIVE.
+	cs := c.subscribe(`{"type":"SUBSCRIBE","framework_id":{"value":"` + s.fid + `"},"subscribe":{"framework_info":{"user":"root","name":"f","id":{"value":"` + s.fid + `"},"failover_timeout":30,"roles":["*"],"capabilities":[{"type":"MULTI_ROLE"}]},"suppressed_roles":["*"]}}`)
+	cs.fid = s.fid
+	cs.next("SUBSCRIBED")
+	cs.quiet(300 * time.Millisecond)
+	cs.expectStatus(202, c.callOn(cs, "REVIVE", ""))
+	cs.offers()
+}

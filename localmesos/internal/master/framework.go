@@ -264,10 +264,19 @@ func (m *Master) updateFramework(f *framework, info mesos.FrameworkInfo, suppres
 	f.setSuppressed(suppressed)
 }
 
+// setSuppressed replaces the suppressed roles; roles that stop being
+// suppressed are revived, which also clears their refusal filters (as the
+// Mesos allocator's updateFramework does).
 func (f *framework) setSuppressed(roles []string) {
+	old := f.suppressed
 	f.suppressed = map[string]bool{}
 	for _, r := range roles {
 		f.suppressed[r] = true
+	}
+	for r := range old {
+		if !f.suppressed[r] {
+			delete(f.filters, r)
+		}
 	}
 }
 
@@ -427,13 +436,18 @@ func (m *Master) streamGone(s *stream) {
 }
 
 // disconnect makes a framework inactive: its offers go away silently (it
-// cannot hear a RESCIND) and failover_timeout starts; when it expires the
-// framework is removed and its tasks are killed.
+// cannot hear a RESCIND), its filters are dropped, and failover_timeout
+// starts; when it expires the framework is removed and its tasks are
+// killed.
 func (m *Master) disconnect(f *framework) {
 	f.stream = nil
 	for _, o := range sortedOffers(f.offers) {
 		m.removeOffer(o)
 	}
+	// An inactive framework loses its refusal filters (Mesos' allocator
+	// clears them on deactivation), so a re-subscription gets offers at
+	// once.
+	f.filters = map[string]map[string][]*offerFilter{}
 	f.failoverGen++
 	gen, mgen := f.failoverGen, m.generation
 	timeout := time.Duration(f.info.GetFailoverTimeout() * float64(time.Second))
