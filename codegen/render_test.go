@@ -127,7 +127,7 @@ func TestHeaders(t *testing.T) {
 		text := string(f.Data)
 		switch f.Name {
 		case "config.json", "go.sum":
-			// JSON and go.sum have no comments; README.md says where they come from.
+			// JSON and go.sum cannot carry comments.
 			continue
 		case "main.go":
 			first, _, _ := strings.Cut(text, "\n")

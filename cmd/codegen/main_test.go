@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,14 @@ import (
 
 	"github.com/mesos-stateful/stateful/codegen"
 )
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	// glog would otherwise leave log files in the system's temporary
+	// directory; go test shows stderr only when a test fails.
+	_ = flag.Set("logtostderr", "true")
+	os.Exit(m.Run())
+}
 
 // runCodegen runs the command in-process and returns its exit code and output.
 func runCodegen(t *testing.T, args ...string) (int, string, string) {
