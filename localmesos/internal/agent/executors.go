@@ -127,10 +127,11 @@ func (a *Agent) executorTerminated(fw *framework, ex *executorEntry, status int3
 			ex.terminated[id] = t
 		}
 	}
-	if !ex.command {
-		fwID, exID := fw.id(), ex.id()
-		a.toMasterWhenRegistered(func() { a.master.ExecutorExited(a.cfg.ID, fwID, exID, status) })
-	}
+	// Mesos' agent does not tell its master about command executors (the
+	// master does not know them); the wire contract has the master ignore
+	// them instead, so that it need not guess.
+	fwID, exID := fw.id(), ex.id()
+	a.toMasterWhenRegistered(func() { a.master.ExecutorExited(a.cfg.ID, fwID, exID, status) })
 	if fw.state == frameworkTerminating || !ex.incomplete() {
 		a.removeExecutor(fw, ex)
 	}

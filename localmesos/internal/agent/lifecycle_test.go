@@ -210,10 +210,12 @@ func TestCommandTask(t *testing.T) {
 	h.expectAndAck(fw, "noshell", mesos.TASK_RUNNING)
 	h.expectAndAck(fw, "noshell", mesos.TASK_FINISHED)
 
-	// A command executor is not reported to the master when it exits.
-	h.noMoreUpdates(200 * time.Millisecond)
-	if n := h.master.pending("exit"); n != 0 {
-		t.Errorf("%d executor exit(s) reported for command tasks", n)
+	// The built-in executors exit 0 once their task's terminal update is
+	// acknowledged; the master is told (it sends no FAILURE for them).
+	for _, id := range []string{"hi", "three", "noshell"} {
+		if e := h.master.nextExit(t); e.executor != id || e.status != 0 {
+			t.Errorf("exit = %+v, want %s with status 0", e, id)
+		}
 	}
 }
 
@@ -374,11 +376,10 @@ func TestKillExecutor(t *testing.T) {
 	if u.Status.GetReason() != mesos.REASON_EXECUTOR_TERMINATED || u.Status.GetSource() != mesos.SOURCE_AGENT {
 		t.Errorf("update = %+v", u.Status)
 	}
-	execNoProcessesLeft(t, h.workDir)
-	h.noMoreUpdates(100 * time.Millisecond)
-	if n := h.master.pending("exit"); n != 0 {
-		t.Errorf("command executor exit reported")
+	if e := h.master.nextExit(t); e.executor != "cmd" || e.status != int32(syscall.SIGKILL) {
+		t.Errorf("exit = %+v", e)
 	}
+	execNoProcessesLeft(t, h.workDir)
 }
 
 func TestShutdownFramework(t *testing.T) {
@@ -451,6 +452,9 @@ test -f archive.tgz
 	if out := execReadFile(filepath.Join(h.sandbox(fw, "fetch"), "stdout")); out != "run\n" {
 		t.Errorf("stdout = %q", out)
 	}
+	if e := h.master.nextExit(t); e.executor != "fetch" || e.status != 0 {
+		t.Errorf("exit = %+v", e)
+	}
 
 	// A custom executor fetched from a URI.
 	ex := execCustomExecutor("fetched", mesos.CommandInfo{Value: stringPtr("./testexec"), URIs: []mesos.CommandInfo_URI{{Value: "file://" + execTestexec, Executable: &yes}}})
@@ -458,7 +462,7 @@ test -f archive.tgz
 	h.expectAndAck(fw, "t1", mesos.TASK_STARTING)
 	h.expectAndAck(fw, "t1", mesos.TASK_RUNNING)
 	h.expectAndAck(fw, "t1", mesos.TASK_FINISHED)
-	if e := h.master.nextExit(t); e.status != 0 {
+	if e := h.master.nextExit(t); e.executor != "fetched" || e.status != 0 {
 		t.Errorf("exit = %+v", e)
 	}
 
