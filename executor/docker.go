@@ -375,7 +375,28 @@ func (c *container) Stop(ctx context.Context, grace time.Duration) error {
 	default:
 	}
 	glog.V(1).Infof("docker runtime: stopping container %s (grace %v)", shortContainerID(c.id), grace)
-	err := c.client.Stop(ctx, c.id, grace)
+	var err error
+	if grace >= time.Second {
+		// The engine counts whole seconds and dockerlib rounds up; round
+		// down, so that a stop never outlasts the budget it was given
+		// (SHUTDOWN must end within the agent's grace period).
+		err = c.client.Stop(ctx, c.id, grace.Truncate(time.Second))
+	} else {
+		// Below a second: SIGTERM and our own timer.
+		if kerr := c.client.Kill(ctx, c.id, "SIGTERM"); kerr != nil {
+			glog.V(1).Infof("docker runtime: %v", kerr)
+		}
+		t := time.NewTimer(grace)
+		select {
+		case <-c.done:
+			t.Stop()
+			return nil
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		err = fmt.Errorf("container %s still running after %v", shortContainerID(c.id), grace)
+	}
 	if err != nil {
 		// Cut short (a forced kill) or the engine failed: kill outright.
 		kctx, cancel := context.WithTimeout(context.Background(), killWait)

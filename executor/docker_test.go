@@ -311,3 +311,49 @@ func TestProcessIdentity(t *testing.T) {
 		t.Error("a malformed identity cannot be judged")
 	}
 }
+
+func probeImage(t *testing.T, cli *dockerlib.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := testimage.Probe(ctx, cli, testimage.ProbeImage); err != nil {
+		if errors.Is(err, testimage.ErrNotInstalled) {
+			t.Skipf("cannot build the probe image: %v", err)
+		}
+		t.Fatalf("build %s: %v", testimage.ProbeImage, err)
+	}
+}
+
+func TestDockerStopForcesAfterAShortGrace(t *testing.T) {
+	cli, fw := dockerFor(t)
+	probeImage(t, cli)
+	port := freePort(t)
+	d := protocol.TaskData{
+		Image: testimage.ProbeImage,
+		Env:   map[string]string{"PROBE_IGNORE_TERM": "1", "PROBE_LISTEN": fmt.Sprintf("127.0.0.1:%d", port)},
+		Ports: map[string]uint32{"probe": port},
+		Health: &protocol.Health{TCPPort: "probe", Interval: protocol.Duration(100 * time.Millisecond), Grace: protocol.Duration(30 * time.Second)},
+	}
+	mt := runDockerMon(t, cli, fw, d, nil)
+	mt.rec.waitUpdate(t, 30*time.Second, mesos.TASK_RUNNING)
+	start := time.Now()
+	mt.mon.Kill(300 * time.Millisecond)
+	killed := mt.rec.waitUpdate(t, 20*time.Second, mesos.TASK_KILLED)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a 300ms grace took %v", d)
+	}
+	if !strings.Contains(killed.GetMessage(), "137") {
+		t.Errorf("message %q: want the SIGKILL exit code", killed.GetMessage())
+	}
+}
+
+func TestDockerMemoryLimitIsEnforced(t *testing.T) {
+	cli, fw := dockerFor(t)
+	probeImage(t, cli)
+	d := protocol.TaskData{Image: testimage.ProbeImage, Args: []string{"alloc", "256"}, MemMB: 32}
+	mt := runDockerMon(t, cli, fw, d, nil)
+	failed := mt.rec.waitUpdate(t, 60*time.Second, mesos.TASK_FAILED)
+	if !strings.Contains(failed.GetMessage(), "OOM killed") {
+		t.Errorf("message %q: a task past its memory limit should be reported OOM killed", failed.GetMessage())
+	}
+}

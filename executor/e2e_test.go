@@ -83,6 +83,12 @@ type cluster struct {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
+	return startClusterWith(t, false)
+}
+
+// startClusterWith starts a cluster whose framework checkpoints or not.
+func startClusterWith(t *testing.T, checkpoint bool) *cluster {
+	t.Helper()
 	bin := buildExecutor(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -109,7 +115,7 @@ func startCluster(t *testing.T) *cluster {
 	if u, err := user.Current(); err == nil {
 		name = u.Username
 	}
-	resp, err := c.caller.Call(ctx, calls.Subscribe(&mesos.FrameworkInfo{User: name, Name: "executor-e2e"}))
+	resp, err := c.caller.Call(ctx, calls.Subscribe(&mesos.FrameworkInfo{User: name, Name: "executor-e2e", Checkpoint: &checkpoint}))
 	if err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
@@ -511,6 +517,58 @@ func TestE2EKillExecutorLeavesNoProcess(t *testing.T) {
 	eventually(t, 15*time.Second, "no process of the killed executor is left", func() bool {
 		return len(frameworkProcesses(c.fwID)) == 0 && !alive(pid)
 	})
+}
+
+func TestE2EAgentRestartKeepsTheTask(t *testing.T) {
+	needRedis(t)
+	c := startClusterWith(t, true)
+	l := c.launch("cache1-0.1", "cache1-0", redisProcessTask(t, 0), "redis")
+	c.waitState(l.taskID, mesos.TASK_RUNNING, 30*time.Second)
+	res := c.exec(l, "pid", "redis-cli", "-h", l.host, "-p", fmt.Sprint(l.ports["redis"]), "INFO", "server")
+	pid, err := strconv.Atoi(infoField(res.Stdout, "process_id"))
+	if err != nil {
+		t.Fatalf("no redis pid in %+v", res)
+	}
+
+	if err := c.lm.RestartAgent(l.agentID); err != nil {
+		t.Fatal(err)
+	}
+	// The executor re-subscribes to the restarted agent: commands reach
+	// the same redis-server again.
+	eventually(t, 30*time.Second, "exec works through the restarted agent", func() bool {
+		id := fmt.Sprintf("after-%d", time.Now().UnixNano())
+		b, _ := protocol.EncodeMessage(&protocol.Exec{ID: id, TaskID: l.taskID, Cmd: []string{"redis-cli", "-h", l.host, "-p", fmt.Sprint(l.ports["redis"]), "INFO", "server"}})
+		if _, err := c.call(calls.Message(l.agentID, l.executorID, b)); err != nil {
+			return false
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			c.mu.Lock()
+			msgs := append([][]byte(nil), c.messages...)
+			c.mu.Unlock()
+			for _, raw := range msgs {
+				if m, err := protocol.DecodeMessage(raw); err == nil {
+					if r, ok := m.(*protocol.ExecResult); ok && r.ID == id {
+						return infoField(r.Stdout, "process_id") == strconv.Itoa(pid)
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return false
+	})
+	for _, s := range c.states(l.taskID) {
+		if s != "TASK_STARTING" && !strings.HasPrefix(s, "TASK_RUNNING") {
+			t.Errorf("the task did not survive the agent restart: %v", c.states(l.taskID))
+		}
+	}
+	if _, err := c.call(calls.Kill(l.taskID, l.agentID)); err != nil {
+		t.Fatal(err)
+	}
+	c.waitState(l.taskID, mesos.TASK_KILLED, 20*time.Second)
+	if alive(pid) {
+		t.Error("redis survived its KILL")
+	}
 }
 
 // --- the same with the docker runtime ---

@@ -97,7 +97,7 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("executor: reading the Mesos environment: %w", err)
 		}
 	}
-	e, err := newExecutor(cfg, opts)
+	e, err := newRunner(cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -114,10 +114,10 @@ func IsExecutorInvocation(args []string) bool {
 	return os.Getenv("MESOS_EXECUTOR_ID") != ""
 }
 
-// Executor is one run of the executor. Its event handlers run on the
-// subscription goroutine; TaskMons and exec handlers run on their own and
-// report through update and sendMessage.
-type Executor struct {
+// runner is one run of the executor. Its event handlers run on the
+// subscription goroutine; TaskMons and message handlers run on their own
+// and report through Update and Message.
+type runner struct {
 	cfg  config.Config
 	opts Options
 	host string
@@ -149,7 +149,7 @@ type Executor struct {
 	shuttingDown bool
 }
 
-func newExecutor(cfg config.Config, opts Options) (*Executor, error) {
+func newRunner(cfg config.Config, opts Options) (*runner, error) {
 	if opts.StatsInterval == 0 {
 		opts.StatsInterval = DefaultStatsInterval
 	}
@@ -185,7 +185,7 @@ func newExecutor(cfg config.Config, opts Options) (*Executor, error) {
 		httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]),
 	)
 	callOpts := executor.CallOptions{calls.Framework(cfg.FrameworkID), calls.Executor(cfg.ExecutorID)}
-	e := &Executor{
+	e := &runner{
 		cfg:          cfg,
 		opts:         opts,
 		host:         host,
@@ -218,7 +218,7 @@ func openAppend(path string) (*os.File, error) {
 	return f, nil
 }
 
-func (e *Executor) run(ctx context.Context) error {
+func (e *runner) run(ctx context.Context) error {
 	defer e.stdout.Close()
 	defer e.stderr.Close()
 	glog.Infof("executor %s of framework %s starting; agent %s, sandbox %s, checkpoint %v",
@@ -272,7 +272,7 @@ func (e *Executor) run(ctx context.Context) error {
 
 // subscriptionLoop subscribes, handles events, and re-subscribes with
 // backoff when the agent goes away, until the executor quits.
-func (e *Executor) subscriptionLoop(ctx context.Context) {
+func (e *runner) subscriptionLoop(ctx context.Context) {
 	var (
 		everSubscribed bool
 		lostAt         = time.Now()
@@ -323,7 +323,7 @@ func (e *Executor) subscriptionLoop(ctx context.Context) {
 
 // subscribeOnce makes one SUBSCRIBE, replaying unacknowledged tasks and
 // updates, and handles events until the stream ends or the executor quits.
-func (e *Executor) subscribeOnce() (subscribed bool, err error) {
+func (e *runner) subscribeOnce() (subscribed bool, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -364,7 +364,7 @@ func (e *Executor) subscribeOnce() (subscribed bool, err error) {
 
 // handle dispatches one event. It never blocks for long: anything slow
 // runs on a TaskMon or message goroutine.
-func (e *Executor) handle(ev *executor.Event) {
+func (e *runner) handle(ev *executor.Event) {
 	switch ev.Type {
 	case executor.Event_SUBSCRIBED:
 		s := ev.GetSubscribed()
@@ -405,7 +405,7 @@ func (e *Executor) handle(ev *executor.Event) {
 	}
 }
 
-func (e *Executor) unacknowledgedTasks() []mesos.TaskInfo {
+func (e *runner) unacknowledgedTasks() []mesos.TaskInfo {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if len(e.unackedTasks) == 0 {
@@ -418,7 +418,7 @@ func (e *Executor) unacknowledgedTasks() []mesos.TaskInfo {
 	return out
 }
 
-func (e *Executor) launch(task mesos.TaskInfo) {
+func (e *runner) launch(task mesos.TaskInfo) {
 	id := task.TaskID.Value
 	e.mu.Lock()
 	if _, dup := e.tasks[id]; dup {
@@ -467,7 +467,7 @@ func (e *Executor) launch(task mesos.TaskInfo) {
 
 // rejectTask fails a task that will not run. It still counts as launched,
 // so an executor whose only task was rejected exits.
-func (e *Executor) rejectTask(task mesos.TaskInfo, why string) {
+func (e *runner) rejectTask(task mesos.TaskInfo, why string) {
 	glog.Warningf("executor: task %s: %s", task.TaskID.Value, why)
 	e.mu.Lock()
 	e.unackedTasks[task.TaskID.Value] = task
@@ -485,7 +485,7 @@ func policyGrace(task mesos.TaskInfo) time.Duration {
 	return DefaultKillGrace
 }
 
-func (e *Executor) kill(id string, policy *mesos.KillPolicy) {
+func (e *runner) kill(id string, policy *mesos.KillPolicy) {
 	e.mu.Lock()
 	mon := e.tasks[id]
 	e.mu.Unlock()
@@ -505,7 +505,7 @@ func (e *Executor) kill(id string, policy *mesos.KillPolicy) {
 // Update implements reporter: it completes a TaskMon's status update and
 // queues it for the agent. A terminal update ends the task's tracking and
 // may let the executor exit.
-func (e *Executor) Update(status mesos.TaskStatus) {
+func (e *runner) Update(status mesos.TaskStatus) {
 	status.Source = mesos.SOURCE_EXECUTOR.Enum()
 	status.ExecutorID = &mesos.ExecutorID{Value: e.cfg.ExecutorID}
 	status.UUID = newUUID()
@@ -538,7 +538,7 @@ func isTerminal(s mesos.TaskState) bool {
 
 // exitWhenAcknowledged waits (bounded) for the agent to acknowledge the
 // last updates, then quits unless a new task arrived meanwhile.
-func (e *Executor) exitWhenAcknowledged() {
+func (e *runner) exitWhenAcknowledged() {
 	ctx, cancel := context.WithTimeout(e.monCtx, e.opts.AckWait)
 	acked := e.out.waitEmpty(ctx)
 	cancel()
@@ -559,7 +559,7 @@ func (e *Executor) exitWhenAcknowledged() {
 // shutdown kills every task (TASK_KILLED each), waits for their updates
 // to be acknowledged, and quits, all within the shutdown grace period.
 // cause is what Run returns (nil for SHUTDOWN).
-func (e *Executor) shutdown(cause error) {
+func (e *runner) shutdown(cause error) {
 	e.mu.Lock()
 	if e.shuttingDown {
 		e.mu.Unlock()
@@ -603,7 +603,7 @@ func shutdownBudget(period, ackWait time.Duration) (taskGrace, acks time.Duratio
 }
 
 // abort stops every task at once and quits with err: the agent is gone.
-func (e *Executor) abort(err error) {
+func (e *runner) abort(err error) {
 	e.mu.Lock()
 	e.shuttingDown = true
 	e.mu.Unlock()
@@ -612,7 +612,7 @@ func (e *Executor) abort(err error) {
 }
 
 // stopAll kills every task with the given grace and waits for them.
-func (e *Executor) stopAll(grace time.Duration) {
+func (e *runner) stopAll(grace time.Duration) {
 	e.mu.Lock()
 	mons := make([]*TaskMon, 0, len(e.tasks))
 	for _, m := range e.tasks {
@@ -627,14 +627,14 @@ func (e *Executor) stopAll(grace time.Duration) {
 	}
 }
 
-func (e *Executor) quitWith(err error) {
+func (e *runner) quitWith(err error) {
 	e.quitOnce.Do(func() {
 		e.quitErr = err
 		close(e.quit)
 	})
 }
 
-func (e *Executor) postUpdate(ctx context.Context, u executor.Call_Update) error {
+func (e *runner) postUpdate(ctx context.Context, u executor.Call_Update) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	resp, err := e.cli.Send(ctx, calls.NonStreaming(calls.Update(u.Status)))
@@ -645,7 +645,7 @@ func (e *Executor) postUpdate(ctx context.Context, u executor.Call_Update) error
 }
 
 // Message implements reporter: it sends m to the scheduler, best effort.
-func (e *Executor) Message(m protocol.Message) {
+func (e *runner) Message(m protocol.Message) {
 	b, err := protocol.EncodeMessage(m)
 	if err != nil {
 		glog.Errorf("executor: encoding %s message: %v", m.MessageType(), err)
@@ -666,7 +666,7 @@ func (e *Executor) Message(m protocol.Message) {
 
 // handleMessage acts on a framework message from the scheduler and always
 // answers: an exec_result, or an error for anything it cannot act on.
-func (e *Executor) handleMessage(ctx context.Context, data []byte) {
+func (e *runner) handleMessage(ctx context.Context, data []byte) {
 	m, err := protocol.DecodeMessage(data)
 	if err != nil {
 		glog.Warningf("executor: bad framework message: %v", err)
@@ -699,7 +699,7 @@ func (e *Executor) handleMessage(ctx context.Context, data []byte) {
 }
 
 // resolveRuntime picks the runtime for one task.
-func (e *Executor) resolveRuntime(ctx context.Context, d *protocol.TaskData) (Runtime, error) {
+func (e *runner) resolveRuntime(ctx context.Context, d *protocol.TaskData) (Runtime, error) {
 	choice := d.Runtime
 	if choice == "" || choice == protocol.RuntimeAuto {
 		choice = e.opts.Runtime
