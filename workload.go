@@ -197,7 +197,15 @@ func DefaultMasterLost(ctx context.Context, h Handle, inst *Instance, lost *Task
 	if inst.Type != TypeMasterSlave {
 		return nil
 	}
-	next := ChooseSuccessor(h.Tasks(inst), lost)
+	tasks := h.Tasks(inst)
+	// Callbacks are retried: if an earlier attempt already promoted a
+	// running slave, promoting again would demote it for another one.
+	for _, t := range tasks {
+		if t.Role == RoleMaster && t.State.IsRunning() && (lost == nil || t.Ordinal != lost.Ordinal) {
+			return nil
+		}
+	}
+	next := ChooseSuccessor(tasks, lost)
 	if next == nil {
 		return nil
 	}

@@ -97,6 +97,18 @@ func TestDefaultMasterLost(t *testing.T) {
 	if err := DefaultMasterLost(ctx, h, ms, lost); err != nil || len(h.promoted) != 0 {
 		t.Fatalf("no slave: promoted %v, err %v; want nothing (relaunch in place)", h.promoted, err)
 	}
+
+	// A retry after a successful promotion: ordinal 2 already holds the
+	// master role, so nothing more is promoted.
+	promoted := []*Task{
+		{Instance: "db", Ordinal: 0, Role: RoleSlave, State: TaskFailed},
+		{Instance: "db", Ordinal: 1, Role: RoleSlave, State: TaskRunning, Healthy: true, Stats: map[string]string{StatReplicationOffset: "9"}},
+		{Instance: "db", Ordinal: 2, Role: RoleMaster, State: TaskRunning, Healthy: true},
+	}
+	h = &recordingHandle{tasks: promoted}
+	if err := DefaultMasterLost(ctx, h, ms, lost); err != nil || len(h.promoted) != 0 {
+		t.Fatalf("retry after promotion: promoted %v, err %v; want nothing", h.promoted, err)
+	}
 }
 
 func TestBaseWorkloadDefaultsAreUsable(t *testing.T) {
