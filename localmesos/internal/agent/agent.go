@@ -228,20 +228,19 @@ func (a *Agent) Start() error {
 	if err != nil {
 		return fmt.Errorf("agent %s: listen: %w", a.cfg.ID.Value, err)
 	}
-	var startErr error
-	if !a.await(func() { startErr = a.start() }) {
-		ln.Close()
-		return errors.New("agent: closed")
+	if port := ln.Addr().(*net.TCPAddr).Port; port != a.port {
+		// The first start on port 0; later starts reuse the port.
+		a.port = port
+		a.address = net.JoinHostPort(a.cfg.IP, strconv.Itoa(port))
 	}
+	// Registering (or recovering) before serving: executors that connect
+	// meanwhile wait in the listen queue, and find the agent ready.
+	startErr := errors.New("agent: closed")
+	a.await(func() { startErr = a.begin() })
 	if startErr != nil {
 		ln.Close()
 		return startErr
 	}
-	a.port = ln.Addr().(*net.TCPAddr).Port
-	a.address = net.JoinHostPort(a.cfg.IP, strconv.Itoa(a.port))
-	// Registering (or recovering) before serving: executors that connect
-	// meanwhile wait in the listen queue, and find the agent ready.
-	a.await(func() { a.begin() })
 	// No WriteTimeout: executor subscriptions are endless streams.
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
 	a.server = srv
@@ -395,25 +394,21 @@ func (a *Agent) stopTimers() {
 	a.timers = map[*timer]struct{}{}
 }
 
-// start runs on the mailbox when Start begins.
-func (a *Agent) start() error {
+// begin runs on the mailbox when the agent (re)starts: a first start
+// registers, a restart recovers.
+func (a *Agent) begin() error {
 	if a.state == stateLost {
 		return fmt.Errorf("agent %s: the host was lost", a.cfg.ID.Value)
 	}
-	return nil
-}
-
-// begin runs on the mailbox once the executor API serves: a first start
-// registers, a restart recovers.
-func (a *Agent) begin() {
 	if !a.started {
 		a.started = true
 		a.state = stateRunning
 		glog.Infof("agent %s: started on %s, registering", a.cfg.ID.Value, a.address)
 		a.master.RegisterAgent(a.registration(false))
-		return
+		return nil
 	}
 	a.recover()
+	return nil
 }
 
 // stop runs on the mailbox: the agent "dies". Its timers and executor
