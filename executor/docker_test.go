@@ -329,9 +329,9 @@ func TestDockerStopForcesAfterAShortGrace(t *testing.T) {
 	probeImage(t, cli)
 	port := freePort(t)
 	d := protocol.TaskData{
-		Image: testimage.ProbeImage,
-		Env:   map[string]string{"PROBE_IGNORE_TERM": "1", "PROBE_LISTEN": fmt.Sprintf("127.0.0.1:%d", port)},
-		Ports: map[string]uint32{"probe": port},
+		Image:  testimage.ProbeImage,
+		Env:    map[string]string{"PROBE_IGNORE_TERM": "1", "PROBE_LISTEN": fmt.Sprintf("127.0.0.1:%d", port)},
+		Ports:  map[string]uint32{"probe": port},
 		Health: &protocol.Health{TCPPort: "probe", Interval: protocol.Duration(100 * time.Millisecond), Grace: protocol.Duration(30 * time.Second)},
 	}
 	mt := runDockerMon(t, cli, fw, d, nil)

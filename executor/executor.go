@@ -257,7 +257,11 @@ func (e *runner) run(ctx context.Context) error {
 	defer stopWatch()
 
 	e.subscriptionLoop(ctx)
-	// Whatever ended the loop, nothing of ours may outlive Run.
+	// Whatever ended the loop, nothing of ours may outlive Run, and no
+	// late shutdown may start new work.
+	e.mu.Lock()
+	e.shuttingDown = true
+	e.mu.Unlock()
 	e.stopAll(0)
 	e.cancelMon()
 	e.wg.Wait()
