@@ -152,16 +152,16 @@ func taskError(f *framework, tasks []mesos.TaskInfo, reason mesos.TaskStatus_Rea
 // normalizeTask converts a task's (and its executor's) resources to the
 // internal format with allocation_info injected, and fills the executor's
 // framework_id, as the master does before validating.
-func normalizeTask(f *framework, t *mesos.TaskInfo, role string, injectFrameworkID bool) error {
+func normalizeTask(f *framework, t *mesos.TaskInfo, role string, injectFrameworkID bool) string {
 	rs, err := upgradeIncoming(t.Resources)
-	if err != nil {
+	if err != "" {
 		return err
 	}
 	injectAllocation(rs, role)
 	t.Resources = rs
 	if t.Executor != nil {
 		ers, err := upgradeIncoming(t.Executor.Resources)
-		if err != nil {
+		if err != "" {
 			return err
 		}
 		injectAllocation(ers, role)
@@ -170,7 +170,7 @@ func normalizeTask(f *framework, t *mesos.TaskInfo, role string, injectFramework
 			t.Executor.FrameworkID = &mesos.FrameworkID{Value: f.id}
 		}
 	}
-	return nil
+	return ""
 }
 
 // launch runs a LAUNCH operation: each valid task is launched on its own,
@@ -193,8 +193,8 @@ func (m *Master) launch(f *framework, a *agent, role string, op mesos.Offer_Oper
 			taskError(f, infos, mesos.REASON_TASK_INVALID, err)
 			return remaining
 		}
-		if err := normalizeTask(f, &tasks[i], role, true); err != nil {
-			taskError(f, infos, mesos.REASON_TASK_INVALID, err.Error())
+		if err := normalizeTask(f, &tasks[i], role, true); err != "" {
+			taskError(f, infos, mesos.REASON_TASK_INVALID, err)
 			return remaining
 		}
 	}
@@ -237,9 +237,9 @@ func (m *Master) launchGroup(f *framework, a *agent, role string, op mesos.Offer
 		taskError(f, infos, mesos.REASON_TASK_GROUP_INVALID, err)
 		return remaining
 	}
-	ers, err := upgradeIncoming(executor.Resources)
-	if err != nil {
-		taskError(f, infos, mesos.REASON_TASK_GROUP_INVALID, err.Error())
+	ers, msg := upgradeIncoming(executor.Resources)
+	if msg != "" {
+		taskError(f, infos, mesos.REASON_TASK_GROUP_INVALID, msg)
 		return remaining
 	}
 	injectAllocation(ers, role)
@@ -255,8 +255,8 @@ func (m *Master) launchGroup(f *framework, a *agent, role string, op mesos.Offer
 			// The master records the group's executor in each task.
 			tasks[i].Executor = proto.Clone(&lg.Executor).(*mesos.ExecutorInfo)
 		}
-		if err := normalizeTask(f, &tasks[i], role, false); err != nil {
-			taskError(f, infos, mesos.REASON_TASK_GROUP_INVALID, err.Error())
+		if err := normalizeTask(f, &tasks[i], role, false); err != "" {
+			taskError(f, infos, mesos.REASON_TASK_GROUP_INVALID, err)
 			return remaining
 		}
 	}

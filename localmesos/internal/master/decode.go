@@ -22,13 +22,14 @@ type decodedCall struct {
 
 // decodeProtobufCall decodes a protobuf body. gogo's Unmarshal enforces
 // required fields just as Mesos' ParseFromString does.
-func decodeProtobufCall(body []byte) (decodedCall, error) {
+// Both decoders return Mesos' 400 text ("" on success).
+func decodeProtobufCall(body []byte) (decodedCall, string) {
 	var d decodedCall
 	if err := d.call.Unmarshal(body); err != nil {
-		return d, errors.New("Failed to parse body into Call protobuf")
+		return d, "Failed to parse body into Call protobuf"
 	}
 	d.hasType = hasTopLevelField(body, 2)
-	return d, nil
+	return d, ""
 }
 
 // hasTopLevelField scans protobuf wire bytes for a field number.
@@ -76,38 +77,38 @@ func hasTopLevelField(b []byte, field uint64) bool {
 // conversion does: enum values it does not know are dropped (so a required
 // enum becomes missing), null means unset, unknown fields are ignored, and
 // missing required fields are reported by their full path.
-func decodeJSONCall(body []byte) (decodedCall, error) {
+func decodeJSONCall(body []byte) (decodedCall, string) {
 	var d decodedCall
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var raw any
 	if err := dec.Decode(&raw); err != nil {
-		return d, fmt.Errorf("Failed to parse body into JSON: %s", jsonSyntaxError(body, err))
+		return d, "Failed to parse body into JSON: " + jsonSyntaxError(body, err)
 	}
 	if dec.More() {
 		off := dec.InputOffset()
-		return d, fmt.Errorf("Failed to parse body into JSON: %s", syntaxAt(body, int(off)))
+		return d, "Failed to parse body into JSON: " + syntaxAt(body, int(off))
 	}
 	obj, ok := raw.(map[string]any)
 	if !ok {
-		return d, errors.New("Failed to convert JSON into Call protobuf: Expecting a JSON object")
+		return d, "Failed to convert JSON into Call protobuf: Expecting a JSON object"
 	}
 	var missing []string
 	pruneAndCheck(obj, reflect.TypeOf(scheduler.Call{}), "", &missing)
 	if len(missing) > 0 {
-		return d, fmt.Errorf("Failed to convert JSON into Call protobuf: Missing required fields: %s", strings.Join(missing, ", "))
+		return d, "Failed to convert JSON into Call protobuf: Missing required fields: " + strings.Join(missing, ", ")
 	}
 	if v, ok := obj["type"]; ok && v != nil {
 		d.hasType = true
 	}
 	clean, err := json.Marshal(obj)
 	if err != nil {
-		return d, fmt.Errorf("Failed to convert JSON into Call protobuf: %v", err)
+		return d, "Failed to convert JSON into Call protobuf: " + err.Error()
 	}
 	if err := d.call.UnmarshalJSON(clean); err != nil {
-		return d, fmt.Errorf("Failed to convert JSON into Call protobuf: %v", err)
+		return d, "Failed to convert JSON into Call protobuf: " + err.Error()
 	}
-	return d, nil
+	return d, ""
 }
 
 // jsonSyntaxError renders a parse error as picojson (Mesos' parser) does:

@@ -166,8 +166,6 @@ func newTestCluster(t *testing.T, cfg Config) *testCluster {
 	return c
 }
 
-const testResources = "cpus:2;mem:2048;disk:4096;ports:[31000-31099]"
-
 func testAgentResources() []mesos.Resource {
 	var rs []mesos.Resource
 	rs = append(rs,

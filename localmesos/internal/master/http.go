@@ -94,13 +94,14 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var d decodedCall
+	var msg string
 	if ct == mediaProtobuf {
-		d, err = decodeProtobufCall(body)
+		d, msg = decodeProtobufCall(body)
 	} else {
-		d, err = decodeJSONCall(body)
+		d, msg = decodeJSONCall(body)
 	}
-	if err != nil {
-		writeText(w, http.StatusBadRequest, err.Error())
+	if msg != "" {
+		writeText(w, http.StatusBadRequest, msg)
 		return
 	}
 	call := &d.call

@@ -12,7 +12,6 @@ package master
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -373,8 +372,6 @@ func newUUIDBytes() []byte {
 
 // nowSeconds is a TaskStatus timestamp.
 func nowSeconds() float64 { return float64(time.Now().UnixNano()) / 1e9 }
-
-var errClosed = errors.New("master is shutting down")
 
 // event constructors
 

@@ -20,24 +20,24 @@ import (
 // RESERVATION_REFINEMENT get converted copies on the way in and out.
 
 // upgradeIncoming converts resources a framework sent (either format) to
-// the internal format. Refined reservations deeper than one level cannot be
+// the internal format; the string is a validation error ("" if none). Refined reservations deeper than one level cannot be
 // expressed in the legacy format; no agent here has them, so such a
 // resource can never fit an offer and is reported as invalid.
-func upgradeIncoming(rs []mesos.Resource) (mesos.Resources, error) {
+func upgradeIncoming(rs []mesos.Resource) (mesos.Resources, string) {
 	out := make(mesos.Resources, 0, len(rs))
 	for i := range rs {
 		r := proto.Clone(&rs[i]).(*mesos.Resource)
 		if len(r.Reservations) > 0 {
 			if r.Role != nil && r.GetRole() != "*" {
-				return nil, fmt.Errorf("Resource %s has both 'role' and 'reservations' set", formatResource(*r))
+				return nil, "Resource " + formatResource(*r) + " has both 'role' and 'reservations' set"
 			}
 			if len(r.Reservations) > 1 {
-				return nil, fmt.Errorf("Resource %s uses refined reservations, which no agent of this cluster offers", formatResource(*r))
+				return nil, "Resource " + formatResource(*r) + " uses refined reservations, which no agent of this cluster offers"
 			}
 			res := r.Reservations[0]
 			role := res.GetRole()
 			if role == "" {
-				return nil, fmt.Errorf("Resource %s has a reservation without a role", formatResource(*r))
+				return nil, "Resource " + formatResource(*r) + " has a reservation without a role"
 			}
 			r.Role = proto.String(role)
 			if res.GetType() == mesos.Resource_ReservationInfo_DYNAMIC {
@@ -47,7 +47,7 @@ func upgradeIncoming(rs []mesos.Resource) (mesos.Resources, error) {
 		}
 		out = append(out, *r)
 	}
-	return out, nil
+	return out, ""
 }
 
 // formatForFramework renders internal resources in the framework's format:
