@@ -446,18 +446,12 @@ func execTranscriptShape(t *testing.T, tr transcript) execShape {
 	var recs []execRecord
 	for _, r := range tr {
 		er := execRecord{conn: r.Conn, dir: r.Dir, status: r.Status}
-		var v struct {
-			Type      string `json:"type"`
-			Subscribe struct {
-				Updates []any `json:"unacknowledged_updates"`
-			} `json:"subscribe"`
-			Update struct {
-				Status struct {
-					State string `json:"state"`
-				} `json:"status"`
-			} `json:"update"`
-		}
 		if r.Dir == "req" || r.Dir == "frame" {
+			var v struct {
+				Subscribe struct {
+					Updates []any `json:"unacknowledged_updates"`
+				} `json:"subscribe"`
+			}
 			body := r.Decoded
 			if len(body) == 0 {
 				body = r.Body
@@ -465,7 +459,8 @@ func execTranscriptShape(t *testing.T, tr transcript) execShape {
 			if err := json.Unmarshal(body, &v); err != nil {
 				t.Fatalf("transcript record %+v: %v", r, err)
 			}
-			er.typ, er.state, er.replayed = v.Type, v.Update.Status.State, len(v.Subscribe.Updates)
+			er.typ, er.replayed = r.eventType(), len(v.Subscribe.Updates)
+			er.state, _, _, _, _ = r.updateStatus()
 		}
 		if r.Dir == "note" {
 			continue
@@ -478,6 +473,9 @@ func execTranscriptShape(t *testing.T, tr transcript) execShape {
 func execCompareExecutorSide(t *testing.T, got []execRecord, tr transcript, scenario string) {
 	t.Helper()
 	want := execTranscriptShape(t, tr.scenario(scenario))
+	if len(want.calls) == 0 || len(want.streams) == 0 {
+		t.Fatalf("transcript %s has no executor calls or streams", scenario)
+	}
 	have := execShapeOf(got)
 	if strings.Join(have.calls, "\n") != strings.Join(want.calls, "\n") {
 		t.Errorf("executor calls differ from %s:\n got: %s\nwant: %s", scenario, strings.Join(have.calls, "; "), strings.Join(want.calls, "; "))
@@ -522,8 +520,17 @@ func execSchedulerSummary(evs []scheduler.Event, dedupe bool) []string {
 
 func execCompareSchedulerSide(t *testing.T, got []scheduler.Event, tr transcript, scenario string, dedupe bool) {
 	t.Helper()
+	// The first framework's stream: the first SUBSCRIBE's.
+	side := tr.scenario(scenario)
+	stream := 0
+	for _, r := range side.dir("req") {
+		if r.eventType() == "SUBSCRIBE" {
+			stream = r.Conn
+			break
+		}
+	}
 	var want []scheduler.Event
-	for _, r := range tr.scenario(scenario).dir("frame") {
+	for _, r := range side.conn(stream).dir("frame") {
 		var ev scheduler.Event
 		if err := ev.UnmarshalJSON(execStripUnknownEnums(r.Body)); err != nil {
 			t.Fatalf("transcript frame %s: %v", r.Body, err)
@@ -531,6 +538,9 @@ func execCompareSchedulerSide(t *testing.T, got []scheduler.Event, tr transcript
 		want = append(want, ev)
 	}
 	g, w := execSchedulerSummary(got, dedupe), execSchedulerSummary(want, dedupe)
+	if len(w) == 0 {
+		t.Fatalf("transcript %s has no updates", scenario)
+	}
 	if strings.Join(g, "\n") != strings.Join(w, "\n") {
 		t.Errorf("scheduler saw differently from %s:\n got: %s\nwant: %s", scenario, strings.Join(g, "; "), strings.Join(w, "; "))
 	}
