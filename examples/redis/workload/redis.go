@@ -1,0 +1,290 @@
+// Package workload is the Redis example's stateful.Workload: master/slave
+// Redis with append-only persistence in each task's volume and automatic
+// failover to the most up-to-date slave.
+//
+// Every task runs redis-server bound to its agent's address on the port the
+// offer gave it. The master (and the single task of an S instance) starts on
+// its own; a slave starts with --replicaof pointing at the master. When the
+// master is lost, MasterLost asks every running slave how far it has
+// replicated, promotes the furthest (REPLICAOF NO ONE), records the promotion
+// and re-points the other slaves; the toolkit then relaunches the lost
+// ordinal, which comes back as a slave of the new master.
+//
+// Health and stats run in the executor, next to the task: a task is healthy
+// when redis-server answers PING and, for a slave, once its link to the
+// master is up (the initial sync is done). Stats are taken from INFO.
+package workload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mesos-stateful/stateful"
+)
+
+// Defaults of Options.
+const (
+	DefaultImage       = "redis:7"
+	DefaultCommand     = "redis-server"
+	DefaultCLI         = "redis-cli"
+	DefaultExecTimeout = 10 * time.Second
+)
+
+// PortName is the port every task asks for and redis-server listens on.
+const PortName = "redis"
+
+// DefaultVolume is where a task's data lives inside the task.
+const DefaultVolume = "/data"
+
+// Runtimes a framework may run tasks with; see Options.Runtime.
+const (
+	RuntimeDocker  = "docker"
+	RuntimeProcess = "process"
+)
+
+// Options configure the workload.
+type Options struct {
+	// Runtime is how the framework runs tasks: "docker" or "process"
+	// (empty means process). It decides what Defaults names (an image or a
+	// command) and where Config puts redis-server's data directory: the
+	// volume's path inside the container for docker, the working directory
+	// for a process (the process runtime runs a task in its volume).
+	Runtime string
+	// Image is the Docker image of the docker runtime; DefaultImage if empty.
+	Image string
+	// Command is the redis-server program of the process runtime;
+	// DefaultCommand if empty.
+	Command string
+	// CLI is the redis-cli program run inside tasks for health, stats and
+	// failover; DefaultCLI (looked up in the task's PATH) if empty.
+	CLI string
+	// ExecTimeout bounds each command run inside a task; DefaultExecTimeout
+	// if zero.
+	ExecTimeout time.Duration
+}
+
+// Redis is the workload. Create it with New.
+type Redis struct {
+	stateful.BaseWorkload
+	opts Options
+
+	// Config, unlike the other callbacks, gets no Handle, but a slave's
+	// launch needs its master's placement. The callbacks that precede every
+	// launch (Start, StartMaster, StartSlave) keep the latest Handle here
+	// for Config to read, when inst.Tasks does not carry the tasks.
+	mu     sync.Mutex
+	handle stateful.Handle
+}
+
+var (
+	_ stateful.Workload      = (*Redis)(nil)
+	_ stateful.StatsReporter = (*Redis)(nil)
+	_ stateful.HealthChecker = (*Redis)(nil)
+)
+
+// New returns the workload with opts, defaults filled in.
+func New(opts Options) (*Redis, error) {
+	switch opts.Runtime {
+	case "":
+		opts.Runtime = RuntimeProcess
+	case RuntimeDocker, RuntimeProcess:
+	default:
+		return nil, fmt.Errorf("redis workload: runtime %q: must be %q or %q", opts.Runtime, RuntimeDocker, RuntimeProcess)
+	}
+	if opts.Image == "" {
+		opts.Image = DefaultImage
+	}
+	if opts.Command == "" {
+		opts.Command = DefaultCommand
+	}
+	if opts.CLI == "" {
+		opts.CLI = DefaultCLI
+	}
+	if opts.ExecTimeout < 0 {
+		return nil, fmt.Errorf("redis workload: negative exec timeout %v", opts.ExecTimeout)
+	}
+	if opts.ExecTimeout == 0 {
+		opts.ExecTimeout = DefaultExecTimeout
+	}
+	return &Redis{opts: opts}, nil
+}
+
+// Options returns the options in use, defaults filled in.
+func (r *Redis) Options() Options { return r.opts }
+
+// Defaults asks for half a core, 256 MB of memory, 1 GB of disk, one port
+// named "redis", a volume at /data and a TCP health check on the port
+// (CheckHealth adds PING and the replication link). With the docker runtime
+// the task runs Options.Image with the image's entrypoint; otherwise it runs
+// Options.Command.
+func (r *Redis) Defaults() stateful.Spec {
+	spec := stateful.Spec{
+		CPU:     0.5,
+		Mem:     256,
+		Disk:    1024,
+		Network: stateful.NetworkHost,
+		Ports:   []string{PortName},
+		Volume:  DefaultVolume,
+		Health: &stateful.HealthCheck{
+			TCP:       PortName,
+			IntervalS: 5,
+			GraceS:    60,
+			TimeoutS:  3,
+		},
+	}
+	if r.opts.Runtime == RuntimeDocker {
+		spec.Image = r.opts.Image
+	} else {
+		spec.Command = r.opts.Command
+	}
+	return spec
+}
+
+// errUnsupportedType is returned for C instances: Redis peers would need
+// Redis Cluster, which this example does not set up.
+var errUnsupportedType = errors.New("the Redis example runs S and MS instances; C (Redis Cluster) is not supported")
+
+// Start refuses instance shapes the example cannot run.
+func (r *Redis) Start(_ context.Context, h stateful.Handle, inst *stateful.Instance) error {
+	r.remember(h)
+	return checkInstance(inst)
+}
+
+// StartMaster keeps h for Config.
+func (r *Redis) StartMaster(_ context.Context, h stateful.Handle, _ *stateful.Instance, _ *stateful.Task) error {
+	r.remember(h)
+	return nil
+}
+
+// StartSlave keeps h for Config.
+func (r *Redis) StartSlave(_ context.Context, h stateful.Handle, _ *stateful.Instance, _ *stateful.Task) error {
+	r.remember(h)
+	return nil
+}
+
+func (r *Redis) remember(h stateful.Handle) {
+	if h == nil {
+		return
+	}
+	r.mu.Lock()
+	r.handle = h
+	r.mu.Unlock()
+}
+
+func checkInstance(inst *stateful.Instance) error {
+	if inst.Type == stateful.TypeCluster {
+		return fmt.Errorf("instance %s: %w", inst.Name, errUnsupportedType)
+	}
+	if inst.Spec.Network == stateful.NetworkBridge {
+		// Health, stats and failover run redis-cli inside the task against
+		// the agent address the server binds; on a bridge the server cannot
+		// bind it.
+		return fmt.Errorf("instance %s: the Redis example needs host networking, not %q", inst.Name, inst.Spec.Network)
+	}
+	if !inst.Spec.HasPort(PortName) {
+		return fmt.Errorf("instance %s: spec.ports must name %q, the port redis-server listens on", inst.Name, PortName)
+	}
+	return nil
+}
+
+// Config makes the launch's redis-server arguments: its address, persistence
+// and, for a slave, its master.
+func (r *Redis) Config(_ context.Context, inst *stateful.Instance, task *stateful.Task) (stateful.LaunchConfig, error) {
+	if err := checkInstance(inst); err != nil {
+		return stateful.LaunchConfig{}, err
+	}
+	port, ok := task.Ports[PortName]
+	if !ok || port <= 0 {
+		return stateful.LaunchConfig{}, fmt.Errorf("task %s: no %q port in this launch's placement", task.Name, PortName)
+	}
+	if task.Host == "" {
+		return stateful.LaunchConfig{}, fmt.Errorf("task %s: no host in this launch's placement", task.Name)
+	}
+	args := []string{
+		"--port", strconv.Itoa(port),
+		"--bind", task.Host,
+		// Clients come from other hosts; the example has no password.
+		"--protected-mode", "no",
+		// Every task persists: a slave may be promoted at any time.
+		"--appendonly", "yes",
+	}
+	if inst.Spec.Volume != "" {
+		args = append(args, "--dir", r.dataDir(inst))
+	}
+	switch task.Role {
+	case stateful.RoleMaster:
+	case stateful.RoleSlave:
+		master, err := r.masterFor(inst)
+		if err != nil {
+			return stateful.LaunchConfig{}, fmt.Errorf("task %s: %w", task.Name, err)
+		}
+		if master.Ordinal == task.Ordinal {
+			return stateful.LaunchConfig{}, fmt.Errorf("task %s is stored as a slave and as the master of %s", task.Name, inst.Name)
+		}
+		host, mport, err := addrOf(master)
+		if err != nil {
+			return stateful.LaunchConfig{}, fmt.Errorf("task %s: master not placed yet: %w", task.Name, err)
+		}
+		args = append(args, "--replicaof", host, strconv.Itoa(mport))
+	default:
+		return stateful.LaunchConfig{}, fmt.Errorf("task %s: role %q: %w", task.Name, task.Role, errUnsupportedType)
+	}
+	return stateful.LaunchConfig{Args: args}, nil
+}
+
+// dataDir is the volume as redis-server sees it: inside a container the
+// volume is mounted at the spec's path; a process runs in its volume.
+func (r *Redis) dataDir(inst *stateful.Instance) string {
+	if r.opts.Runtime == RuntimeDocker {
+		return inst.Spec.Volume
+	}
+	return "."
+}
+
+// masterFor returns inst's master task: from inst.Tasks when the toolkit
+// filled them, otherwise from the stored tasks through the last Handle.
+func (r *Redis) masterFor(inst *stateful.Instance) (*stateful.Task, error) {
+	tasks := inst.Tasks
+	if len(tasks) == 0 {
+		r.mu.Lock()
+		h := r.handle
+		r.mu.Unlock()
+		if h == nil {
+			return nil, errors.New("the master's placement is unknown: no callback has handed the workload a Handle yet")
+		}
+		tasks = h.Tasks(inst)
+	}
+	master := masterOf(inst, tasks)
+	if master == nil {
+		return nil, fmt.Errorf("instance %s has no master task", inst.Name)
+	}
+	return master, nil
+}
+
+// masterOf returns the task holding the master role, nil if none does.
+func masterOf(inst *stateful.Instance, tasks []*stateful.Task) *stateful.Task {
+	var byRole *stateful.Task
+	for _, t := range tasks {
+		if t.Role != stateful.RoleMaster {
+			continue
+		}
+		if t.Ordinal == inst.MasterOrdinal {
+			return t
+		}
+		byRole = t
+	}
+	return byRole
+}
+
+// addrOf returns where task's redis-server listens.
+func addrOf(task *stateful.Task) (string, int, error) {
+	port := task.Ports[PortName]
+	if task.Host == "" || port <= 0 {
+		return "", 0, fmt.Errorf("task %s has no address (state %s)", task.Name, task.State)
+	}
+	return task.Host, port, nil
+}
