@@ -468,7 +468,20 @@ func (m *Master) statusUpdate(agentID string, u wire.StatusUpdate) {
 			t.StatusUpdateUUID = append([]byte(nil), u.Status.UUID...)
 		}
 		glog.V(2).Infof("forwarding status update %s (%x) for task %s of framework %s", u.Status.GetState(), u.Status.UUID, u.Status.TaskID.Value, fid)
-		f.send(updateEvent(*proto.Clone(&u.Status).(*mesos.TaskStatus)))
+		st := *proto.Clone(&u.Status).(*mesos.TaskStatus)
+		// The scheduler always sees agent_id and timestamp, and the
+		// executor_id when the master knows it.
+		if st.AgentID == nil {
+			st.AgentID = &mesos.AgentID{Value: agentID}
+		}
+		if st.Timestamp == nil {
+			st.Timestamp = proto.Float64(nowSeconds())
+		}
+		if st.ExecutorID == nil && t != nil && t.ExecutorID != nil {
+			e := *t.ExecutorID
+			st.ExecutorID = &e
+		}
+		f.send(updateEvent(st))
 	} else {
 		glog.V(2).Infof("dropping status update %s for task %s of %s framework %s", u.Status.GetState(), u.Status.TaskID.Value, map[bool]string{true: "an unknown", false: "a disconnected"}[f == nil], fid)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -450,3 +451,5 @@ func (c *testCluster) sendUpdate(agentID, fid, tid string, state mesos.TaskState
 }
 
 var _ = scheduler.Call{}
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
