@@ -1,0 +1,165 @@
+package framework
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/golang/glog"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/executor"
+)
+
+// ExecutorArg is the first argument agents start the framework binary with
+// when it is to be the executor.
+const ExecutorArg = "executor"
+
+// executorCommand is how agents start the executor in path mode: this
+// binary, by its absolute path, with the executor argument.
+func executorCommand(cfg Config) (mesos.CommandInfo, error) {
+	if _, err := os.Stat(cfg.ExecutorBinary); err != nil {
+		return mesos.CommandInfo{}, fmt.Errorf("framework: executor binary: %w", err)
+	}
+	shell := false
+	return mesos.CommandInfo{
+		Shell:     &shell,
+		Value:     &cfg.ExecutorBinary,
+		Arguments: []string{cfg.ExecutorBinary, ExecutorArg},
+	}, nil
+}
+
+// binaryServer serves this binary to agents (serve mode), under a path that
+// names its content hash, so agents' fetcher caches never hand out a stale
+// executor.
+type binaryServer struct {
+	addr string
+	path string // URL path
+	file string // the binary
+}
+
+func newBinaryServer(cfg Config) (*binaryServer, mesos.CommandInfo, error) {
+	f, err := os.Open(cfg.ExecutorBinary)
+	if err != nil {
+		return nil, mesos.CommandInfo{}, fmt.Errorf("framework: executor binary: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, mesos.CommandInfo{}, fmt.Errorf("framework: executor binary: %w", err)
+	}
+	name := filepath.Base(cfg.ExecutorBinary)
+	b := &binaryServer{
+		addr: cfg.ExecutorHTTP,
+		path: "/executor/" + hex.EncodeToString(h.Sum(nil))[:16] + "/" + name,
+		file: cfg.ExecutorBinary,
+	}
+	_, port, _ := net.SplitHostPort(cfg.ExecutorHTTP) // validated
+	advertise := cfg.Advertise
+	switch {
+	case advertise == "":
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, mesos.CommandInfo{}, fmt.Errorf("framework: --advertise not given and no hostname: %w", err)
+		}
+		advertise = net.JoinHostPort(host, port)
+	default:
+		if _, _, err := net.SplitHostPort(advertise); err != nil {
+			advertise = net.JoinHostPort(advertise, port)
+		}
+	}
+	url := "http://" + advertise + b.path
+	yes, no := true, false
+	value := "./" + name
+	cmd := mesos.CommandInfo{
+		URIs:      []mesos.CommandInfo_URI{{Value: url, Executable: &yes, Extract: &no, Cache: &yes, OutputFile: &name}},
+		Shell:     &no,
+		Value:     &value,
+		Arguments: []string{value, ExecutorArg},
+	}
+	glog.Infof("framework: agents fetch the executor from %s", url)
+	return b, cmd, nil
+}
+
+// Run serves the binary until ctx ends.
+func (b *binaryServer) Run(ctx context.Context) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+b.path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeFile(w, r, b.file)
+	})
+	srv := &http.Server{Addr: b.addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", b.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", b.addr, err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
+// RunExecutor runs this process as the executor of workload w, until the
+// agent shuts it down or ctx ends. The workload's StatsReporter, if it has
+// one, adds its figures to every stats report. Main calls it when the
+// process was started as an executor; a TestMain may too.
+func RunExecutor(ctx context.Context, w stateful.Workload) error {
+	opts := executor.Options{}
+	if r, ok := w.(stateful.StatsReporter); ok {
+		opts.Stats = statsProvider(r)
+	}
+	if _, ok := w.(stateful.HealthChecker); ok {
+		glog.Warningf("framework: the workload's CheckHealth is not used yet: the executor runs only the spec's health check")
+	}
+	return executor.Run(ctx, opts)
+}
+
+// statsProvider runs the workload's Stats in the executor.
+func statsProvider(r stateful.StatsReporter) executor.StatsProvider {
+	return executor.StatsProviderFunc(func(ctx context.Context, th executor.TaskHandle) (map[string]string, error) {
+		return r.Stats(ctx, executorTask(th), func(ctx context.Context, cmd []string) (stateful.ExecResult, error) {
+			out, err := th.Exec(ctx, cmd...)
+			return stateful.ExecResult{ExitCode: out.ExitCode, Stdout: out.Stdout, Stderr: out.Stderr}, err
+		})
+	})
+}
+
+// executorTask describes the executor's own task the way the scheduler
+// does.
+func executorTask(th executor.TaskHandle) *stateful.Task {
+	t := &stateful.Task{TaskID: th.ID, State: stateful.TaskRunning, Host: th.Host}
+	if id, err := stateful.ParseTaskID(th.ID); err == nil {
+		t.Instance, t.Ordinal, t.Attempt, t.Name = id.Instance, id.Ordinal, id.Attempt, id.TaskName()
+	}
+	if d := th.Data; d != nil {
+		t.Role = stateful.Role(d.Role)
+		if len(d.Ports) > 0 {
+			t.Ports = make(map[string]int, len(d.Ports))
+			for name, p := range d.Ports {
+				t.Ports[name] = int(p)
+			}
+		}
+	}
+	return t
+}

@@ -1,0 +1,346 @@
+package framework_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/executor"
+	"github.com/mesos-stateful/stateful/framework"
+	"github.com/mesos-stateful/stateful/framework/internal/testworkload"
+	"github.com/mesos-stateful/stateful/localmesos"
+)
+
+// The framework runs its executor by starting its own binary again; under
+// go test that is this test binary, so such a start is handed to the
+// framework before any test runs.
+func TestMain(m *testing.M) {
+	if executor.IsExecutorInvocation(os.Args[1:]) {
+		framework.Main(testworkload.New())
+	}
+	os.Exit(m.Run())
+}
+
+const (
+	stepTimeout  = 30 * time.Second
+	pollInterval = 50 * time.Millisecond
+)
+
+// startCluster starts a localmesos cluster with short timers in the test
+// process; it is closed when the test ends.
+func startCluster(t *testing.T, agents int) *localmesos.Cluster {
+	t.Helper()
+	cfg := localmesos.NewConfig()
+	cfg.Port = 0
+	cfg.Agents = agents
+	cfg.Resources = "cpus:4;mem:4096;disk:4096;ports:[31000-31899]"
+	cfg.WorkDir = t.TempDir()
+	cfg.AllocationInterval = 50 * time.Millisecond
+	cfg.HeartbeatInterval = time.Second
+	cfg.AgentPingTimeout = 2 * time.Second
+	cfg.ExecutorShutdownGracePeriod = time.Second
+	cfg.StatusUpdateRetryInterval = time.Second
+	// The cluster runs until Close, not until a start timeout.
+	c, err := localmesos.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("localmesos: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// testConfig is a framework configuration with short timers for tests,
+// running against master with embedded etcd in dataDir.
+func testConfig(t *testing.T, master, dataDir string) framework.Config {
+	t.Helper()
+	cfg := framework.NewConfig()
+	cfg.HTTPAddr = freeAddr(t)
+	cfg.Master = master
+	cfg.LocalAgents = 3
+	cfg.Etcd = framework.EtcdEmbedded
+	cfg.DataDir = dataDir
+	cfg.Runtime = "process"
+	cfg.Name = "e2e"
+	cfg.ExecutorMode = framework.ExecutorPath
+	cfg.Creator.StickyWait = 3 * time.Second
+	cfg.Creator.RelaunchBackoff = 100 * time.Millisecond
+	cfg.Creator.RelaunchMaxBackoff = time.Second
+	cfg.Creator.KillRetry = time.Second
+	cfg.Creator.CallbackTimeout = 15 * time.Second
+	cfg.ResyncInterval = 2 * time.Second
+	cfg.RetryBackoff = 50 * time.Millisecond
+	cfg.RetryMaxBackoff = time.Second
+	cfg.LeaderTTL = 2 * time.Second
+	cfg.ShutdownGrace = 15 * time.Second
+	cfg.Offers.DeclineRefuse = 200 * time.Millisecond
+	cfg.Offers.IdleRefuse = time.Second
+	cfg.Offers.ReviveInterval = 100 * time.Millisecond
+	cfg.Offers.ResyncInterval = 200 * time.Millisecond
+	cfg.Offers.Policy.CoLocateAfter = 3 * time.Second
+	cfg.Mesos.SubscribeBackoff = 100 * time.Millisecond
+	cfg.Mesos.SubscribeMaxBackoff = time.Second
+	cfg.Mesos.ReconcileBackoff = 200 * time.Millisecond
+	cfg.Mesos.ReconcileMaxBackoff = time.Second
+	cfg.Mesos.ReconcileInterval = 3 * time.Second
+	cfg.Local.AllocationInterval = 50 * time.Millisecond
+	cfg.Local.HeartbeatInterval = time.Second
+	cfg.Local.ExecutorShutdownGracePeriod = time.Second
+	cfg.Local.StatusUpdateRetryInterval = time.Second
+	cfg.LocalResources = "cpus:4;mem:4096;disk:4096;ports:[31000-31899]"
+	return cfg
+}
+
+// scheduler is a framework run in this process.
+type scheduler struct {
+	api     string
+	cancel  context.CancelFunc
+	stopped chan struct{}
+	err     error
+}
+
+// runScheduler runs the framework with cfg in this process and waits until
+// its health check passes; it is stopped when the test ends.
+func runScheduler(t *testing.T, cfg framework.Config, w stateful.Workload) *scheduler {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &scheduler{api: "http://" + cfg.HTTPAddr, cancel: cancel, stopped: make(chan struct{})}
+	go func() {
+		defer close(s.stopped)
+		s.err = framework.Run(ctx, cfg, w)
+	}()
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("scheduler: %v", err)
+		}
+	})
+	eventually(t, "scheduler healthy", func() (bool, string) {
+		select {
+		case <-s.stopped:
+			t.Fatalf("scheduler stopped before it was healthy: %v", s.err)
+		default:
+		}
+		code, body, err := do(http.MethodGet, s.api+"/v1/health", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
+	})
+	return s
+}
+
+// stop stops the scheduler and returns the error Run returned.
+func (s *scheduler) stop() error {
+	s.cancel()
+	select {
+	case <-s.stopped:
+		return s.err
+	case <-time.After(30 * time.Second):
+		return errors.New("still running 30 s after it was told to stop")
+	}
+}
+
+// eventually polls check until it is done, failing the test with the last
+// message after stepTimeout.
+func eventually(t *testing.T, what string, check func() (bool, string)) {
+	t.Helper()
+	eventuallyWithin(t, stepTimeout, what, check)
+}
+
+func eventuallyWithin(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, msg := check()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s; last: %s", timeout, what, msg)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func do(method, url string, body any) (int, []byte, error) {
+	var r io.Reader
+	if body != nil {
+		switch b := body.(type) {
+		case string:
+			r = strings.NewReader(b)
+		default:
+			raw, err := json.Marshal(body)
+			if err != nil {
+				return 0, nil, err
+			}
+			r = bytes.NewReader(raw)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// call sends a request and checks the status code.
+func call(t *testing.T, method, url string, body any, want int) []byte {
+	t.Helper()
+	code, b, err := do(method, url, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	if code != want {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, url, code, want, b)
+	}
+	return b
+}
+
+// get returns the instance, or nil with the status code if it is not 200.
+func get(t *testing.T, api, name string) (*stateful.Instance, int) {
+	t.Helper()
+	code, b, err := do(http.MethodGet, api+"/v1/instances/"+name, nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", name, err)
+	}
+	if code != http.StatusOK {
+		return nil, code
+	}
+	var inst stateful.Instance
+	if err := json.Unmarshal(b, &inst); err != nil {
+		t.Fatalf("GET %s: %v: %s", name, err, b)
+	}
+	return &inst, code
+}
+
+// waitRunning waits until the instance is RUNNING with every task running
+// and healthy, and returns it.
+func waitRunning(t *testing.T, api, name string) *stateful.Instance {
+	t.Helper()
+	var inst *stateful.Instance
+	eventually(t, name+" RUNNING", func() (bool, string) {
+		var code int
+		inst, code = get(t, api, name)
+		if inst == nil {
+			return false, fmt.Sprintf("status %d", code)
+		}
+		if inst.Status != stateful.StatusRunning || len(inst.Tasks) != inst.TaskCount() {
+			return false, describe(inst)
+		}
+		for _, task := range inst.Tasks {
+			if task.State != stateful.TaskRunning || !task.Healthy {
+				return false, describe(inst)
+			}
+		}
+		return true, ""
+	})
+	return inst
+}
+
+func describe(inst *stateful.Instance) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s (%s)", inst.Name, inst.Status, inst.Message)
+	for _, t := range inst.Tasks {
+		fmt.Fprintf(&b, "; %s %s %s healthy=%t agent=%s %s %s", t.Name, t.Role, t.State, t.Healthy, t.AgentID, t.Message, t.Unplaced)
+	}
+	return b.String()
+}
+
+// masterTask is a task as localmesos' /master/state shows it.
+type masterTask struct {
+	ID      string `json:"id"`
+	State   string `json:"state"`
+	AgentID string `json:"slave_id"`
+}
+
+// masterTasks returns the tasks the master knows of every framework, by
+// state (active, unreachable; not completed ones).
+func masterTasks(t *testing.T, masterURL string) []masterTask {
+	t.Helper()
+	code, b, err := do(http.MethodGet, masterURL+"/master/state", nil)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /master/state: %d %v", code, err)
+	}
+	var state struct {
+		Frameworks []struct {
+			Tasks            []masterTask `json:"tasks"`
+			UnreachableTasks []masterTask `json:"unreachable_tasks"`
+		} `json:"frameworks"`
+	}
+	if err := json.Unmarshal(b, &state); err != nil {
+		t.Fatalf("decode /master/state: %v", err)
+	}
+	var out []masterTask
+	for _, f := range state.Frameworks {
+		out = append(out, f.Tasks...)
+		out = append(out, f.UnreachableTasks...)
+	}
+	return out
+}
+
+// liveMasterTasks counts the master's non-terminal tasks of instance.
+func liveMasterTasks(t *testing.T, masterURL, instance string) []masterTask {
+	t.Helper()
+	var out []masterTask
+	for _, mt := range masterTasks(t, masterURL) {
+		id, err := stateful.ParseTaskID(mt.ID)
+		if err != nil || id.Instance != instance {
+			continue
+		}
+		st, _ := stateful.ParseTaskState(mt.State)
+		if !st.IsTerminal() {
+			out = append(out, mt)
+		}
+	}
+	return out
+}
+
+// processesOf lists the pids of processes started for the instance's
+// tasks (workloads and executors), found by their environment.
+func processesOf(instance string) []string {
+	var pids []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		env, err := os.ReadFile(filepath.Join(d, "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			s := string(kv)
+			if strings.HasPrefix(s, "STATEFUL_TASK_ID="+instance+"-") || strings.HasPrefix(s, "MESOS_EXECUTOR_ID="+instance+"-") {
+				pids = append(pids, filepath.Base(d))
+				break
+			}
+		}
+	}
+	return pids
+}

@@ -1,0 +1,238 @@
+// Package testworkload is the workload of the framework's own tests: tasks
+// run redis-server with the process runtime when it is installed (a shell
+// loop otherwise), slaves are pointed at their master with Exec, and every
+// callback is recorded, in memory and, when STATEFUL_TEST_CALLBACK_LOG names
+// a file, as JSON lines in that file (for schedulers run as subprocesses).
+package testworkload
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mesos-stateful/stateful"
+)
+
+// LogEnv names the file callbacks are appended to.
+const LogEnv = "STATEFUL_TEST_CALLBACK_LOG"
+
+// Port is the name of the one port tasks get.
+const Port = "redis"
+
+// Call is one callback invocation.
+type Call struct {
+	Callback string        `json:"callback"`
+	Instance string        `json:"instance"`
+	Task     string        `json:"task,omitempty"`
+	Role     stateful.Role `json:"role,omitempty"`
+	Attempt  int           `json:"attempt,omitempty"`
+	// Detail is what the callback did, e.g. the exec's output.
+	Detail string `json:"detail,omitempty"`
+	// Err is the error the callback returned (or "panic").
+	Err string `json:"err,omitempty"`
+}
+
+// Workload implements stateful.Workload for tests.
+type Workload struct {
+	stateful.BaseWorkload
+
+	// Redis is whether tasks run redis-server.
+	Redis bool
+
+	mu    sync.Mutex
+	calls []Call
+	// faults make callbacks fail: callback name → how many more calls
+	// fail; a negative count panics instead, that many times.
+	faults map[string]int
+}
+
+// New returns the workload, running redis-server if it is installed.
+func New() *Workload {
+	_, err := exec.LookPath("redis-server")
+	return &Workload{Redis: err == nil, faults: map[string]int{}}
+}
+
+// Command is the task command: redis-server on the task's port and host,
+// without persistence (the tests care about processes, not data).
+func (w *Workload) Command() string {
+	if w.Redis {
+		return `exec redis-server --port "$STATEFUL_PORT_REDIS" --bind "$STATEFUL_HOST" --save '' --appendonly no --protected-mode no`
+	}
+	return `while true; do sleep 1; done`
+}
+
+// Defaults implements stateful.Workload.
+func (w *Workload) Defaults() stateful.Spec {
+	s := stateful.Spec{CPU: 0.1, Mem: 64, Disk: 16, Command: w.Command(), Network: stateful.NetworkHost, Ports: []string{Port}}
+	if w.Redis {
+		s.Health = &stateful.HealthCheck{TCP: Port, IntervalS: 0.2, GraceS: 20, TimeoutS: 0.2}
+	}
+	return s
+}
+
+// Fail makes the next n calls of callback fail (n > 0) or panic (n < 0).
+func (w *Workload) Fail(callback string, n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.faults[callback] = n
+}
+
+// Calls returns the calls so far.
+func (w *Workload) Calls() []Call {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Call(nil), w.calls...)
+}
+
+// record notes a call and applies a pending fault.
+func (w *Workload) record(c Call) error {
+	w.mu.Lock()
+	n := w.faults[c.Callback]
+	var err error
+	switch {
+	case n > 0:
+		w.faults[c.Callback] = n - 1
+		err = fmt.Errorf("injected failure of %s", c.Callback)
+		c.Err = err.Error()
+	case n < 0:
+		w.faults[c.Callback] = n + 1
+		c.Err = "panic"
+	}
+	w.calls = append(w.calls, c)
+	w.mu.Unlock()
+	appendLog(c)
+	if n < 0 {
+		panic("injected panic in " + c.Callback)
+	}
+	return err
+}
+
+func appendLog(c Call) {
+	path := os.Getenv(LogEnv)
+	if path == "" {
+		return
+	}
+	b, _ := json.Marshal(c)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = f.Write(append(b, '\n'))
+}
+
+// ReadLog reads the calls a subprocess logged to path.
+func ReadLog(path string) ([]Call, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var calls []Call
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for dec.More() {
+		var c Call
+		if err := dec.Decode(&c); err != nil {
+			return calls, err
+		}
+		calls = append(calls, c)
+	}
+	return calls, nil
+}
+
+func taskCall(name string, inst *stateful.Instance, t *stateful.Task) Call {
+	return Call{Callback: name, Instance: inst.Name, Task: t.Name, Role: t.Role, Attempt: t.Attempt}
+}
+
+// Config implements stateful.Workload.
+func (w *Workload) Config(_ context.Context, inst *stateful.Instance, t *stateful.Task) (stateful.LaunchConfig, error) {
+	c := taskCall("Config", inst, t)
+	c.Detail = t.TaskID
+	return stateful.LaunchConfig{Env: map[string]string{"TEST_ROLE": string(t.Role)}}, w.record(c)
+}
+
+// Start implements stateful.Workload.
+func (w *Workload) Start(_ context.Context, _ stateful.Handle, inst *stateful.Instance) error {
+	return w.record(Call{Callback: "Start", Instance: inst.Name})
+}
+
+// StartMaster implements stateful.Workload.
+func (w *Workload) StartMaster(_ context.Context, _ stateful.Handle, inst *stateful.Instance, t *stateful.Task) error {
+	return w.record(taskCall("StartMaster", inst, t))
+}
+
+// StartSlave implements stateful.Workload.
+func (w *Workload) StartSlave(_ context.Context, _ stateful.Handle, inst *stateful.Instance, t *stateful.Task) error {
+	return w.record(taskCall("StartSlave", inst, t))
+}
+
+// MasterRunning implements stateful.Workload.
+func (w *Workload) MasterRunning(_ context.Context, _ stateful.Handle, inst *stateful.Instance, t *stateful.Task) error {
+	return w.record(taskCall("MasterRunning", inst, t))
+}
+
+// SlaveRunning implements stateful.Workload: the slave is pointed at the
+// master with Exec (REPLICAOF when running redis; an echo otherwise).
+func (w *Workload) SlaveRunning(ctx context.Context, h stateful.Handle, inst *stateful.Instance, t *stateful.Task) error {
+	c := taskCall("SlaveRunning", inst, t)
+	var master *stateful.Task
+	for _, x := range h.Tasks(inst) {
+		if x.Role == stateful.RoleMaster {
+			master = x
+		}
+	}
+	if master == nil || !master.State.IsRunning() {
+		c.Err = "master not running yet"
+		w.record(c)
+		return errors.New("master not running yet")
+	}
+	cmd := []string{"sh", "-c", "echo replica of " + master.Host + ":" + strconv.Itoa(master.Ports[Port])}
+	if w.Redis {
+		cmd = []string{"redis-cli", "-h", t.Host, "-p", strconv.Itoa(t.Ports[Port]), "REPLICAOF", master.Host, strconv.Itoa(master.Ports[Port])}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := h.Exec(ctx, t, cmd)
+	if err != nil {
+		c.Err = err.Error()
+		w.record(c)
+		return err
+	}
+	c.Detail = fmt.Sprintf("exit %d: %s", res.ExitCode, trim(res.Stdout))
+	return w.record(c)
+}
+
+// MasterLost implements stateful.Workload with the default failover.
+func (w *Workload) MasterLost(ctx context.Context, h stateful.Handle, inst *stateful.Instance, t *stateful.Task) error {
+	if err := w.record(taskCall("MasterLost", inst, t)); err != nil {
+		return err
+	}
+	return stateful.DefaultMasterLost(ctx, h, inst, t)
+}
+
+// SlaveLost implements stateful.Workload.
+func (w *Workload) SlaveLost(_ context.Context, _ stateful.Handle, inst *stateful.Instance, t *stateful.Task) error {
+	return w.record(taskCall("SlaveLost", inst, t))
+}
+
+// Stats implements stateful.StatsReporter (in the executor): the figures
+// show up in the scheduler's GET.
+func (w *Workload) Stats(_ context.Context, t *stateful.Task, _ stateful.ExecFunc) (map[string]string, error) {
+	return map[string]string{"reported_by": t.Name}, nil
+}
+
+func trim(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
+		s = s[:len(s)-1]
+	}
+	return s
+}

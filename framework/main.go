@@ -1,0 +1,90 @@
+// Package framework is the composition root of a stateful framework: its
+// configuration (flags, config file, defaults), the wiring of every part of
+// the toolkit, and the process's lifecycle. A framework's main calls Main
+// with its Workload:
+//
+//	func main() { framework.Main(&Redis{}) }
+//
+// The same binary is its own executor: agents start it with the "executor"
+// argument (and MESOS_EXECUTOR_ID set), and Main then runs the executor
+// instead of the scheduler.
+package framework
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/golang/glog"
+
+	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/executor"
+)
+
+// Main is what a framework's main calls. Started as an executor, it runs
+// the executor; otherwise it reads the flags (and the --config file), runs
+// the scheduler until SIGINT or SIGTERM, and exits: 0 after a clean stop,
+// 1 when the scheduler failed (e.g. it lost its leadership), 2 for bad
+// flags. It does not return.
+func Main(w stateful.Workload) {
+	if executor.IsExecutorInvocation(os.Args[1:]) {
+		os.Exit(executorMain(w))
+	}
+	fs := flag.CommandLine
+	cfg := NewConfig()
+	cfg.RegisterFlags(fs)
+	configFile := fs.String("config", "", "JSON file of settings named like the flags; flags given on the command line win")
+	// Logs go to stderr unless asked otherwise (-logtostderr=false -log_dir=...).
+	_ = fs.Set("logtostderr", "true")
+	fs.Parse(os.Args[1:])
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "unexpected arguments %q (the only argument the binary takes is %q, given by Mesos agents)\n", fs.Args(), ExecutorArg)
+		os.Exit(2)
+	}
+	if *configFile != "" {
+		if err := LoadFile(fs, *configFile); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "invalid configuration:\n%v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Run(ctx, cfg, w)
+	stop()
+	if err != nil {
+		glog.Errorf("%v", err)
+		glog.Flush()
+		os.Exit(1)
+	}
+	glog.Flush()
+	os.Exit(0)
+}
+
+// executorMain runs the executor for an agent and returns the exit code.
+func executorMain(w stateful.Workload) int {
+	// The agent keeps our stderr in the sandbox, where Mesos users look
+	// for executor logs.
+	_ = flag.Set("logtostderr", "true")
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == ExecutorArg {
+		args = args[1:]
+	}
+	if err := flag.CommandLine.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := RunExecutor(ctx, w)
+	glog.Flush()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,353 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/golang/glog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/buffer"
+	"github.com/mesos-stateful/stateful/creator"
+	"github.com/mesos-stateful/stateful/destroyer"
+	"github.com/mesos-stateful/stateful/httplib"
+	"github.com/mesos-stateful/stateful/internal/reconcile"
+	"github.com/mesos-stateful/stateful/localmesos"
+	"github.com/mesos-stateful/stateful/maintainer"
+	"github.com/mesos-stateful/stateful/mesoslib"
+	"github.com/mesos-stateful/stateful/offermgr"
+	"github.com/mesos-stateful/stateful/statemgr"
+)
+
+// ErrLeadershipLost ends Run when another scheduler may have taken over:
+// this one must stop acting at once, and its process should exit.
+var ErrLeadershipLost = errors.New("framework: lost the leadership")
+
+// Run runs the scheduler of workload w until ctx ends (then it returns nil
+// after a clean shutdown) or something fatal happens: leadership lost,
+// Mesos removed the framework, a part failed.
+//
+// Start order: the state store (etcd, embedded or not, and statemgr's
+// cache), the embedded Mesos cluster if Master is "local", leader election
+// (Run waits here while another scheduler leads), then, as leader, the REST
+// API, the executor binary server (serve mode), the Mesos subscription, the
+// offer manager and the reconcile controller. They stop in reverse order,
+// within ShutdownGrace.
+func Run(ctx context.Context, cfg Config, w stateful.Workload) (err error) {
+	if w == nil {
+		return errors.New("framework: no workload")
+	}
+	if os.Getenv("MESOS_EXECUTOR_ID") != "" {
+		// Started by an agent: running a scheduler here would launch
+		// executors that start schedulers... Main handles this case.
+		return errors.New("framework: this process was started by a Mesos agent as an executor; the program's main (and TestMain) must hand such a start to framework.Main or framework.RunExecutor first")
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("framework: invalid configuration:\n%w", err)
+	}
+	cfg, err = resolve(cfg)
+	if err != nil {
+		return err
+	}
+	glog.Infof("framework %s: starting (master %s, etcd %s, data dir %s, runtime %s)", cfg.Name, cfg.Master, cfg.Etcd, cfg.DataDir, cfg.Runtime)
+
+	// What started is stopped in reverse order, whatever happens.
+	var closers []func()
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+		if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+			err = nil
+		}
+		glog.Infof("framework %s: stopped", cfg.Name)
+	}()
+
+	client, closeEtcd, err := openEtcd(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, closeEtcd)
+	store, err := statemgr.New(ctx, client, cfg.Name, statemgr.WithSessionTTL(cfg.LeaderTTL))
+	if err != nil {
+		return fmt.Errorf("framework: state store: %w", err)
+	}
+	closers = append(closers, func() {
+		if err := store.Close(); err != nil {
+			glog.Warningf("framework: closing the state store: %v", err)
+		}
+	})
+
+	master := cfg.Master
+	if cfg.local() {
+		cluster, err := localmesos.Start(ctx, cfg.localConfig(cfg.DataDir))
+		if err != nil {
+			return fmt.Errorf("framework: embedded Mesos cluster: %w", err)
+		}
+		closers = append(closers, func() { cluster.Close() })
+		master = cluster.MasterURL()
+		glog.Infof("framework %s: embedded Mesos cluster at %s with %d agents", cfg.Name, master, cfg.LocalAgents)
+	}
+
+	glog.Infof("framework %s: waiting to be elected leader", cfg.Name)
+	lead, err := store.Campaign(ctx)
+	if err != nil {
+		return fmt.Errorf("framework: leader election: %w", err)
+	}
+
+	s, err := assemble(cfg, master, store, lead, w)
+	if err != nil {
+		return err
+	}
+	return runInOrder(ctx, cfg.ShutdownGrace, s.runnables())
+}
+
+// resolve fills the settings derived from others.
+func resolve(cfg Config) (Config, error) {
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return cfg, fmt.Errorf("framework: data dir: %w", err)
+	}
+	cfg.DataDir = dir
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return cfg, fmt.Errorf("framework: data dir: %w", err)
+	}
+	if cfg.VolumeRoot == "" {
+		if cfg.local() {
+			cfg.VolumeRoot = filepath.Join(dir, "volumes")
+		} else {
+			cfg.VolumeRoot = filepath.Join("/var/lib", cfg.Name, "volumes")
+		}
+	}
+	if cfg.ExecutorBinary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return cfg, fmt.Errorf("framework: locate this binary for the executor: %w", err)
+		}
+		if exe, err = filepath.EvalSymlinks(exe); err != nil {
+			return cfg, fmt.Errorf("framework: locate this binary for the executor: %w", err)
+		}
+		cfg.ExecutorBinary = exe
+	}
+	return cfg, nil
+}
+
+// openEtcd connects to etcd, starting the embedded one if asked to.
+func openEtcd(ctx context.Context, cfg Config) (*clientv3.Client, func(), error) {
+	if cfg.Etcd == EtcdEmbedded {
+		e, err := statemgr.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("framework: embedded etcd: %w", err)
+		}
+		glog.Infof("framework %s: embedded etcd at %v", cfg.Name, e.Endpoints())
+		return e.Client(), func() {
+			if err := e.Close(); err != nil {
+				glog.Warningf("framework: stopping embedded etcd: %v", err)
+			}
+		}, nil
+	}
+	var endpoints []string
+	for _, u := range strings.Split(cfg.Etcd, ",") {
+		endpoints = append(endpoints, strings.TrimSpace(u))
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Context: ctx})
+	if err != nil {
+		return nil, nil, fmt.Errorf("framework: etcd %s: %w", cfg.Etcd, err)
+	}
+	return c, func() { c.Close() }, nil
+}
+
+// scheduler is the assembled parts of one leadership term.
+type scheduler struct {
+	cfg    Config
+	lead   *statemgr.Leadership
+	api    *httplib.Server
+	binary *binaryServer // nil unless the executor is served
+	client *mesoslib.Client
+	offers *offermgr.Manager
+	ctrl   *controller
+}
+
+// assemble builds every part and wires them through the interfaces they
+// declare. Nothing runs yet.
+func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.Leadership, w stateful.Workload) (*scheduler, error) {
+	work := buffer.NewWorkQueue(cfg.RetryBackoff, cfg.RetryMaxBackoff)
+	tasks := buffer.NewTaskQueue[offermgr.Demand]()
+	locks := &reconcile.Locks{}
+	ev := &events{}
+	client, err := mesoslib.New(cfg.mesosConfig(master), frameworkIDs{store}, liveTasks{store}, ev)
+	if err != nil {
+		return nil, fmt.Errorf("framework: %w", err)
+	}
+	kill := newKiller(client, min(cfg.Creator.KillRetry, 5*time.Second))
+
+	mcfg := maintainer.NewConfig()
+	mcfg.KillRetry = cfg.Creator.KillRetry
+	mcfg.CallbackTimeout = cfg.Creator.CallbackTimeout
+	maint, err := maintainer.New(mcfg, store, w, kill, messenger{client}, work.Add)
+	if err != nil {
+		return nil, fmt.Errorf("framework: %w", err)
+	}
+	create, err := creator.New(cfg.Creator, store, w, maint.Handle(), tasks, kill, work.Add)
+	if err != nil {
+		return nil, fmt.Errorf("framework: %w", err)
+	}
+	destroy, err := destroyer.New(store, tasks, kill, work.Add, cfg.Creator.KillRetry)
+	if err != nil {
+		return nil, fmt.Errorf("framework: %w", err)
+	}
+
+	s := &scheduler{cfg: cfg, lead: lead, client: client}
+	execCmd, err := executorCommand(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.serveExecutor() {
+		s.binary, execCmd, err = newBinaryServer(cfg)
+		if err != nil {
+			return nil, err
+		}
+	}
+	launcher, err := creator.NewLauncher(creator.LauncherConfig{
+		Framework:       cfg.Name,
+		Runtime:         cfg.Runtime,
+		VolumeRoot:      cfg.VolumeRoot,
+		Executor:        execCmd,
+		Refuse:          cfg.Offers.DeclineRefuse,
+		CallbackTimeout: cfg.Creator.CallbackTimeout,
+		ConfigWait:      creator.DefaultConfigWait,
+	}, store, w, tasks, client, locks, work.Add)
+	if err != nil {
+		return nil, fmt.Errorf("framework: %w", err)
+	}
+	offers, err := offermgr.NewManager(cfg.Offers, pendingTasks{tasks}, launcher, client, liveTasks{store})
+	if err != nil {
+		return nil, fmt.Errorf("framework: %w", err)
+	}
+	s.offers = offers
+	s.ctrl = &controller{
+		queue: work, store: store, locks: locks, workers: cfg.Workers, resync: cfg.ResyncInterval,
+		creator: create, maintainer: maint, destroyer: destroy,
+		forget: []forgetter{create, maint},
+	}
+	ev.offers, ev.maintainer, ev.resync = offers, maint, s.ctrl.enqueueAll
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerMetrics(reg, store, work, tasks)
+	svc := &service{w: w, store: store, creator: create, destroyer: destroy, maintainer: maint, offers: offers, client: client, lead: lead}
+	s.api, err = httplib.New(cfg.apiConfig(), svc, reg)
+	if err != nil {
+		return nil, fmt.Errorf("framework: %w", err)
+	}
+	return s, nil
+}
+
+// runnable is a part that runs until its context ends.
+type runnable struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+func (s *scheduler) runnables() []runnable {
+	rs := []runnable{
+		{"leadership", s.watchLeadership},
+		{"rest api", s.api.Run},
+	}
+	if s.binary != nil {
+		rs = append(rs, runnable{"executor binary server", s.binary.Run})
+	}
+	return append(rs,
+		runnable{"mesos subscription", s.client.Run},
+		runnable{"offer manager", s.offers.Start},
+		runnable{"controller", s.ctrl.Start},
+	)
+}
+
+// watchLeadership ends the scheduler when the leadership term ends.
+func (s *scheduler) watchLeadership(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-s.lead.Done():
+		glog.Errorf("framework %s: leadership lost; stopping", s.cfg.Name)
+		return ErrLeadershipLost
+	}
+}
+
+// runInOrder starts the runnables in order, each in its own goroutine of
+// one errgroup. When ctx ends or one of them fails, they are stopped in
+// reverse order, each given what is left of grace. A runnable that returns
+// before it is told to stop is a failure. The first failure is returned.
+func runInOrder(ctx context.Context, grace time.Duration, rs []runnable) error {
+	g, gctx := errgroup.WithContext(ctx)
+	cancels := make([]context.CancelFunc, len(rs))
+	done := make([]chan struct{}, len(rs))
+	for i, r := range rs {
+		rctx, cancel := context.WithCancel(context.WithoutCancel(gctx))
+		cancels[i], done[i] = cancel, make(chan struct{})
+		g.Go(func() error {
+			defer close(done[i])
+			err := r.run(rctx)
+			switch {
+			case rctx.Err() != nil:
+				if err != nil {
+					glog.Warningf("framework: %s stopped: %v", r.name, err)
+				}
+				return nil
+			case err != nil:
+				return fmt.Errorf("framework: %s: %w", r.name, err)
+			default:
+				return fmt.Errorf("framework: %s stopped on its own", r.name)
+			}
+		})
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		<-gctx.Done()
+		deadline := time.NewTimer(grace)
+		defer deadline.Stop()
+		for i := len(rs) - 1; i >= 0; i-- {
+			cancels[i]()
+			select {
+			case <-done[i]:
+			case <-deadline.C:
+				for j := i - 1; j >= 0; j-- {
+					cancels[j]()
+				}
+				stopped <- fmt.Errorf("framework: %s did not stop within the %v grace period", rs[i].name, grace)
+				return
+			}
+		}
+		stopped <- nil
+	}()
+	waited := make(chan error, 1)
+	go func() { waited <- g.Wait() }()
+	select {
+	case err := <-waited:
+		<-stopped
+		return err
+	case err := <-stopped:
+		if err != nil {
+			// Something ignores its context: give up on it rather than
+			// hang the process.
+			glog.Errorf("%v", err)
+			select {
+			case werr := <-waited:
+				return errors.Join(werr, err)
+			default:
+				return err
+			}
+		}
+		return <-waited
+	}
+}
