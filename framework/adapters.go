@@ -53,7 +53,9 @@ func (l liveTasks) ByAgent() map[string][]offermgr.Key {
 }
 
 // pendingTasks shows buffer's task queue to offermgr.
-type pendingTasks struct{ q *buffer.TaskQueue[offermgr.Demand] }
+type pendingTasks struct {
+	q *buffer.TaskQueue[offermgr.Demand]
+}
 
 func (p pendingTasks) Pending() []offermgr.Demand {
 	entries := p.q.Snapshot()
