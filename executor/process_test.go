@@ -26,7 +26,11 @@ func TestMain(m *testing.M) {
 		helperStartAndHang(cmd)
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if executorBinary.dir != "" {
+		os.RemoveAll(executorBinary.dir)
+	}
+	os.Exit(code)
 }
 
 func helperStartAndHang(command string) {
