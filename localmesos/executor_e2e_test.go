@@ -79,8 +79,7 @@ func execHappyPath(t *testing.T, bin string) {
 	s.teardown()
 	s.ended()
 	execNoProcessesLeft(t, c.WorkDir())
-	execEventually(t, "the executor's stream to end", func() bool { return execEnded(rec.snapshot()) })
-	execCompareExecutorSide(t, rec.snapshot(), loadTranscript(t, "executor-happy-path"), "executor-happy-path")
+	execCompareExecutorSide(t, rec, loadTranscript(t, "executor-happy-path"), "executor-happy-path")
 }
 
 // execMessageKill is custom-executor-message-kill.jsonl.
@@ -141,7 +140,7 @@ func execMessageKill(t *testing.T, bin string) {
 	s.teardown()
 	execNoProcessesLeft(t, c.WorkDir())
 	tr := loadTranscript(t, "custom-executor-message-kill")
-	execCompareExecutorSide(t, rec.snapshot(), tr, "custom-executor-message-kill/executor")
+	execCompareExecutorSide(t, rec, tr, "custom-executor-message-kill/executor")
 	execCompareSchedulerSide(t, s.log, tr, "custom-executor-message-kill/scheduler", false)
 }
 
@@ -183,7 +182,7 @@ func execTeardown(t *testing.T, bin string) {
 	}
 	s2.teardown()
 	tr := loadTranscript(t, "custom-executor-teardown")
-	execCompareExecutorSide(t, rec.snapshot(), tr, "custom-executor-teardown/executor")
+	execCompareExecutorSide(t, rec, tr, "custom-executor-teardown/executor")
 	execCompareSchedulerSide(t, s.log, tr, "custom-executor-teardown/scheduler", false)
 }
 
@@ -251,7 +250,7 @@ func execRestartRecovery(t *testing.T, bin string) {
 	s.teardown()
 	execNoProcessesLeft(t, c.WorkDir())
 	tr := loadTranscript(t, "agent-restart-recovery")
-	execCompareExecutorSide(t, rec.snapshot(), tr, "agent-restart-recovery/executor")
+	execCompareExecutorSide(t, rec, tr, "agent-restart-recovery/executor")
 	execCompareSchedulerSide(t, s.log, tr, "agent-restart-recovery/scheduler", false)
 }
 
@@ -430,8 +429,9 @@ func execShapeOf(recs []execRecord) execShape {
 				sh.streams = append(sh.streams, nil)
 			}
 		case "frame":
-			i := stream[r.conn]
-			sh.streams[i] = append(sh.streams[i], r.typ)
+			if i, ok := stream[r.conn]; ok {
+				sh.streams[i] = append(sh.streams[i], r.typ)
+			}
 		case "end":
 			if i, ok := stream[r.conn]; ok {
 				sh.streams[i] = append(sh.streams[i], "end")
@@ -470,8 +470,12 @@ func execTranscriptShape(t *testing.T, tr transcript) execShape {
 	return execShapeOf(recs)
 }
 
-func execCompareExecutorSide(t *testing.T, got []execRecord, tr transcript, scenario string) {
+// execCompareExecutorSide compares, once every executor stream has ended,
+// what the recorder saw with the transcript.
+func execCompareExecutorSide(t *testing.T, rec *execRecorder, tr transcript, scenario string) {
 	t.Helper()
+	execEventually(t, "the executor's streams to end", func() bool { return execEnded(rec.snapshot()) })
+	got := rec.snapshot()
 	want := execTranscriptShape(t, tr.scenario(scenario))
 	if len(want.calls) == 0 || len(want.streams) == 0 {
 		t.Fatalf("transcript %s has no executor calls or streams", scenario)
