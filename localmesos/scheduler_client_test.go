@@ -404,3 +404,55 @@ func TestSchedulerClientAgentRemoval(t *testing.T) {
 		t.Fatalf("reconciliation after removal: %v", st)
 	}
 }
+
+// TestSchedulerClientMasterFailover: after FailoverMaster the controller
+// re-subscribes with its framework ID (failover_timeout > 0) to the new
+// master, explicit reconciliation goes unanswered until the agent has
+// re-registered, and then reports the task still running.
+func TestSchedulerClientMasterFailover(t *testing.T) {
+	c := schedStart(t, schedConfig(t))
+	info := schedFrameworkInfo("master-failover", time.Minute)
+	info.Checkpoint = proto.Bool(true)
+	sc := schedRunClient(t, c, codecs.MediaTypeProtobuf, info, "")
+	first := sc.awaitType(scheduler.Event_SUBSCRIBED)
+	o := sc.offer()
+	sc.launch(o, schedCommandTask(o, "sleeper", "sleep 60"))
+	sc.awaitUpdate("sleeper", mesos.TASK_RUNNING)
+	fid := sc.frameworkID()
+
+	c.FailoverMaster()
+	again := sc.awaitType(scheduler.Event_SUBSCRIBED)
+	if again.Subscribed.FrameworkID.Value != fid {
+		t.Fatalf("re-subscribed as %s, want %s", again.Subscribed.FrameworkID.Value, fid)
+	}
+	if again.Subscribed.MasterInfo.ID == first.Subscribed.MasterInfo.ID {
+		t.Fatal("the master ID did not change")
+	}
+	// Reconcile with backoff until the agent is back, as a framework must.
+	answered := func() bool {
+		sc.mustCall(calls.Reconcile(calls.ReconcileTasks(map[string]string{"sleeper": o.AgentID.Value})))
+		wait := time.After(300 * time.Millisecond)
+		for {
+			select {
+			case e := <-sc.events:
+				if e.Type != scheduler.Event_UPDATE || e.Update.Status.TaskID.Value != "sleeper" {
+					continue
+				}
+				if st := e.Update.Status; st.GetState() != mesos.TASK_RUNNING || st.GetReason() != mesos.REASON_RECONCILIATION {
+					t.Fatalf("after master failover: %v", st)
+				}
+				return true
+			case <-wait:
+				return false
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !answered() {
+		if time.Now().After(deadline) {
+			t.Fatal("reconciliation never answered after the master failover")
+		}
+	}
+	sc.mustCall(calls.Kill("sleeper", o.AgentID.Value))
+	sc.awaitUpdate("sleeper", mesos.TASK_KILLED)
+}
