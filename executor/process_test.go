@@ -39,8 +39,7 @@ func helperStartAndHang(command string) {
 		helperDockerStartAndHang(fw, port)
 		return
 	}
-	dir, _ := os.MkdirTemp("", "helper")
-	spec := StartSpec{TaskID: "helper", Sandbox: dir, Data: &protocol.TaskData{Version: 1, Command: command}}
+	spec := StartSpec{TaskID: "helper", Sandbox: os.Getenv("STATEFUL_EXECUTOR_TEST_SANDBOX"), Data: &protocol.TaskData{Version: 1, Command: command}}
 	w, err := ProcessRuntime{}.Start(context.Background(), spec)
 	if err != nil {
 		fmt.Println("error", err)
@@ -286,7 +285,8 @@ func TestProcessUsage(t *testing.T) {
 func TestProcessWatchdogKillsTheTaskWhenTheExecutorDies(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
 	helper := exec.Command(os.Args[0], "-test.run=^$")
-	helper.Env = append(os.Environ(), "STATEFUL_EXECUTOR_TEST_HELPER=sleep 1000 & echo $! > "+pidFile+"; trap '' TERM; while :; do sleep 0.05; done")
+	helper.Env = append(os.Environ(), "STATEFUL_EXECUTOR_TEST_SANDBOX="+t.TempDir(),
+		"STATEFUL_EXECUTOR_TEST_HELPER=sleep 1000 & echo $! > "+pidFile+"; trap '' TERM; while :; do sleep 0.05; done")
 	stdout, err := helper.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
