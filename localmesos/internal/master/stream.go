@@ -1,14 +1,15 @@
 package master
 
 import (
+	"bufio"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/golang/glog"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/framing"
+	"github.com/mesos/mesos-go/api/v1/lib/recordio"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 )
 
@@ -68,20 +69,26 @@ func (s *stream) take() ([]*scheduler.Event, bool) {
 	return q, s.closing
 }
 
-// frameWriter writes one RecordIO frame ("<length>\n<bytes>") per write
-// and flushes it, so each event reaches the scheduler at once, in one
-// chunk.
+// frameWriter writes each event as one RecordIO frame ("<length>\n<bytes>",
+// mesos-go's recordio writer) in one chunk, and flushes it so the event
+// reaches the scheduler at once.
 type frameWriter struct {
-	w http.ResponseWriter
-	f http.Flusher
+	buf *bufio.Writer
+	rio *recordio.Writer
+	f   http.Flusher
+}
+
+func newFrameWriter(w http.ResponseWriter) frameWriter {
+	buf := bufio.NewWriter(w)
+	f, _ := w.(http.Flusher)
+	return frameWriter{buf: buf, rio: recordio.NewWriter(buf), f: f}
 }
 
 func (fw frameWriter) WriteFrame(b []byte) error {
-	buf := make([]byte, 0, len(b)+12)
-	buf = strconv.AppendInt(buf, int64(len(b)), 10)
-	buf = append(buf, '\n')
-	buf = append(buf, b...)
-	if _, err := fw.w.Write(buf); err != nil {
+	if err := fw.rio.WriteFrame(b); err != nil {
+		return err
+	}
+	if err := fw.buf.Flush(); err != nil {
 		return err
 	}
 	if fw.f != nil {
@@ -94,8 +101,8 @@ func (fw frameWriter) WriteFrame(b []byte) error {
 // goes away or the master stops. Headers must already be flushed. It
 // returns true if the client went away (so the framework disconnected).
 func (s *stream) run(w http.ResponseWriter, r *http.Request, heartbeat time.Duration, done <-chan struct{}) (clientGone bool) {
-	flusher, _ := w.(http.Flusher)
-	enc := s.codec.NewEncoder(func() framing.Writer { return frameWriter{w: w, f: flusher} })
+	out := newFrameWriter(w)
+	enc := s.codec.NewEncoder(func() framing.Writer { return out })
 	var tick <-chan time.Time
 	for {
 		evs, closing := s.take()
