@@ -2,6 +2,8 @@ package workload
 
 import (
 	"context"
+	"flag"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -12,39 +14,38 @@ import (
 )
 
 func TestNewRejectsBadOptions(t *testing.T) {
-	for _, opts := range []Options{{Runtime: "podman"}, {ExecTimeout: -time.Second}} {
-		if _, err := New(opts); err == nil {
-			t.Errorf("New(%+v) accepted", opts)
-		}
+	if _, err := New(Options{ExecTimeout: -time.Second}); err == nil {
+		t.Error("New accepted a negative exec timeout")
 	}
 }
 
-func TestDefaultsNameTheRuntimesProgramAndValidate(t *testing.T) {
-	for _, tc := range []struct {
-		opts           Options
-		image, command string
-	}{
-		{Options{}, "", DefaultCommand},
-		{Options{Runtime: RuntimeProcess, Command: "/opt/redis/bin/redis-server"}, "", "/opt/redis/bin/redis-server"},
-		{Options{Runtime: RuntimeDocker}, DefaultImage, ""},
-		{Options{Runtime: RuntimeDocker, Image: "registry.local/redis:7.2"}, "registry.local/redis:7.2", ""},
-	} {
-		w, err := New(tc.opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := w.Defaults()
-		if d.Image != tc.image || d.Command != tc.command {
-			t.Errorf("%+v: image %q command %q, want %q %q", tc.opts, d.Image, d.Command, tc.image, tc.command)
-		}
-		if !d.HasPort(PortName) || d.Volume != DefaultVolume || d.Health == nil || d.Health.TCP != PortName {
-			t.Errorf("%+v: defaults %+v", tc.opts, d)
-		}
-		// A request naming nothing gets a complete, valid spec.
-		inst := &stateful.Instance{Name: "c", Type: stateful.TypeMasterSlave, Masters: 1, Slaves: 2, Spec: stateful.Spec{}.WithDefaults(d)}
-		if err := inst.Validate(); err != nil {
-			t.Errorf("%+v: instance with defaults: %v", tc.opts, err)
-		}
+func TestDefaultsAndFlags(t *testing.T) {
+	w, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := w.Defaults()
+	if d.Image != DefaultImage || d.Command != DefaultCommand || !d.HasPort(PortName) || d.Volume != DefaultVolume || d.Health == nil || d.Health.TCP != PortName {
+		t.Errorf("defaults %+v", d)
+	}
+	// A request naming nothing gets a complete, valid spec.
+	inst := &stateful.Instance{Name: "c", Type: stateful.TypeMasterSlave, Masters: 1, Slaves: 2, Spec: stateful.Spec{}.WithDefaults(d)}
+	if err := inst.Validate(); err != nil {
+		t.Errorf("instance with defaults: %v", err)
+	}
+
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	w.RegisterFlags(fs)
+	if err := fs.Parse([]string{"-redis-image", "registry.local/redis:7.2", "-redis-command", "/opt/redis/bin/redis-server", "-redis-exec-timeout", "3s"}); err != nil {
+		t.Fatal(err)
+	}
+	d = w.Defaults()
+	if d.Image != "registry.local/redis:7.2" || d.Command != "/opt/redis/bin/redis-server" || w.Options().ExecTimeout != 3*time.Second {
+		t.Errorf("after flags: %+v, %+v", d, w.Options())
+	}
+	if err := fs.Parse([]string{"-redis-image", ""}); err == nil {
+		t.Error("an empty image flag was accepted")
 	}
 }
 
@@ -58,8 +59,7 @@ func argValue(args []string, flag string) (string, bool) {
 
 func TestConfigArguments(t *testing.T) {
 	ctx := context.Background()
-	proc, _ := New(Options{})
-	docker, _ := New(Options{Runtime: RuntimeDocker})
+	w, _ := New(Options{})
 	inst := newInstance("cache1", stateful.TypeMasterSlave, 2)
 	master := placed(t, inst, 0, stateful.RoleMaster)
 	master.Host = "127.0.0.2"
@@ -70,7 +70,7 @@ func TestConfigArguments(t *testing.T) {
 	withTasks := inst.Clone()
 	withTasks.Tasks = []*stateful.Task{master, slave}
 
-	lc, err := proc.Config(ctx, withTasks, master)
+	lc, err := w.Config(ctx, withTasks, master)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,11 @@ func TestConfigArguments(t *testing.T) {
 		t.Errorf("master args %q replicate something", lc.Args)
 	}
 
-	lc, err = docker.Config(ctx, withTasks, slave)
+	// Without a command the image's entrypoint runs, and the volume is
+	// where the spec mounts it.
+	entrypoint := withTasks.Clone()
+	entrypoint.Spec.Command = ""
+	lc, err = w.Config(ctx, entrypoint, slave)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +96,7 @@ func TestConfigArguments(t *testing.T) {
 		t.Errorf("slave args %q do not replicate 127.0.0.2 31001", lc.Args)
 	}
 	if got, _ := argValue(lc.Args, "--dir"); got != DefaultVolume {
-		t.Errorf("docker slave --dir %q, want the volume's path in the container %q", got, DefaultVolume)
+		t.Errorf("entrypoint slave --dir %q, want the volume's path in the container %q", got, DefaultVolume)
 	}
 
 	// Without tasks in inst, the master comes from the last Handle.
@@ -115,7 +119,7 @@ func TestConfigArguments(t *testing.T) {
 	m2, s2 := master.Clone(), slave.Clone()
 	m2.Role, s2.Role = stateful.RoleSlave, stateful.RoleMaster
 	promoted.Tasks = []*stateful.Task{m2, s2}
-	lc, err = proc.Config(ctx, promoted, m2)
+	lc, err = w.Config(ctx, promoted, m2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +146,8 @@ func TestConfigRefusesWhatCannotRun(t *testing.T) {
 	bridge.Spec.Network = stateful.NetworkBridge
 	otherPort := inst.Clone()
 	otherPort.Spec.Ports = []string{"client"}
+	otherVolume := inst.Clone()
+	otherVolume.Spec.Volume = "/var/lib/redis"
 	waiting := inst.Clone()
 	waiting.Tasks = []*stateful.Task{unplacedMaster, slave}
 
@@ -150,12 +156,13 @@ func TestConfigRefusesWhatCannotRun(t *testing.T) {
 		task *stateful.Task
 		want string
 	}{
-		"no port":               {inst, noPort, "no \"redis\" port"},
-		"no host":               {inst, noHost, "no host"},
-		"cluster":               {cluster, master, "not supported"},
-		"bridge":                {bridge, master, "host networking"},
-		"port not named":        {otherPort, master, "spec.ports"},
-		"master not yet placed": {waiting, slave, "not placed yet"},
+		"no port":                {inst, noPort, "no \"redis\" port"},
+		"no host":                {inst, noHost, "no host"},
+		"cluster":                {cluster, master, "not supported"},
+		"bridge":                 {bridge, master, "host networking"},
+		"port not named":         {otherPort, master, "spec.ports"},
+		"master not yet placed":  {waiting, slave, "not placed yet"},
+		"volume off the workdir": {otherVolume, master, "the image's working directory"},
 	} {
 		_, err := w.Config(ctx, tc.inst, tc.task)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -18,7 +18,9 @@ package workload
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"path"
 	"strconv"
 	"sync"
 	"time"
@@ -40,24 +42,16 @@ const PortName = "redis"
 // DefaultVolume is where a task's data lives inside the task.
 const DefaultVolume = "/data"
 
-// Runtimes a framework may run tasks with; see Options.Runtime.
-const (
-	RuntimeDocker  = "docker"
-	RuntimeProcess = "process"
-)
-
 // Options configure the workload.
 type Options struct {
-	// Runtime is how the framework runs tasks: "docker" or "process"
-	// (empty means process). It decides what Defaults names (an image or a
-	// command) and where Config puts redis-server's data directory: the
-	// volume's path inside the container for docker, the working directory
-	// for a process (the process runtime runs a task in its volume).
-	Runtime string
-	// Image is the Docker image of the docker runtime; DefaultImage if empty.
+	// Image is the Docker image tasks run when the framework runs them in
+	// containers; DefaultImage if empty. The image must have redis-server
+	// and redis-cli on its PATH, a shell (the spec's command is a shell
+	// line) and /data as its working directory, like the official image.
 	Image string
-	// Command is the redis-server program of the process runtime;
-	// DefaultCommand if empty.
+	// Command is the program tasks run: redis-server in the container, or
+	// on the agent when the framework runs plain processes; DefaultCommand
+	// if empty.
 	Command string
 	// CLI is the redis-cli program run inside tasks for health, stats and
 	// failover; DefaultCLI (looked up in the task's PATH) if empty.
@@ -88,44 +82,67 @@ var (
 
 // New returns the workload with opts, defaults filled in.
 func New(opts Options) (*Redis, error) {
-	switch opts.Runtime {
-	case "":
-		opts.Runtime = RuntimeProcess
-	case RuntimeDocker, RuntimeProcess:
-	default:
-		return nil, fmt.Errorf("redis workload: runtime %q: must be %q or %q", opts.Runtime, RuntimeDocker, RuntimeProcess)
+	r := &Redis{opts: opts}
+	if err := r.fillDefaults(); err != nil {
+		return nil, err
 	}
-	if opts.Image == "" {
-		opts.Image = DefaultImage
+	return r, nil
+}
+
+func (r *Redis) fillDefaults() error {
+	if r.opts.Image == "" {
+		r.opts.Image = DefaultImage
 	}
-	if opts.Command == "" {
-		opts.Command = DefaultCommand
+	if r.opts.Command == "" {
+		r.opts.Command = DefaultCommand
 	}
-	if opts.CLI == "" {
-		opts.CLI = DefaultCLI
+	if r.opts.CLI == "" {
+		r.opts.CLI = DefaultCLI
 	}
-	if opts.ExecTimeout < 0 {
-		return nil, fmt.Errorf("redis workload: negative exec timeout %v", opts.ExecTimeout)
+	if r.opts.ExecTimeout < 0 {
+		return fmt.Errorf("redis workload: negative exec timeout %v", r.opts.ExecTimeout)
 	}
-	if opts.ExecTimeout == 0 {
-		opts.ExecTimeout = DefaultExecTimeout
+	if r.opts.ExecTimeout == 0 {
+		r.opts.ExecTimeout = DefaultExecTimeout
 	}
-	return &Redis{opts: opts}, nil
+	return nil
+}
+
+// RegisterFlags binds the options to flags of fs (-redis-image,
+// -redis-command, -redis-cli, -redis-exec-timeout), for a main that parses
+// fs before the first request, as framework.Main does.
+func (r *Redis) RegisterFlags(fs *flag.FlagSet) {
+	fs.Func("redis-image", fmt.Sprintf("Docker image of the tasks when the framework runs containers (default %q)", r.opts.Image), setString(&r.opts.Image))
+	fs.Func("redis-command", fmt.Sprintf("redis-server program the tasks run (default %q)", r.opts.Command), setString(&r.opts.Command))
+	fs.Func("redis-cli", fmt.Sprintf("redis-cli program run inside the tasks (default %q)", r.opts.CLI), setString(&r.opts.CLI))
+	fs.DurationVar(&r.opts.ExecTimeout, "redis-exec-timeout", r.opts.ExecTimeout, "time limit of each redis-cli command run inside a task")
+}
+
+func setString(p *string) func(string) error {
+	return func(v string) error {
+		if v == "" {
+			return errors.New("must not be empty")
+		}
+		*p = v
+		return nil
+	}
 }
 
 // Options returns the options in use, defaults filled in.
 func (r *Redis) Options() Options { return r.opts }
 
 // Defaults asks for half a core, 256 MB of memory, 1 GB of disk, one port
-// named "redis", a volume at /data and a TCP health check on the port
-// (CheckHealth adds PING and the replication link). With the docker runtime
-// the task runs Options.Image with the image's entrypoint; otherwise it runs
-// Options.Command.
+// named "redis", a volume at /data, Options.Image (the docker runtime's)
+// and Options.Command (run in the image, or alone by the process runtime),
+// and a TCP health check on the port; CheckHealth adds PING and the
+// replication link.
 func (r *Redis) Defaults() stateful.Spec {
-	spec := stateful.Spec{
+	return stateful.Spec{
 		CPU:     0.5,
 		Mem:     256,
 		Disk:    1024,
+		Image:   r.opts.Image,
+		Command: r.opts.Command,
 		Network: stateful.NetworkHost,
 		Ports:   []string{PortName},
 		Volume:  DefaultVolume,
@@ -136,12 +153,6 @@ func (r *Redis) Defaults() stateful.Spec {
 			TimeoutS:  3,
 		},
 	}
-	if r.opts.Runtime == RuntimeDocker {
-		spec.Image = r.opts.Image
-	} else {
-		spec.Command = r.opts.Command
-	}
-	return spec
 }
 
 // errUnsupportedType is returned for C instances: Redis peers would need
@@ -213,7 +224,11 @@ func (r *Redis) Config(_ context.Context, inst *stateful.Instance, task *statefu
 		"--appendonly", "yes",
 	}
 	if inst.Spec.Volume != "" {
-		args = append(args, "--dir", r.dataDir(inst))
+		dir, err := dataDir(inst)
+		if err != nil {
+			return stateful.LaunchConfig{}, err
+		}
+		args = append(args, "--dir", dir)
 	}
 	switch task.Role {
 	case stateful.RoleMaster:
@@ -236,13 +251,19 @@ func (r *Redis) Config(_ context.Context, inst *stateful.Instance, task *statefu
 	return stateful.LaunchConfig{Args: args}, nil
 }
 
-// dataDir is the volume as redis-server sees it: inside a container the
-// volume is mounted at the spec's path; a process runs in its volume.
-func (r *Redis) dataDir(inst *stateful.Instance) string {
-	if r.opts.Runtime == RuntimeDocker {
-		return inst.Spec.Volume
+// dataDir is the volume as redis-server sees it. A spec with no command
+// runs the image's entrypoint in a container, where the volume is mounted at
+// the spec's path. With a command, the framework may run a process, whose
+// working directory is its volume, or run the command in the image, whose
+// working directory is /data (as in the official image); both are ".".
+func dataDir(inst *stateful.Instance) (string, error) {
+	if inst.Spec.Command == "" {
+		return inst.Spec.Volume, nil
 	}
-	return "."
+	if inst.Spec.Image != "" && path.Clean(inst.Spec.Volume) != DefaultVolume {
+		return "", fmt.Errorf("instance %s: volume %q: with both an image and a command the volume must be %s, the image's working directory; leave the command out to use another path", inst.Name, inst.Spec.Volume, DefaultVolume)
+	}
+	return ".", nil
 }
 
 // masterFor returns inst's master task: from inst.Tasks when the toolkit
