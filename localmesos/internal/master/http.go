@@ -58,7 +58,8 @@ func (a answer) write(w http.ResponseWriter) {
 	case a.body != "":
 		writeText(w, a.status, a.body)
 	default:
-		// 202 (and UPDATE_FRAMEWORK's 200): no body, no Content-Type.
+		// 202, 501, and UPDATE_FRAMEWORK's 200: no body, no
+		// Content-Type.
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(a.status)
 	}
@@ -119,12 +120,6 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 	var a answer
 	if !m.call(func() { a = m.handleCall(r, call) }) {
 		writeText(w, http.StatusServiceUnavailable, "Master is shutting down")
-		return
-	}
-	if a.status == http.StatusOK && a.raw == nil && a.body == "" {
-		// UPDATE_FRAMEWORK: 200 with neither body nor Content-Type.
-		w.Header().Set("Content-Length", "0")
-		w.WriteHeader(http.StatusOK)
 		return
 	}
 	a.write(w)
