@@ -106,6 +106,9 @@ type Config struct {
 	// ExecutorBinary is the binary agents start as the executor; empty
 	// means this process's own executable.
 	ExecutorBinary string
+	// ExecutorStatsInterval is how often executors report each task's
+	// stats; 0 keeps the executor's default (10 s).
+	ExecutorStatsInterval time.Duration
 	// Workers is how many instances are reconciled at once (--workers).
 	Workers int
 
@@ -232,6 +235,9 @@ func (c Config) Validate() error {
 		if c.Advertise != "" && strings.ContainsAny(c.Advertise, "/ ") {
 			bad("advertise", "%q: want host or host:port", c.Advertise)
 		}
+	}
+	if c.ExecutorStatsInterval < 0 {
+		errs = append(errs, fmt.Errorf("executor stats interval: %v must not be negative", c.ExecutorStatsInterval))
 	}
 	if c.Workers < 1 || c.Workers > 1024 {
 		bad("workers", "%d: want 1 to 1024", c.Workers)

@@ -34,8 +34,17 @@ func executorCommand(cfg Config) (mesos.CommandInfo, error) {
 	return mesos.CommandInfo{
 		Shell:     &shell,
 		Value:     &cfg.ExecutorBinary,
-		Arguments: []string{cfg.ExecutorBinary, ExecutorArg},
+		Arguments: executorArgs(cfg, cfg.ExecutorBinary),
 	}, nil
+}
+
+// executorArgs is the executor's argv.
+func executorArgs(cfg Config, program string) []string {
+	args := []string{program, ExecutorArg}
+	if cfg.ExecutorStatsInterval > 0 {
+		args = append(args, "--stats-interval="+cfg.ExecutorStatsInterval.String())
+	}
+	return args
 }
 
 // binaryServer serves this binary to agents (serve mode), under a path that
@@ -84,7 +93,7 @@ func newBinaryServer(cfg Config) (*binaryServer, mesos.CommandInfo, error) {
 		URIs:      []mesos.CommandInfo_URI{{Value: url, Executable: &yes, Extract: &no, Cache: &yes, OutputFile: &name}},
 		Shell:     &no,
 		Value:     &value,
-		Arguments: []string{value, ExecutorArg},
+		Arguments: executorArgs(cfg, value),
 	}
 	glog.Infof("framework: agents fetch the executor from %s", url)
 	return b, cmd, nil
@@ -125,7 +134,11 @@ func (b *binaryServer) Run(ctx context.Context) error {
 // one, adds its figures to every stats report. Main calls it when the
 // process was started as an executor; a TestMain may too.
 func RunExecutor(ctx context.Context, w stateful.Workload) error {
-	opts := executor.Options{}
+	return runExecutor(ctx, w, 0)
+}
+
+func runExecutor(ctx context.Context, w stateful.Workload, statsInterval time.Duration) error {
+	opts := executor.Options{StatsInterval: statsInterval}
 	if r, ok := w.(stateful.StatsReporter); ok {
 		opts.Stats = statsProvider(r)
 	}

@@ -344,3 +344,30 @@ func processesOf(instance string) []string {
 	}
 	return pids
 }
+
+// frameworkID returns the ID of the (only) framework the master knows.
+func frameworkID(t *testing.T, masterURL string) string {
+	t.Helper()
+	_, b, err := do(http.MethodGet, masterURL+"/master/state", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state struct {
+		Frameworks []struct {
+			ID string `json:"id"`
+		} `json:"frameworks"`
+	}
+	if err := json.Unmarshal(b, &state); err != nil || len(state.Frameworks) != 1 {
+		t.Fatalf("/master/state frameworks: %v %s", err, b)
+	}
+	return state.Frameworks[0].ID
+}
+
+// killExecutor kills the executor of task's current attempt, as a crash
+// would.
+func killExecutor(t *testing.T, c *localmesos.Cluster, task *stateful.Task) {
+	t.Helper()
+	if err := c.KillExecutor(task.AgentID, frameworkID(t, c.MasterURL()), task.TaskID); err != nil {
+		t.Fatalf("kill executor of %s: %v", task.TaskID, err)
+	}
+}

@@ -68,6 +68,7 @@ func Main(w stateful.Workload) {
 }
 
 // executorMain runs the executor for an agent and returns the exit code.
+// It takes glog's flags and --stats-interval after the executor argument.
 func executorMain(w stateful.Workload) int {
 	// The agent keeps our stderr in the sandbox, where Mesos users look
 	// for executor logs.
@@ -76,12 +77,15 @@ func executorMain(w stateful.Workload) int {
 	if len(args) > 0 && args[0] == ExecutorArg {
 		args = args[1:]
 	}
-	if err := flag.CommandLine.Parse(args); err != nil {
+	fs := flag.NewFlagSet(ExecutorArg, flag.ContinueOnError)
+	flag.CommandLine.VisitAll(func(f *flag.Flag) { fs.Var(f.Value, f.Name, f.Usage) })
+	statsInterval := fs.Duration("stats-interval", 0, "how often each task's stats are reported (0: the executor's default)")
+	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := RunExecutor(ctx, w)
+	err := runExecutor(ctx, w, *statsInterval)
 	glog.Flush()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return 1
