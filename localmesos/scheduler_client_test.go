@@ -456,3 +456,76 @@ func TestSchedulerClientMasterFailover(t *testing.T) {
 	sc.mustCall(calls.Kill("sleeper", o.AgentID.Value))
 	sc.awaitUpdate("sleeper", mesos.TASK_KILLED)
 }
+
+// TestSchedulerClientCustomExecutor: a custom executor is charged once and
+// listed in executor_ids while it lives, MESSAGE goes both ways, and
+// SHUTDOWN ends it with FAILURE{agent_id, executor_id, status 0}.
+func TestSchedulerClientCustomExecutor(t *testing.T) {
+	c := schedStart(t, schedConfig(t))
+	sc := schedRunClient(t, c, codecs.MediaTypeProtobuf, schedFrameworkInfo("custom", time.Minute), "")
+	sc.awaitType(scheduler.Event_SUBSCRIBED)
+	var command mesos.CommandInfo
+	if err := command.UnmarshalJSON([]byte(schedExecutorCommand(t))); err != nil {
+		t.Fatal(err)
+	}
+	exec := mesos.ExecutorInfo{
+		Type:       mesos.ExecutorInfo_CUSTOM,
+		ExecutorID: mesos.ExecutorID{Value: "custom"},
+		Command:    &command,
+		Resources: []mesos.Resource{
+			{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 0.05}},
+			{Name: "mem", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 32}},
+		},
+	}
+	task := func(o mesos.Offer, id string) mesos.TaskInfo {
+		ti := schedCommandTask(o, id, "")
+		ti.Command = nil
+		ti.Executor = &exec
+		return ti
+	}
+	o := sc.offer()
+	sc.launch(o, task(o, "t1"))
+	sc.awaitUpdate("t1", mesos.TASK_FINISHED)
+	o = sc.offer()
+	cpus := 0.0
+	for _, r := range o.Resources {
+		if r.Name == "cpus" {
+			cpus += r.GetScalar().GetValue()
+		}
+	}
+	if cpus != 1.95 || len(o.ExecutorIDs) != 1 || o.ExecutorIDs[0].Value != "custom" {
+		t.Fatalf("offer while the executor lives: cpus %v executor_ids %v (want 1.95 and [custom])", cpus, o.ExecutorIDs)
+	}
+	sc.launch(o, task(o, "t2"))
+	sc.awaitUpdate("t2", mesos.TASK_FINISHED)
+
+	sc.mustCall(calls.Message(o.AgentID.Value, "custom", []byte("hello")))
+	m := sc.awaitType(scheduler.Event_MESSAGE)
+	if string(m.Message.Data) != "echo:hello" || m.Message.ExecutorID.Value != "custom" || m.Message.AgentID.Value != o.AgentID.Value {
+		t.Fatalf("MESSAGE %v", m.Message)
+	}
+
+	sc.mustCall(calls.Shutdown("custom", o.AgentID.Value))
+	f := sc.awaitType(scheduler.Event_FAILURE)
+	if f.Failure.GetExecutorID().GetValue() != "custom" || f.Failure.GetAgentID().GetValue() != o.AgentID.Value || f.Failure.Status == nil || *f.Failure.Status != 0 {
+		t.Fatalf("FAILURE %v", f.Failure)
+	}
+	// Its resources come back: the whole agent is offered again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o := sc.offer()
+		total := 0.0
+		for _, r := range o.Resources {
+			if r.Name == "cpus" {
+				total += r.GetScalar().GetValue()
+			}
+		}
+		if len(o.ExecutorIDs) == 0 && total > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("executor resources never offered again")
+		}
+		sc.mustCall(calls.Decline(o.ID).With(calls.RefuseSeconds(0)))
+	}
+}

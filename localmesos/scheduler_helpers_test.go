@@ -42,8 +42,8 @@ func init() {
 
 // schedExampleExecutor is a custom executor that answers every LAUNCH with
 // TASK_RUNNING and then TASK_FINISHED, as mesos-go's example-executor does
-// in scheduler-happy-path.jsonl, and exits on SHUTDOWN or when its agent
-// goes away.
+// in scheduler-happy-path.jsonl, echoes MESSAGEs ("echo:" + data), and
+// exits (0) on SHUTDOWN or when its agent goes away.
 func schedExampleExecutor() int {
 	cfg, err := config.FromEnv()
 	if err != nil {
@@ -86,6 +86,11 @@ func schedExampleExecutor() int {
 		case executor.Event_LAUNCH:
 			update(ev.Launch.Task, mesos.TASK_RUNNING)
 			update(ev.Launch.Task, mesos.TASK_FINISHED)
+		case executor.Event_MESSAGE:
+			msg := calls.Message(append([]byte("echo:"), ev.Message.Data...))
+			if r, err := sender.Send(ctx, calls.NonStreaming(msg)); err == nil && r != nil {
+				r.Close()
+			}
 		case executor.Event_SHUTDOWN:
 			return 0
 		}
