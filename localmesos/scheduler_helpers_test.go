@@ -117,7 +117,9 @@ func schedExecutorCommand(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return `{"value":` + strconv.Quote(self) + `,"shell":false,"arguments":["example-executor"],"environment":{"variables":[{"name":"` + schedExecutorEnv + `","value":"1"}]}}`
+	// A -race test binary sleeps 1 s at exit (GORACE atexit_sleep_ms),
+	// longer than the tests' shutdown grace period.
+	return `{"value":` + strconv.Quote(self) + `,"shell":false,"arguments":["example-executor"],"environment":{"variables":[{"name":"` + schedExecutorEnv + `","value":"1"},{"name":"GORACE","value":"atexit_sleep_ms=0"}]}}`
 }
 
 // schedConfig is a one-agent cluster with the transcripts' resources and
