@@ -37,11 +37,11 @@ func TestDefaultsAndFlags(t *testing.T) {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	w.RegisterFlags(fs)
-	if err := fs.Parse([]string{"-redis-image", "registry.local/redis:7.2", "-redis-command", "/opt/redis/bin/redis-server", "-redis-exec-timeout", "3s"}); err != nil {
+	if err := fs.Parse([]string{"-redis-image", "registry.local/redis:7.2", "-redis-command", "/opt/redis/bin/redis-server"}); err != nil {
 		t.Fatal(err)
 	}
 	d = w.Defaults()
-	if d.Image != "registry.local/redis:7.2" || d.Command != "/opt/redis/bin/redis-server" || w.Options().ExecTimeout != 3*time.Second {
+	if d.Image != "registry.local/redis:7.2" || d.Command != "/opt/redis/bin/redis-server" {
 		t.Errorf("after flags: %+v, %+v", d, w.Options())
 	}
 	if err := fs.Parse([]string{"-redis-image", ""}); err == nil {

@@ -108,14 +108,13 @@ func (r *Redis) fillDefaults() error {
 	return nil
 }
 
-// RegisterFlags binds the options to flags of fs (-redis-image,
-// -redis-command, -redis-cli, -redis-exec-timeout), for a main that parses
-// fs before the first request, as framework.Main does.
+// RegisterFlags binds the options that shape new instances' defaults to
+// flags of fs (-redis-image, -redis-command), for a main that parses fs
+// before the first request, as framework.Main does. The other options are
+// used in the executor too, which is started without these flags.
 func (r *Redis) RegisterFlags(fs *flag.FlagSet) {
-	fs.Func("redis-image", fmt.Sprintf("Docker image of the tasks when the framework runs containers (default %q)", r.opts.Image), setString(&r.opts.Image))
-	fs.Func("redis-command", fmt.Sprintf("redis-server program the tasks run (default %q)", r.opts.Command), setString(&r.opts.Command))
-	fs.Func("redis-cli", fmt.Sprintf("redis-cli program run inside the tasks (default %q)", r.opts.CLI), setString(&r.opts.CLI))
-	fs.DurationVar(&r.opts.ExecTimeout, "redis-exec-timeout", r.opts.ExecTimeout, "time limit of each redis-cli command run inside a task")
+	fs.Func("redis-image", fmt.Sprintf("Docker image of new instances' tasks when they run in containers (default %q)", r.opts.Image), setString(&r.opts.Image))
+	fs.Func("redis-command", fmt.Sprintf("redis-server command line of new instances' tasks (default %q)", r.opts.Command), setString(&r.opts.Command))
 }
 
 func setString(p *string) func(string) error {

@@ -1,0 +1,432 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/dockerlib"
+	"github.com/mesos-stateful/stateful/examples/redis/redisimage"
+	"github.com/mesos-stateful/stateful/examples/redis/redistest"
+	"github.com/mesos-stateful/stateful/examples/redis/resp"
+	"github.com/mesos-stateful/stateful/examples/redis/workload"
+	"github.com/mesos-stateful/stateful/executor"
+	"github.com/mesos-stateful/stateful/framework"
+	"github.com/mesos-stateful/stateful/internal/testimage"
+)
+
+// The framework starts its executor by running its own binary again; under
+// go test that is this test binary.
+func TestMain(m *testing.M) {
+	if executor.IsExecutorInvocation(os.Args[1:]) {
+		framework.Main(newWorkload())
+	}
+	os.Exit(m.Run())
+}
+
+func newWorkload() *workload.Redis {
+	w, err := workload.New(workload.Options{})
+	if err != nil {
+		panic(err)
+	}
+	return w
+}
+
+// testImage is the image the docker tests build and run, so that a user's
+// redis:7 is left alone.
+const testImage = "stateful-test/redis-example:latest"
+
+// keysBefore is how many keys are written (and acknowledged by both slaves)
+// before the master is lost.
+const keysBefore = 200
+
+func needRedis(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("needs %s (apt-get install redis-server redis-tools): %v", p, err)
+		}
+	}
+}
+
+func start(t *testing.T, runtime string) *redistest.Env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env, err := redistest.Start(ctx, redistest.Options{Runtime: runtime, WorkDir: t.TempDir(), Workload: newWorkload()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Close(); err != nil {
+			t.Errorf("framework: %v", err)
+		}
+	})
+	return env
+}
+
+// createBody is the walkthrough's instance: a master and two slaves. The
+// command leaves out the 5 s a master waits for more replicas before a sync,
+// to keep the test short; health is checked every second.
+func createBody(name string, spec map[string]any) map[string]any {
+	s := map[string]any{
+		"command": "redis-server --repl-diskless-sync-delay 0",
+		"health":  map[string]any{"tcp": workload.PortName, "interval_s": 1, "timeout_s": 1, "grace_s": 30},
+	}
+	for k, v := range spec {
+		s[k] = v
+	}
+	return map[string]any{"name": name, "type": "MS", "slaves": 2, "spec": s}
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// statusRecorder polls an instance's status and keeps its changes.
+type statusRecorder struct {
+	stop func()
+	mu   sync.Mutex
+	seen []stateful.InstanceStatus
+}
+
+func recordStatus(env *redistest.Env, name string) *statusRecorder {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &statusRecorder{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if inst, _, err := env.Get(ctx, name); err == nil && inst != nil {
+				r.mu.Lock()
+				if len(r.seen) == 0 || r.seen[len(r.seen)-1] != inst.Status {
+					r.seen = append(r.seen, inst.Status)
+				}
+				r.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond): // poll interval
+			}
+		}
+	}()
+	r.stop = func() { cancel(); <-done }
+	return r
+}
+
+func (r *statusRecorder) statuses() []stateful.InstanceStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.seen)
+}
+
+// do runs one command against addr.
+func do(t *testing.T, addr string, args ...string) any {
+	t.Helper()
+	reply, err := resp.Do(testCtx(t, 10*time.Second), addr, args...)
+	if err != nil {
+		t.Fatalf("%s at %s: %v", strings.Join(args, " "), addr, err)
+	}
+	return reply
+}
+
+func info(t *testing.T, addr string) workload.Info {
+	t.Helper()
+	s, _ := do(t, addr, "INFO", "replication").(string)
+	return workload.ParseInfo(s)
+}
+
+// failover is what one walkthrough variant does to lose the master.
+type failover func(t *testing.T, env *redistest.Env, master *stateful.Task)
+
+// walkthrough is the README's walkthrough, checked: create a 1+2 instance,
+// write on the master (acknowledged by both slaves), read on a slave, lose
+// the master, watch GET name a new master, find every key on it, write on
+// it, watch the lost ordinal come back as a slave that syncs from the new
+// master, and destroy.
+func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose failover, checkStats bool) {
+	ctx := testCtx(t, 3*time.Minute)
+	const name = "cache1"
+	if err := env.Create(ctx, createBody(name, spec)); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := env.WaitHealthy(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := redistest.Master(inst)
+	if master == nil || master.Ordinal != 0 {
+		t.Fatalf("no master 0: %s", redistest.Describe(inst))
+	}
+	for _, task := range inst.Tasks {
+		if task.Role == stateful.RoleSlave {
+			if inf := info(t, redistest.Addr(task)); inf.Role() != "slave" || !inf.LinkUp() || inf["master_port"] != strconv.Itoa(master.Ports[workload.PortName]) {
+				t.Fatalf("%s replicates %s:%s (link %s), not the master %s", task.Name, inf["master_host"], inf["master_port"], inf["master_link_status"], redistest.Addr(master))
+			}
+		}
+	}
+
+	// Write on the master; WAIT for both slaves to have every key.
+	maddr := redistest.Addr(master)
+	for i := range keysBefore {
+		if got := do(t, maddr, "SET", "key:"+strconv.Itoa(i), "value-"+strconv.Itoa(i)); got != "OK" {
+			t.Fatalf("SET: %v", got)
+		}
+	}
+	if got := do(t, maddr, "WAIT", "2", "5000"); got != int64(2) {
+		t.Fatalf("WAIT 2: %v slaves acknowledged", got)
+	}
+	slave := inst.Tasks[1]
+	if got := do(t, redistest.Addr(slave), "GET", "key:7"); got != "value-7" {
+		t.Fatalf("GET on slave %s: %v", slave.Name, got)
+	}
+
+	if checkStats {
+		// The executor reports INFO figures, which GET serves per task.
+		err := redistest.Poll(ctx, "stats of every task", func() (bool, string) {
+			inst, _, err := env.Get(ctx, name)
+			if err != nil || inst == nil {
+				return false, fmt.Sprint(err)
+			}
+			for _, task := range inst.Tasks {
+				s := task.Stats
+				want := map[stateful.Role]string{stateful.RoleMaster: "master", stateful.RoleSlave: "slave"}[task.Role]
+				off, err := strconv.ParseInt(s[stateful.StatReplicationOffset], 10, 64)
+				if s[stateful.StatRole] != want || err != nil || off <= 0 || s[workload.StatUsedMemory] == "" || s[workload.StatConnectedClients] == "" || s[workload.StatKeys] != strconv.Itoa(keysBefore) {
+					return false, redistest.Describe(inst)
+				}
+			}
+			return true, ""
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rec := recordStatus(env, name)
+	defer rec.stop()
+	lost := time.Now()
+	lose(t, env, master)
+
+	// GET names a new master, and it takes writes.
+	var next *stateful.Task
+	err = redistest.Poll(ctx, "GET to name a new running master", func() (bool, string) {
+		inst, _, err := env.Get(ctx, name)
+		if err != nil || inst == nil {
+			return false, fmt.Sprint(err)
+		}
+		next = redistest.Master(inst)
+		return next != nil && next.Ordinal != master.Ordinal && next.State == stateful.TaskRunning, redistest.Describe(inst)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := time.Since(lost)
+	naddr := redistest.Addr(next)
+	var lastErr error
+	err = redistest.Poll(ctx, "a write accepted by the new master", func() (bool, string) {
+		reply, err := resp.Do(ctx, naddr, "SET", "after", "failover")
+		lastErr = err
+		return err == nil && reply == "OK", fmt.Sprint(reply, err)
+	})
+	if err != nil {
+		t.Fatal(err, lastErr)
+	}
+	t.Logf("master %s lost: GET named %s after %v, which took a write after %v", master.Name, next.Name, shown.Round(time.Millisecond), time.Since(lost).Round(time.Millisecond))
+
+	// Every key the slaves acknowledged is on the new master.
+	for i := range keysBefore {
+		if got := do(t, naddr, "GET", "key:"+strconv.Itoa(i)); got != "value-"+strconv.Itoa(i) {
+			t.Fatalf("key:%d on the new master %s = %v", i, next.Name, got)
+		}
+	}
+
+	// The instance heals: the lost ordinal is a slave of the new master,
+	// synced (it has the key written after the failover).
+	inst, err = env.WaitHealthy(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = redistest.Poll(ctx, "the status recorder to see RUNNING", func() (bool, string) {
+		seen := rec.statuses()
+		return len(seen) > 0 && seen[len(seen)-1] == stateful.StatusRunning, fmt.Sprint(seen)
+	})
+	rec.stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := redistest.Master(inst); m == nil || m.Ordinal != next.Ordinal {
+		t.Fatalf("after healing the master is not %s: %s", next.Name, redistest.Describe(inst))
+	}
+	for _, task := range inst.Tasks {
+		if task.Role != stateful.RoleSlave {
+			continue
+		}
+		addr := redistest.Addr(task)
+		err := redistest.Poll(ctx, task.Name+" to replicate the new master", func() (bool, string) {
+			inf := info(t, addr)
+			ok := inf.Role() == "slave" && inf.LinkUp() && inf["master_host"] == next.Host && inf["master_port"] == strconv.Itoa(next.Ports[workload.PortName])
+			return ok, fmt.Sprint(inf)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := do(t, addr, "GET", "after"); got != "failover" {
+			t.Errorf("slave %s has not synced from the new master: GET after = %v", task.Name, got)
+		}
+		if task.Ordinal == master.Ordinal && task.Attempt <= master.Attempt {
+			t.Errorf("the lost ordinal %s was not relaunched: attempt %d", task.Name, task.Attempt)
+		}
+	}
+	if got := rec.statuses(); !isSubsequence([]stateful.InstanceStatus{stateful.StatusRunning, stateful.StatusDegraded, stateful.StatusRunning}, got) {
+		t.Errorf("statuses seen %v, want RUNNING → DEGRADED → RUNNING", got)
+	}
+
+	if err := env.Delete(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	err = redistest.Poll(ctx, name+" to be gone", func() (bool, string) {
+		_, code, err := env.Get(ctx, name)
+		return code == 404, fmt.Sprint(code, err)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func isSubsequence(want, got []stateful.InstanceStatus) bool {
+	i := 0
+	for _, s := range got {
+		if i < len(want) && s == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+// killProcess SIGKILLs the master's redis-server process, checking first
+// that the pid it reports is the server on the master's address (Redis
+// rewrites its command line to "redis-server host:port").
+func killProcess(t *testing.T, _ *redistest.Env, master *stateful.Task) {
+	t.Helper()
+	s, _ := do(t, redistest.Addr(master), "INFO", "server").(string)
+	pid, err := strconv.Atoi(workload.ParseInfo(s)["process_id"])
+	if err != nil {
+		t.Fatalf("no process_id in INFO server: %v", err)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte(redistest.Addr(master))) {
+		t.Fatalf("pid %d is not the server at %s: %q (%v)", pid, redistest.Addr(master), cmdline, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// removeAgent loses the master's host: the agent stops answering and every
+// process on it dies.
+func removeAgent(t *testing.T, env *redistest.Env, master *stateful.Task) {
+	t.Helper()
+	if err := env.Cluster.RemoveAgent(master.AgentID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// noProcessesOf fails when a process started for the instance's tasks is
+// left.
+func noProcessesOf(t *testing.T, instance string) {
+	t.Helper()
+	err := redistest.Poll(testCtx(t, 30*time.Second), "no process of "+instance, func() (bool, string) {
+		var pids []string
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			env, err := os.ReadFile(filepath.Join(d, "environ"))
+			if err == nil && bytes.Contains(env, []byte("STATEFUL_TASK_ID="+instance+"-")) {
+				pids = append(pids, filepath.Base(d))
+			}
+		}
+		return len(pids) == 0, fmt.Sprint("pids ", pids)
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+func TestWalkthroughProcessKill(t *testing.T) {
+	needRedis(t)
+	env := start(t, "process")
+	walkthrough(t, env, nil, killProcess, true)
+	noProcessesOf(t, "cache1")
+}
+
+func TestWalkthroughHostLoss(t *testing.T) {
+	needRedis(t)
+	env := start(t, "process")
+	walkthrough(t, env, nil, removeAgent, false)
+	noProcessesOf(t, "cache1")
+}
+
+func TestWalkthroughDocker(t *testing.T) {
+	needRedis(t)
+	ctx := testCtx(t, 3*time.Minute)
+	cli, err := dockerlib.New(ctx, dockerlib.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if err := cli.Available(ctx); err != nil {
+		t.Skipf("needs a Docker engine: %v", err)
+	}
+	if err := redisimage.Build(ctx, cli, testImage); err != nil {
+		if errors.Is(err, testimage.ErrNotInstalled) {
+			t.Skipf("needs redis-server and redis-tools to build the image: %v", err)
+		}
+		t.Fatal(err)
+	}
+	env := start(t, "docker")
+	t.Cleanup(func() {
+		// Whatever the test left behind.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := cli.Cleanup(ctx, map[string]string{dockerlib.LabelInstance: "cache1", dockerlib.LabelFramework: redistest.FrameworkName}, 0); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+
+	kill := func(t *testing.T, _ *redistest.Env, master *stateful.Task) {
+		t.Helper()
+		list, err := cli.List(ctx, map[string]string{dockerlib.LabelTaskID: master.TaskID})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("the master's container: %v, %v", list, err)
+		}
+		if list[0].Image != testImage {
+			t.Fatalf("the master runs %s, not %s", list[0].Image, testImage)
+		}
+		if err := cli.Kill(ctx, list[0].ID, "SIGKILL"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	walkthrough(t, env, map[string]any{"image": testImage}, kill, false)
+	err = redistest.Poll(ctx, "no container of cache1", func() (bool, string) {
+		list, err := cli.List(ctx, map[string]string{dockerlib.LabelInstance: "cache1", dockerlib.LabelFramework: redistest.FrameworkName})
+		return err == nil && len(list) == 0, fmt.Sprint(list, err)
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
