@@ -23,13 +23,14 @@ import (
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/internal/reconcile"
 	"github.com/mesos-stateful/stateful/offermgr"
+	"github.com/mesos-stateful/stateful/statemgr"
 )
 
 // Store is the part of statemgr the creator uses.
 type Store interface {
 	CreateInstance(ctx context.Context, inst *stateful.Instance, tasks []*stateful.Task) error
 	UpdateInstance(ctx context.Context, name string, mutate func(*stateful.Instance) error) (*stateful.Instance, error)
-	UpdateTask(ctx context.Context, name string, ordinal int, mutate func(*stateful.Task) error) (*stateful.Task, error)
+	ApplyTaskUpdates(ctx context.Context, updates []statemgr.TaskUpdate) ([]statemgr.TaskResult, error)
 	InstanceWithTasks(name string) (*stateful.Instance, error)
 }
 
@@ -417,11 +418,16 @@ func newRole(inst *stateful.Instance, ordinal int) stateful.Role {
 // queueTasks hands QUEUED tasks to the task queue: each is first prepared
 // (StartMaster or StartSlave, recorded as PreparedAttempt so that a restart
 // does not call it again), then put in the queue once its relaunch backoff
-// has passed. Tasks that are no longer QUEUED are taken out of the queue.
+// has passed. The tasks of one pass are recorded in one write and queued
+// together, so the offer manager places them in one pass (and spreads them)
+// rather than one by one. Tasks that are no longer QUEUED are taken out of
+// the queue.
 func (c *Creator) queueTasks(ctx context.Context, inst *stateful.Instance) (reconcile.Result, error) {
 	surplus := reconcile.Surplus(inst)
 	now := c.cfg.Now()
 	var res reconcile.Result
+	var ready, fresh []*stateful.Task
+	var failed error
 	for _, t := range inst.Tasks {
 		if surplus[t.Ordinal] {
 			continue
@@ -435,51 +441,73 @@ func (c *Creator) queueTasks(ctx context.Context, inst *stateful.Instance) (reco
 			res = res.Merge(reconcile.After(wait))
 			continue
 		}
-		if t.PreparedAttempt != t.Attempt+1 {
-			prepared, err := c.prepare(ctx, inst, t)
-			if errors.Is(err, errSkip) {
-				continue
-			}
-			if err != nil {
-				return res, err
-			}
-			t = prepared
+		if t.PreparedAttempt == t.Attempt+1 {
+			ready = append(ready, t)
+			continue
 		}
+		if failed != nil {
+			continue
+		}
+		// A failed callback stops the preparations, but what was prepared
+		// before it is still recorded and queued.
+		if err := c.prepare(ctx, inst, t); err != nil {
+			failed = err
+			continue
+		}
+		fresh = append(fresh, t)
+	}
+	prepared, err := c.recordPrepared(ctx, inst.Name, fresh)
+	if err != nil {
+		return res, err
+	}
+	for _, t := range append(ready, prepared...) {
 		if c.queue.Put(t.Name, c.demand(inst, t)) {
 			glog.V(1).Infof("creator: task %s (%s) queued for attempt %d", t.Name, t.Role, t.Attempt+1)
 		}
 	}
-	return res, nil
+	return res, failed
 }
 
-// prepare calls StartMaster or StartSlave for the task's next attempt and
-// records that it did.
-func (c *Creator) prepare(ctx context.Context, inst *stateful.Instance, t *stateful.Task) (*stateful.Task, error) {
+// prepare calls StartMaster or StartSlave for the task's next attempt.
+func (c *Creator) prepare(ctx context.Context, inst *stateful.Instance, t *stateful.Task) error {
 	callback, fn := "StartSlave", c.w.StartSlave
 	if reconcile.IsMasterRole(t) {
 		callback, fn = "StartMaster", c.w.StartMaster
 	}
-	err := reconcile.Call(ctx, c.cfg.CallbackTimeout, callback, t.Name, func(ctx context.Context) error {
+	return reconcile.Call(ctx, c.cfg.CallbackTimeout, callback, t.Name, func(ctx context.Context) error {
 		return fn(ctx, c.h, inst.Clone(), t.Clone())
 	})
+}
+
+// recordPrepared records, in one write, that the tasks' next attempts were
+// prepared, and returns the tasks as stored (those that moved on meanwhile
+// are left out).
+func (c *Creator) recordPrepared(ctx context.Context, name string, tasks []*stateful.Task) ([]*stateful.Task, error) {
+	if len(tasks) == 0 {
+		return nil, nil
+	}
+	updates := make([]statemgr.TaskUpdate, len(tasks))
+	for i, t := range tasks {
+		attempt := t.Attempt
+		updates[i] = statemgr.TaskUpdate{Instance: name, Ordinal: t.Ordinal, Mutate: func(x *stateful.Task) error {
+			if !x.State.IsQueued() || x.Attempt != attempt {
+				return errSkip
+			}
+			x.PreparedAttempt = x.Attempt + 1
+			return nil
+		}}
+	}
+	results, err := c.store.ApplyTaskUpdates(ctx, updates)
 	if err != nil {
 		return nil, err
 	}
-	attempt := t.Attempt
-	updated, err := c.store.UpdateTask(ctx, inst.Name, t.Ordinal, func(x *stateful.Task) error {
-		if !x.State.IsQueued() || x.Attempt != attempt {
-			return errSkip
+	var out []*stateful.Task
+	for _, r := range results {
+		if r.Err == nil {
+			out = append(out, r.Task)
 		}
-		x.PreparedAttempt = x.Attempt + 1
-		return nil
-	})
-	if err != nil {
-		if errors.Is(err, stateful.ErrNotFound) {
-			return nil, errSkip
-		}
-		return nil, err
 	}
-	return updated, nil
+	return out, nil
 }
 
 // backoffLeft is how long a QUEUED task still waits before its next

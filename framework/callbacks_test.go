@@ -39,13 +39,13 @@ func TestEveryCallbackAtItsMoment(t *testing.T) {
 
 	call(t, http.MethodPost, s.api+"/v1/instances", createBody("cb", stateful.TypeMasterSlave, 1, 1), http.StatusAccepted)
 	inst := waitRunning(t, s.api, "cb")
+	waitCall(t, w, "MasterRunning", "cb-0", 1)
+	waitCall(t, w, "SlaveRunning", "cb-1", 1)
 	calls := w.Calls()
-	checkCalls(t, calls, []string{
-		"Start: err", "Start",
-		"StartMaster cb-0#1: panic", "StartMaster cb-0#1", "StartSlave cb-1#1",
-		"Config cb-0#1", "Config cb-1#1",
-		"MasterRunning cb-0#1",
-		"SlaveRunning cb-1#1: err", "SlaveRunning cb-1#1",
+	checkCalls(t, calls, map[string][]string{
+		"cb":   {"Start: err", "Start"},
+		"cb-0": {"StartMaster#0: panic", "StartMaster#0", "Config#1", "MasterRunning#1"},
+		"cb-1": {"StartSlave#0", "Config#1", "SlaveRunning#1: err", "SlaveRunning#1"},
 	})
 	if got := succeeded(calls, "SlaveRunning", "cb-1"); !strings.HasPrefix(got.Detail, "exit 0:") {
 		t.Errorf("SlaveRunning's Exec in the slave: %+v", got)
@@ -56,15 +56,15 @@ func TestEveryCallbackAtItsMoment(t *testing.T) {
 	})
 
 	// The slave's executor dies: SlaveLost, then a new attempt.
-	slave := inst.Tasks[1]
-	killExecutor(t, cluster, slave)
+	killExecutor(t, cluster, inst.Tasks[1])
 	eventually(t, "cb-1 relaunched", func() (bool, string) {
 		inst, _ := get(t, s.api, "cb")
 		t1 := inst.Tasks[1]
 		return inst.Status == stateful.StatusRunning && t1.Attempt == 2 && t1.State == stateful.TaskRunning, describe(inst)
 	})
-	checkCalls(t, w.Calls()[len(calls):], []string{
-		"SlaveLost cb-1#1", "StartSlave cb-1#1", "Config cb-1#2", "SlaveRunning cb-1#2",
+	waitCall(t, w, "SlaveRunning", "cb-1", 2)
+	checkCalls(t, w.Calls()[len(calls):], map[string][]string{
+		"cb-1": {"SlaveLost#1", "StartSlave#1", "Config#2", "SlaveRunning#2"},
 	})
 	calls = w.Calls()
 
@@ -79,35 +79,34 @@ func TestEveryCallbackAtItsMoment(t *testing.T) {
 			inst.Tasks[0].Attempt == 2 && inst.Tasks[0].State == stateful.TaskRunning
 		return ok, describe(inst)
 	})
-	checkCalls(t, w.Calls()[len(calls):], []string{
-		"MasterLost cb-0#1", "StartSlave cb-0#1", "Config cb-0#2", "SlaveRunning cb-0#2",
+	waitCall(t, w, "SlaveRunning", "cb-0", 2)
+	checkCalls(t, w.Calls()[len(calls):], map[string][]string{
+		"cb-0": {"MasterLost#1", "StartSlave#1", "Config#2", "SlaveRunning#2"},
 	})
-	for _, c := range w.Calls() {
-		if c.Callback == "Start" && c.Err == "" && c.Instance == "cb" && c != w.Calls()[1] {
-			t.Errorf("Start called again: %+v", c)
-		}
-	}
 }
 
-// checkCalls checks that calls, restricted to the instance "cb" and
-// summarised as "<callback> <task>#<attempt>[: err|panic]", are exactly
-// want.
-func checkCalls(t *testing.T, calls []testworkload.Call, want []string) {
+// checkCalls checks the callbacks of instance "cb": for the instance and
+// each task, the sequence of calls summarised as
+// "<callback>#<attempt>[: err|panic]" (the attempt the task had when
+// called; Config sees the attempt being launched) must be exactly want's.
+// The instance's successful Start must come before any task's callback.
+func checkCalls(t *testing.T, calls []testworkload.Call, want map[string][]string) {
 	t.Helper()
-	var got []string
-	for _, c := range calls {
+	got := map[string][]string{}
+	started := -1
+	for i, c := range calls {
 		if c.Instance != "cb" {
 			continue
 		}
-		s := c.Callback
+		key, s := c.Instance, c.Callback
 		if c.Task != "" {
-			attempt := c.Attempt
-			if c.Callback == "Config" {
-				// Config sees the attempt being launched.
-				s += fmt.Sprintf(" %s#%d", c.Task, attempt)
-			} else {
-				s += fmt.Sprintf(" %s#%d", c.Task, max(attempt, 1))
+			key = c.Task
+			s += fmt.Sprintf("#%d", c.Attempt)
+			if started < 0 && want["cb"] != nil {
+				t.Errorf("%s of %s called before Start succeeded", c.Callback, c.Task)
 			}
+		} else if c.Callback == "Start" && c.Err == "" {
+			started = i
 		}
 		switch c.Err {
 		case "":
@@ -116,11 +115,27 @@ func checkCalls(t *testing.T, calls []testworkload.Call, want []string) {
 		default:
 			s += ": err"
 		}
-		got = append(got, s)
+		got[key] = append(got[key], s)
 	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("callbacks:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	for key := range got {
+		if _, ok := want[key]; !ok {
+			want[key] = nil
+		}
 	}
+	for key, w := range want {
+		if strings.Join(got[key], ", ") != strings.Join(w, ", ") {
+			t.Errorf("callbacks of %s:\n  %s\nwant:\n  %s", key, strings.Join(got[key], ", "), strings.Join(w, ", "))
+		}
+	}
+}
+
+// waitCall waits until callback has succeeded for the task's attempt.
+func waitCall(t *testing.T, w *testworkload.Workload, callback, task string, attempt int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%s of %s attempt %d", callback, task, attempt), func() (bool, string) {
+		c := succeeded(w.Calls(), callback, task)
+		return c.Attempt == attempt, fmt.Sprintf("last success %+v", c)
+	})
 }
 
 // succeeded returns the last successful call of callback for task.

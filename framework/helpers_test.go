@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,13 +30,30 @@ func TestMain(m *testing.M) {
 	if executor.IsExecutorInvocation(os.Args[1:]) {
 		framework.Main(testworkload.New())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if testBinary.path != "" {
+		os.RemoveAll(filepath.Dir(testBinary.path))
+	}
+	os.Exit(code)
 }
 
 const (
-	stepTimeout  = 30 * time.Second
-	pollInterval = 50 * time.Millisecond
+	stepTimeout   = 30 * time.Second
+	pollInterval  = 50 * time.Millisecond
+	testResources = "cpus:4;mem:4096;disk:4096;ports:[33000-33899]"
 )
+
+// agentNets counts the clusters this process started: each gets agent
+// addresses of its own (127.33.<n>.2, .3, ...), so a workload process of an
+// earlier test that is still exiting cannot hold a later test's port, and
+// other packages' tests (localmesos defaults: 127.0.0.2..., ports
+// 31000-32000) never collide with ours.
+var agentNets atomic.Int32
+
+func testAgentIP() string {
+	n := (int32(os.Getpid()) + agentNets.Add(1)) % 250
+	return fmt.Sprintf("127.33.%d.2", n)
+}
 
 // startCluster starts a localmesos cluster with short timers in the test
 // process; it is closed when the test ends.
@@ -44,7 +62,8 @@ func startCluster(t *testing.T, agents int) *localmesos.Cluster {
 	cfg := localmesos.NewConfig()
 	cfg.Port = 0
 	cfg.Agents = agents
-	cfg.Resources = "cpus:4;mem:4096;disk:4096;ports:[31000-31899]"
+	cfg.FirstAgentIP = testAgentIP()
+	cfg.Resources = testResources
 	cfg.WorkDir = t.TempDir()
 	cfg.AllocationInterval = 50 * time.Millisecond
 	cfg.HeartbeatInterval = time.Second
@@ -56,8 +75,28 @@ func startCluster(t *testing.T, agents int) *localmesos.Cluster {
 	if err != nil {
 		t.Fatalf("localmesos: %v", err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() {
+		if t.Failed() {
+			logSandboxes(t, c.WorkDir())
+		}
+		c.Close()
+	})
 	return c
+}
+
+// logSandboxes logs the end of every executor's stderr, to see why tasks
+// failed.
+func logSandboxes(t *testing.T, workDir string) {
+	files, _ := filepath.Glob(filepath.Join(workDir, "*", "slaves", "*", "frameworks", "*", "executors", "*", "runs", "*", "stderr"))
+	more, _ := filepath.Glob(filepath.Join(workDir, "slaves", "*", "frameworks", "*", "executors", "*", "runs", "*", "stderr"))
+	for _, f := range append(files, more...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		t.Logf("%s:\n%s", f, strings.Join(lines[max(0, len(lines)-8):], "\n"))
+	}
 }
 
 // testConfig is a framework configuration with short timers for tests,
@@ -97,7 +136,9 @@ func testConfig(t *testing.T, master, dataDir string) framework.Config {
 	cfg.Local.HeartbeatInterval = time.Second
 	cfg.Local.ExecutorShutdownGracePeriod = time.Second
 	cfg.Local.StatusUpdateRetryInterval = time.Second
-	cfg.LocalResources = "cpus:4;mem:4096;disk:4096;ports:[31000-31899]"
+	cfg.LocalResources = testResources
+	cfg.Local.FirstAgentIP = testAgentIP()
+	cfg.VolumeRoot = filepath.Join(dataDir, "volumes")
 	return cfg
 }
 

@@ -25,17 +25,24 @@ import (
 	"github.com/mesos-stateful/stateful/executor"
 )
 
+// Option changes the defaults Main starts from, before the flags and the
+// config file are applied: a framework may set its own name, say.
+type Option func(*Config)
+
 // Main is what a framework's main calls. Started as an executor, it runs
-// the executor; otherwise it reads the flags (and the --config file), runs
-// the scheduler until SIGINT or SIGTERM, and exits: 0 after a clean stop,
-// 1 when the scheduler failed (e.g. it lost its leadership), 2 for bad
-// flags. It does not return.
-func Main(w stateful.Workload) {
+// the executor; otherwise it reads the flags (and the --config file) over
+// NewConfig's defaults changed by opts, runs the scheduler until SIGINT or
+// SIGTERM, and exits: 0 after a clean stop, 1 when the scheduler failed
+// (e.g. it lost its leadership), 2 for bad flags. It does not return.
+func Main(w stateful.Workload, opts ...Option) {
 	if executor.IsExecutorInvocation(os.Args[1:]) {
 		os.Exit(executorMain(w))
 	}
 	fs := flag.CommandLine
 	cfg := NewConfig()
+	for _, opt := range opts {
+		opt(&cfg)
+	}
 	cfg.RegisterFlags(fs)
 	configFile := fs.String("config", "", "JSON file of settings named like the flags; flags given on the command line win")
 	// Logs go to stderr unless asked otherwise (-logtostderr=false -log_dir=...).
