@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -187,4 +188,78 @@ func TestAPIErrors(t *testing.T) {
 	// The name is free again.
 	call(t, http.MethodPost, api+"/v1/instances", createBody("stubborn", stateful.TypeSingle, 0, 0), http.StatusAccepted)
 	waitRunning(t, api, "stubborn")
+}
+
+// TestRollingSpecChange changes an MS instance's spec: the tasks are
+// relaunched with the new spec one at a time (never two down at once),
+// slaves first, and the master keeps its role.
+func TestRollingSpecChange(t *testing.T) {
+	cluster := startCluster(t, 3)
+	s := runScheduler(t, testConfig(t, cluster.MasterURL(), t.TempDir()), testworkload.New())
+	call(t, http.MethodPost, s.api+"/v1/instances", createBody("roll", stateful.TypeMasterSlave, 1, 2), http.StatusAccepted)
+	before := waitRunning(t, s.api, "roll")
+
+	call(t, http.MethodPatch, s.api+"/v1/instances/roll", map[string]any{"spec": map[string]any{"env": map[string]string{"VERSION": "2"}}}, http.StatusAccepted)
+	maxDown := 0
+	eventually(t, "every task relaunched with generation 2", func() (bool, string) {
+		inst, _ := get(t, s.api, "roll")
+		down, done := 0, 0
+		for _, task := range inst.Tasks {
+			if task.State != stateful.TaskRunning || task.Relaunch {
+				down++
+			}
+			if task.Generation == inst.Generation && task.State == stateful.TaskRunning && task.Healthy {
+				done++
+			}
+		}
+		maxDown = max(maxDown, down)
+		return inst.Generation == 2 && done == 3 && inst.Status == stateful.StatusRunning, describe(inst)
+	})
+	if maxDown > 1 {
+		t.Errorf("%d tasks were down at once during the rolling change", maxDown)
+	}
+	after, _ := get(t, s.api, "roll")
+	if after.Spec.Env["VERSION"] != "2" {
+		t.Errorf("spec not changed: %+v", after.Spec)
+	}
+	for i, task := range after.Tasks {
+		if task.Attempt != before.Tasks[i].Attempt+1 || task.Role != before.Tasks[i].Role {
+			t.Errorf("%s: attempt %d role %s, before attempt %d role %s", task.Name, task.Attempt, task.Role, before.Tasks[i].Attempt, before.Tasks[i].Role)
+		}
+	}
+}
+
+// TestEmbeddedDefaults runs the framework the way DESIGN §7 promises with
+// no setup: --master=local (an embedded localmesos) and embedded etcd.
+func TestEmbeddedDefaults(t *testing.T) {
+	cfg := testConfig(t, "local", t.TempDir())
+	cfg.LocalAgents = 2
+	s := runScheduler(t, cfg, testworkload.New())
+	call(t, http.MethodPost, s.api+"/v1/instances", createBody("local", stateful.TypeMasterSlave, 1, 1), http.StatusAccepted)
+	waitRunning(t, s.api, "local")
+	call(t, http.MethodDelete, s.api+"/v1/instances/local", nil, http.StatusAccepted)
+	eventually(t, "local gone", func() (bool, string) {
+		_, code := get(t, s.api, "local")
+		return code == http.StatusNotFound, fmt.Sprint(code)
+	})
+	if err := s.stop(); err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+}
+
+// TestServedExecutor has agents fetch the executor binary from the
+// scheduler over HTTP, as on a real cluster.
+func TestServedExecutor(t *testing.T) {
+	cluster := startCluster(t, 1)
+	cfg := testConfig(t, cluster.MasterURL(), t.TempDir())
+	cfg.ExecutorMode = "serve"
+	cfg.ExecutorHTTP = freeAddr(t)
+	cfg.Advertise = cfg.ExecutorHTTP
+	s := runScheduler(t, cfg, testworkload.New())
+	call(t, http.MethodPost, s.api+"/v1/instances", createBody("fetched", stateful.TypeSingle, 1, 0), http.StatusAccepted)
+	waitRunning(t, s.api, "fetched")
+	sandboxes, _ := filepath.Glob(filepath.Join(cluster.WorkDir(), "*", "slaves", "*", "frameworks", "*", "executors", "fetched-0.1", "runs", "latest", "framework.test"))
+	if len(sandboxes) != 1 {
+		t.Errorf("the executor binary was not fetched into the sandbox: %v", sandboxes)
+	}
 }
