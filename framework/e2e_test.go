@@ -72,14 +72,14 @@ func TestScaleAndDestroy(t *testing.T) {
 	s := runScheduler(t, cfg, w)
 
 	call(t, http.MethodPost, s.api+"/v1/instances", createBody("cache", stateful.TypeMasterSlave, 1, 1), http.StatusAccepted)
-	inst := waitRunning(t, s.api, "cache")
+	waitRunning(t, s.api, "cache")
 
 	patch := func(slaves int) {
 		t.Helper()
 		call(t, http.MethodPatch, s.api+"/v1/instances/cache", map[string]any{"slaves": slaves}, http.StatusAccepted)
 	}
 	patch(3)
-	inst = waitRunning(t, s.api, "cache")
+	inst := waitRunning(t, s.api, "cache")
 	if len(inst.Tasks) != 4 {
 		t.Fatalf("after scaling to 3 slaves: %s", describe(inst))
 	}
