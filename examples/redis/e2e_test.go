@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,6 +34,8 @@ func TestMain(m *testing.M) {
 	if executor.IsExecutorInvocation(os.Args[1:]) {
 		framework.Main(newWorkload())
 	}
+	// Logs go to the test's output (shown when it fails), not to files.
+	_ = flag.Set("logtostderr", "true")
 	os.Exit(m.Run())
 }
 

@@ -24,6 +24,8 @@ import (
 const exitNoEngine = 3
 
 func main() {
+	// Logs (of the Docker client) go to stderr, not to files in /tmp.
+	_ = flag.Set("logtostderr", "true")
 	name := flag.String("image", redisimage.DefaultName, "tag of the image to build")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
 	flag.Parse()

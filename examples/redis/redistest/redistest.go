@@ -148,6 +148,9 @@ func FastConfig(masterURL, dataDir, httpAddr, runtime string) framework.Config {
 	cfg.Master = masterURL
 	cfg.Etcd = framework.EtcdEmbedded
 	cfg.DataDir = dataDir
+	// Against a master given by URL the framework would keep volumes under
+	// /var/lib, where one run's data would greet the next.
+	cfg.VolumeRoot = filepath.Join(dataDir, "volumes")
 	cfg.Runtime = runtime
 	cfg.Name = FrameworkName
 	cfg.ExecutorMode = framework.ExecutorPath

@@ -1,0 +1,421 @@
+// Command redisfailover measures the Redis example on a local cluster: how
+// long a new master/slave instance takes to come up, and how long a
+// failover takes from the moment the master's process is killed until the
+// new master accepts a write. Beside them it prints Redis' own figures on a
+// bare local pair, the floor any failover is built on: a REPLICAOF NO ONE
+// round trip, and kill-to-write when the failure is acted on at once.
+//
+//	go run ./bench/redisfailover [-runs 5] [-slaves 2] [-keys 1000] [-runtime process|docker]
+//
+// It starts its own localmesos cluster (three agents) and the framework in
+// this process; the framework runs this very binary as its executor. It
+// needs redis-server and redis-cli (Debian packages redis-server and
+// redis-tools) and, for -runtime docker, a Docker engine. Figures are
+// printed, not asserted; they depend on the machine and its load.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/golang/glog"
+
+	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/dockerlib"
+	"github.com/mesos-stateful/stateful/examples/redis/redisimage"
+	"github.com/mesos-stateful/stateful/examples/redis/redistest"
+	"github.com/mesos-stateful/stateful/examples/redis/resp"
+	"github.com/mesos-stateful/stateful/examples/redis/workload"
+	"github.com/mesos-stateful/stateful/executor"
+	"github.com/mesos-stateful/stateful/framework"
+)
+
+// benchImage is the image -runtime docker builds and runs.
+const benchImage = "stateful-test/redis-example:latest"
+
+func newWorkload() *workload.Redis {
+	w, err := workload.New(workload.Options{})
+	if err != nil {
+		panic(err) // the zero Options are valid
+	}
+	return w
+}
+
+func main() {
+	if executor.IsExecutorInvocation(os.Args[1:]) {
+		framework.Main(newWorkload())
+	}
+	runs := flag.Int("runs", 5, "instances created and failed over")
+	slaves := flag.Int("slaves", 2, "slaves per instance")
+	keys := flag.Int("keys", 1000, "keys written (and acknowledged by every slave) before the master is killed")
+	runtime := flag.String("runtime", "process", "framework runtime: process or docker")
+	command := flag.String("command", workload.DefaultCommand, "the instances' command line (e.g. add --repl-diskless-sync-delay 0)")
+	interval := flag.Float64("health-interval", 5, "health check interval of the instances, seconds")
+	// The framework's logs go with the cluster's work into a directory of
+	// their own, kept when a run fails.
+	work, err := os.MkdirTemp("", "redisfailover-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redisfailover:", err)
+		os.Exit(1)
+	}
+	_ = flag.Set("log_dir", work)
+	flag.Parse()
+	if *runs < 1 || *slaves < 1 || *keys < 0 || *interval <= 0 || (*runtime != "process" && *runtime != "docker") {
+		fmt.Fprintln(os.Stderr, "redisfailover: -runs and -slaves must be at least 1, -keys and -health-interval not negative, -runtime process or docker")
+		os.Exit(2)
+	}
+	if err := run(work, *runs, *slaves, *keys, *runtime, *command, *interval); err != nil {
+		glog.Flush()
+		fmt.Fprintf(os.Stderr, "redisfailover: %v\n(logs and work files kept in %s)\n", err, work)
+		os.Exit(1)
+	}
+	os.RemoveAll(work)
+}
+
+// sample is one run's figures.
+type sample struct {
+	healthy, synced                time.Duration // from POST
+	shown, written, healed, resync time.Duration // from the kill
+}
+
+func run(work string, runs, slaves, keys int, runtime, command string, interval float64) error {
+	for _, p := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(p); err != nil {
+			return fmt.Errorf("needs %s (apt-get install redis-server redis-tools): %w", p, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(runs)*3*time.Minute)
+	defer cancel()
+
+	var docker *dockerlib.Client
+	spec := map[string]any{
+		"command": command,
+		"health":  map[string]any{"tcp": workload.PortName, "interval_s": interval, "timeout_s": min(interval, 3)},
+	}
+	if runtime == "docker" {
+		var err error
+		if docker, err = dockerlib.New(ctx, dockerlib.Options{}); err != nil {
+			return err
+		}
+		defer docker.Close()
+		if err := docker.Available(ctx); err != nil {
+			return err
+		}
+		if err := redisimage.Build(ctx, docker, benchImage); err != nil {
+			return err
+		}
+		spec["image"] = benchImage
+	}
+
+	floor, err := redisFloor(ctx, work, runs)
+	if err != nil {
+		return fmt.Errorf("bare redis pair: %w", err)
+	}
+
+	env, err := redistest.Start(ctx, redistest.Options{Runtime: runtime, WorkDir: filepath.Join(work, "cluster"), Workload: newWorkload()})
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+
+	fmt.Printf("redisfailover: %d runs, MS instances of 1 master + %d slaves, %d keys, runtime %s, command %q, health every %gs; localmesos with 3 agents, agent ping timeout 2s\n\n",
+		runs, slaves, keys, runtime, command, interval)
+	var samples []sample
+	for i := range runs {
+		s, err := oneRun(ctx, env, docker, fmt.Sprintf("bench%d", i), slaves, keys, spec)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", i+1, err)
+		}
+		samples = append(samples, s)
+	}
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "figure\tmedian\tmin\tmax\t")
+	row := func(name string, pick func(sample) time.Duration) {
+		var d []time.Duration
+		for _, s := range samples {
+			d = append(d, pick(s))
+		}
+		med, lo, hi := stats(d)
+		fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t\n", name, med, lo, hi)
+	}
+	row("POST → every task RUNNING and healthy", func(s sample) time.Duration { return s.healthy })
+	row("POST → every slave synced (master_link_status:up)", func(s sample) time.Duration { return s.synced })
+	row("master killed → GET names the new master", func(s sample) time.Duration { return s.shown })
+	row("master killed → first write accepted by the new master", func(s sample) time.Duration { return s.written })
+	row("master killed → instance RUNNING again", func(s sample) time.Duration { return s.healed })
+	row("master killed → replaced slave synced from the new master", func(s sample) time.Duration { return s.resync })
+	for _, f := range floor {
+		med, lo, hi := stats(f.d)
+		fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t\n", f.name, med, lo, hi)
+	}
+	return tw.Flush()
+}
+
+func stats(d []time.Duration) (median, lo, hi time.Duration) {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+	return r(s[len(s)/2]), r(s[0]), r(s[len(s)-1])
+}
+
+// oneRun creates an instance, kills its master and destroys it.
+func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, name string, slaves, keys int, spec map[string]any) (sample, error) {
+	var s sample
+	posted := time.Now()
+	if err := env.Create(ctx, map[string]any{"name": name, "type": "MS", "slaves": slaves, "spec": spec}); err != nil {
+		return s, err
+	}
+	inst, err := env.WaitHealthy(ctx, name)
+	if err != nil {
+		return s, err
+	}
+	s.healthy = time.Since(posted)
+	master := redistest.Master(inst)
+	if master == nil {
+		return s, fmt.Errorf("no master: %s", redistest.Describe(inst))
+	}
+	if err := waitSynced(ctx, inst, master); err != nil {
+		return s, err
+	}
+	s.synced = time.Since(posted)
+
+	maddr := redistest.Addr(master)
+	for i := range keys {
+		if _, err := resp.Do(ctx, maddr, "SET", "key:"+strconv.Itoa(i), "value"); err != nil {
+			return s, err
+		}
+	}
+	if got, err := resp.Do(ctx, maddr, "WAIT", strconv.Itoa(slaves), "10000"); err != nil || got != int64(slaves) {
+		return s, fmt.Errorf("WAIT %d: %v, %v", slaves, got, err)
+	}
+
+	killed := time.Now()
+	if err := kill(ctx, docker, master); err != nil {
+		return s, err
+	}
+	var next *stateful.Task
+	err = redistest.Poll(ctx, "a new master in GET", func() (bool, string) {
+		inst, _, err := env.Get(ctx, name)
+		if err != nil || inst == nil {
+			return false, fmt.Sprint(err)
+		}
+		next = redistest.Master(inst)
+		return next != nil && next.Ordinal != master.Ordinal && next.State == stateful.TaskRunning, redistest.Describe(inst)
+	})
+	if err != nil {
+		return s, err
+	}
+	s.shown = time.Since(killed)
+	if err := firstWrite(ctx, redistest.Addr(next)); err != nil {
+		return s, err
+	}
+	s.written = time.Since(killed)
+	if n, err := resp.Do(ctx, redistest.Addr(next), "DBSIZE"); err != nil || n.(int64) < int64(keys) {
+		return s, fmt.Errorf("the new master has %v keys of %d (%v)", n, keys, err)
+	}
+	inst, err = env.WaitHealthy(ctx, name)
+	if err != nil {
+		return s, err
+	}
+	s.healed = time.Since(killed)
+	if err := waitSynced(ctx, inst, next); err != nil {
+		return s, err
+	}
+	s.resync = time.Since(killed)
+
+	if err := env.Delete(ctx, name); err != nil {
+		return s, err
+	}
+	err = redistest.Poll(ctx, name+" gone", func() (bool, string) {
+		_, code, err := env.Get(ctx, name)
+		return code == 404, fmt.Sprint(code, err)
+	})
+	return s, err
+}
+
+// waitSynced waits until every slave of inst replicates master with its
+// link up.
+func waitSynced(ctx context.Context, inst *stateful.Instance, master *stateful.Task) error {
+	for _, t := range inst.Tasks {
+		if t.Role != stateful.RoleSlave {
+			continue
+		}
+		addr := redistest.Addr(t)
+		err := redistest.Poll(ctx, t.Name+" synced", func() (bool, string) {
+			reply, err := resp.Do(ctx, addr, "INFO", "replication")
+			if err != nil {
+				return false, err.Error()
+			}
+			s, _ := reply.(string)
+			inf := workload.ParseInfo(s)
+			return inf.LinkUp() && inf["master_port"] == strconv.Itoa(master.Ports[workload.PortName]) && inf["master_host"] == master.Host, s
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// firstWrite retries a SET until the server accepts it.
+func firstWrite(ctx context.Context, addr string) error {
+	return redistest.Poll(ctx, "a write accepted at "+addr, func() (bool, string) {
+		reply, err := resp.Do(ctx, addr, "SET", "after-failover", "1")
+		return err == nil && reply == "OK", fmt.Sprint(reply, err)
+	})
+}
+
+// kill SIGKILLs the master's redis-server: its container, or its process
+// (checked to be the server on the master's address, the title Redis gives
+// itself).
+func kill(ctx context.Context, docker *dockerlib.Client, master *stateful.Task) error {
+	if docker != nil {
+		list, err := docker.List(ctx, map[string]string{dockerlib.LabelTaskID: master.TaskID})
+		if err != nil || len(list) != 1 {
+			return fmt.Errorf("the master's container: %v, %v", list, err)
+		}
+		return docker.Kill(ctx, list[0].ID, "SIGKILL")
+	}
+	return killServer(ctx, redistest.Addr(master))
+}
+
+func killServer(ctx context.Context, addr string) error {
+	reply, err := resp.Do(ctx, addr, "INFO", "server")
+	if err != nil {
+		return err
+	}
+	s, _ := reply.(string)
+	pid, err := strconv.Atoi(workload.ParseInfo(s)["process_id"])
+	if err != nil {
+		return fmt.Errorf("no process_id from %s", addr)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte(addr)) {
+		return fmt.Errorf("pid %d is not the server at %s (%q, %v)", pid, addr, cmdline, err)
+	}
+	return syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// figure is a named set of measurements.
+type figure struct {
+	name string
+	d    []time.Duration
+}
+
+// redisFloor measures a bare local pair, runs times each: the round trip of
+// REPLICAOF NO ONE on a synced replica, and kill-to-write when the replica
+// is promoted the moment its master dies.
+func redisFloor(ctx context.Context, work string, runs int) ([]figure, error) {
+	promote := figure{name: "bare Redis pair: REPLICAOF NO ONE round trip"}
+	failover := figure{name: "bare Redis pair: master killed → promoted replica takes a write"}
+	for range runs {
+		dir, err := os.MkdirTemp(work, "pair-")
+		if err != nil {
+			return nil, err
+		}
+		p, r, err := startPair(ctx, dir)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		err = func() error {
+			defer p.stop()
+			defer r.stop()
+			start := time.Now()
+			if err := killServer(ctx, p.addr); err != nil {
+				return err
+			}
+			t0 := time.Now()
+			if reply, err := resp.Do(ctx, r.addr, "REPLICAOF", "NO", "ONE"); err != nil || reply != "OK" {
+				return fmt.Errorf("REPLICAOF NO ONE: %v, %v", reply, err)
+			}
+			promote.d = append(promote.d, time.Since(t0))
+			if err := firstWrite(ctx, r.addr); err != nil {
+				return err
+			}
+			failover.d = append(failover.d, time.Since(start))
+			return nil
+		}()
+		os.RemoveAll(dir)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return []figure{promote, failover}, nil
+}
+
+// server is a redis-server process of the bare pair.
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func (s *server) stop() {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+}
+
+// startPair starts a master and a replica on 127.0.0.1 with the example's
+// persistence, and returns once the replica has synced.
+func startPair(ctx context.Context, dir string) (master, replica *server, err error) {
+	master, err = startServer(ctx, dir+"/m")
+	if err != nil {
+		return nil, nil, err
+	}
+	host, port, _ := net.SplitHostPort(master.addr)
+	replica, err = startServer(ctx, dir+"/r", "--replicaof", host, port, "--repl-diskless-sync-delay", "0")
+	if err != nil {
+		master.stop()
+		return nil, nil, err
+	}
+	err = redistest.Poll(ctx, "the replica to sync", func() (bool, string) {
+		reply, err := resp.Do(ctx, replica.addr, "INFO", "replication")
+		s, _ := reply.(string)
+		return err == nil && workload.ParseInfo(s).LinkUp(), fmt.Sprint(err)
+	})
+	if err != nil {
+		master.stop()
+		replica.stop()
+		return nil, nil, err
+	}
+	return master, replica, nil
+}
+
+func startServer(ctx context.Context, dir string, args ...string) (*server, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command("redis-server", append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--appendonly", "yes", "--dir", dir, "--save", ""}, args...)...)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	err = redistest.Poll(ctx, "redis-server at "+s.addr, func() (bool, string) {
+		reply, err := resp.Do(ctx, s.addr, "PING")
+		return err == nil && reply == "PONG", fmt.Sprint(err)
+	})
+	if err != nil {
+		s.stop()
+		return nil, errors.Join(err, errors.New("redis-server did not answer"))
+	}
+	return s, nil
+}
