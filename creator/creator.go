@@ -78,6 +78,9 @@ type Config struct {
 	// ExecutorCPU and ExecutorMem are what each task's executor needs on
 	// top of the task.
 	ExecutorCPU, ExecutorMem float64
+	// Runtime is the executors' runtime (auto, docker, process): a spec it
+	// cannot run is refused when it is created or changed.
+	Runtime string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -176,6 +179,9 @@ func (c *Creator) Create(ctx context.Context, inst *stateful.Instance) (*statefu
 	if err := doc.Validate(); err != nil {
 		return nil, fmt.Errorf("create instance %q: %w", inst.Name, err)
 	}
+	if err := c.runnable(doc.Spec); err != nil {
+		return nil, fmt.Errorf("create instance %q: %w", inst.Name, err)
+	}
 	if err := c.store.CreateInstance(ctx, doc, doc.InitialTasks(c.cfg.Now())); err != nil {
 		return nil, err
 	}
@@ -196,6 +202,9 @@ func (c *Creator) Update(ctx context.Context, name string, generation int64, sla
 	var newSpec *stateful.Spec
 	if spec != nil {
 		s := spec.WithDefaults(c.w.Defaults())
+		if err := c.runnable(s); err != nil {
+			return nil, fmt.Errorf("update instance %q: %w", name, err)
+		}
 		newSpec = &s
 	}
 	inst, err := c.store.UpdateInstance(ctx, name, func(w *stateful.Instance) error {
@@ -232,6 +241,19 @@ func (c *Creator) Update(ctx context.Context, name string, generation int64, sla
 	glog.Infof("creator: instance %s changed to generation %d (%d slaves, spec changed: %t)", name, inst.Generation, inst.Slaves, spec != nil)
 	c.enqueue(name)
 	return inst, nil
+}
+
+// runnable refuses a spec the configured runtime cannot run.
+func (c *Creator) runnable(spec stateful.Spec) error {
+	switch {
+	case c.cfg.Runtime == "process" && spec.Command == "":
+		return &stateful.ValidationError{Field: "spec.command", Msg: "required: this framework runs tasks as processes (--runtime=process)"}
+	case c.cfg.Runtime == "docker" && spec.Image == "":
+		return &stateful.ValidationError{Field: "spec.image", Msg: "required: this framework runs tasks in Docker containers (--runtime=docker)"}
+	case c.cfg.Runtime != "docker" && spec.Network == stateful.NetworkBridge && spec.Image == "":
+		return &stateful.ValidationError{Field: "spec.network", Msg: "bridge networking needs an image (the Docker runtime)"}
+	}
+	return nil
 }
 
 // Forget drops what the creator remembers of a deleted instance.

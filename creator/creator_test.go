@@ -315,3 +315,20 @@ func TestShellJoin(t *testing.T) {
 		t.Errorf("shellJoin = %s, want %s", got, want)
 	}
 }
+
+func TestCreateRefusesWhatTheRuntimeCannotRun(t *testing.T) {
+	f := newFixture(t)
+	cfg := NewConfig()
+	cfg.Runtime = "docker"
+	c, err := New(cfg, f.store, f.w, noHandle{}, f.queue, f.kills, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Create(ctx, &stateful.Instance{Name: "r", Type: stateful.TypeSingle, Masters: 1})
+	if ve, ok := stateful.AsValidationError(err); !ok || ve.Field != "spec.image" {
+		t.Fatalf("create without an image on the docker runtime: %v", err)
+	}
+	if _, err := f.store.Instance("r"); !errors.Is(err, stateful.ErrNotFound) {
+		t.Errorf("a refused create stored the instance: %v", err)
+	}
+}

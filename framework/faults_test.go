@@ -3,6 +3,7 @@ package framework_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/mesos-stateful/stateful"
@@ -100,6 +101,16 @@ func TestMasterFailover(t *testing.T) {
 			t.Errorf("unexpected %+v", c)
 		}
 	}
+
+	// Without a master, the health check says why.
+	cluster.Close()
+	eventually(t, "health 503 naming mesos", func() (bool, string) {
+		code, body, err := do(http.MethodGet, s.api+"/v1/health", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		return code == http.StatusServiceUnavailable && strings.Contains(string(body), `"component":"mesos"`), fmt.Sprintf("%d %s", code, body)
+	})
 }
 
 func called(calls []testworkload.Call, callback, task string) bool {

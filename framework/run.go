@@ -143,6 +143,9 @@ func resolve(cfg Config) (Config, error) {
 
 // openEtcd connects to etcd, starting the embedded one if asked to.
 func openEtcd(ctx context.Context, cfg Config) (*clientv3.Client, func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
 	if cfg.Etcd == EtcdEmbedded {
 		e, err := statemgr.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"))
 		if err != nil {
@@ -159,7 +162,9 @@ func openEtcd(ctx context.Context, cfg Config) (*clientv3.Client, func(), error)
 	for _, u := range strings.Split(cfg.Etcd, ",") {
 		endpoints = append(endpoints, strings.TrimSpace(u))
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Context: ctx})
+	// Not tied to ctx: the client must outlive the shutdown of the parts
+	// (the leadership ends only when the store closes, last).
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
 	if err != nil {
 		return nil, nil, fmt.Errorf("framework: etcd %s: %w", cfg.Etcd, err)
 	}
@@ -197,7 +202,9 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
-	create, err := creator.New(cfg.Creator, store, w, maint.Handle(), tasks, kill, work.Add)
+	ccfg := cfg.Creator
+	ccfg.Runtime = cfg.Runtime
+	create, err := creator.New(ccfg, store, w, maint.Handle(), tasks, kill, work.Add)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
