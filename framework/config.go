@@ -169,7 +169,7 @@ func NewConfig() Config {
 	}
 }
 
-// Local reports whether the framework runs its own embedded cluster.
+// local reports whether the framework runs its own embedded cluster.
 func (c Config) local() bool { return c.Master == MasterLocal }
 
 // Validate reports every setting that cannot work, each naming its flag.

@@ -141,6 +141,9 @@ func (p *subprocess) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			p.t.Errorf("scheduler exited with %d after SIGTERM, want 0 (a clean stop)\n%s", code, p.logTail())
+		}
 	case <-time.After(20 * time.Second):
 		p.t.Errorf("scheduler did not stop within 20 s of SIGTERM; killing it\n%s", p.logTail())
 		_ = p.cmd.Process.Kill()

@@ -432,3 +432,26 @@ func encode(t *testing.T, m protocol.Message) []byte {
 	}
 	return b
 }
+
+func TestReconciliationAnswerKeepsTheMessage(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, "m", false, stateful.TaskStaging)
+	if err := f.m.Update(ctx, status("m-0.1", mesos.TASK_RUNNING, nil)); err != nil {
+		t.Fatal(err)
+	}
+	answer := status("m-0.1", mesos.TASK_RUNNING, nil)
+	answer.Reason, answer.Message = mesos.REASON_RECONCILIATION.Enum(), ptr("Reconciliation: Latest task state")
+	if err := f.m.Update(ctx, answer); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.store.Task("m", 0); got.Message != "msg TASK_RUNNING" || got.Reason != "" {
+		t.Errorf("a confirming reconciliation answer replaced the message: %q (%s)", got.Message, got.Reason)
+	}
+	answer.State = mesos.TASK_LOST.Enum()
+	if err := f.m.Update(ctx, answer); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.store.Task("m", 0); got.State != stateful.TaskLost || got.Reason != "REASON_RECONCILIATION" {
+		t.Errorf("a reconciliation answer with news was not recorded: %+v", got)
+	}
+}

@@ -89,11 +89,15 @@ func (m *Maintainer) taskUpdate(s mesos.TaskStatus) (statemgr.TaskUpdate, error)
 		if t.TaskID != id || t.State.IsQueued() {
 			return errStale
 		}
-		t.State = state
-		t.Message = s.GetMessage()
-		t.Reason = ""
-		if s.Reason != nil {
-			t.Reason = s.GetReason().String()
+		// A reconciliation answer that confirms the recorded state keeps
+		// the message of the update that brought it (and writes nothing).
+		if s.GetReason() != mesos.REASON_RECONCILIATION || state != t.State {
+			t.State = state
+			t.Message = s.GetMessage()
+			t.Reason = ""
+			if s.Reason != nil {
+				t.Reason = s.GetReason().String()
+			}
 		}
 		switch {
 		case s.Healthy != nil:
