@@ -192,14 +192,8 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 	}
 	s.synced = time.Since(posted)
 
-	maddr := redistest.Addr(master)
-	for i := range keys {
-		if _, err := resp.Do(ctx, maddr, "SET", "key:"+strconv.Itoa(i), "value"); err != nil {
-			return s, err
-		}
-	}
-	if got, err := resp.Do(ctx, maddr, "WAIT", strconv.Itoa(slaves), "10000"); err != nil || got != int64(slaves) {
-		return s, fmt.Errorf("WAIT %d: %v, %v", slaves, got, err)
+	if err := writeKeys(ctx, redistest.Addr(master), keys, slaves); err != nil {
+		return s, err
 	}
 
 	killed := time.Now()
@@ -244,6 +238,25 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 		return code == 404, fmt.Sprint(code, err)
 	})
 	return s, err
+}
+
+// writeKeys writes n keys on addr and waits until replicas slaves have
+// them all (WAIT covers the writes of its own connection).
+func writeKeys(ctx context.Context, addr string, n, replicas int) error {
+	c, err := resp.Dial(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for i := range n {
+		if _, err := c.Do(ctx, "SET", "key:"+strconv.Itoa(i), "value"); err != nil {
+			return err
+		}
+	}
+	if got, err := c.Do(ctx, "WAIT", strconv.Itoa(replicas), "10000"); err != nil || got != int64(replicas) {
+		return fmt.Errorf("WAIT %d: %v, %v", replicas, got, err)
+	}
+	return nil
 }
 
 // waitSynced waits until every slave of inst replicates master with its

@@ -176,24 +176,30 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 	if master == nil || master.Ordinal != 0 {
 		t.Fatalf("no master 0: %s", redistest.Describe(inst))
 	}
+	// Until the framework runs CheckHealth (see TestSlavesHealthyOnlyOnceSynced),
+	// RUNNING does not imply synced slaves: wait for their links.
 	for _, task := range inst.Tasks {
 		if task.Role == stateful.RoleSlave {
-			if inf := info(t, redistest.Addr(task)); inf.Role() != "slave" || !inf.LinkUp() || inf["master_port"] != strconv.Itoa(master.Ports[workload.PortName]) {
-				t.Fatalf("%s replicates %s:%s (link %s), not the master %s", task.Name, inf["master_host"], inf["master_port"], inf["master_link_status"], redistest.Addr(master))
-			}
+			waitReplicates(t, ctx, task, master)
 		}
 	}
 
-	// Write on the master; WAIT for both slaves to have every key.
+	// Write on the master; WAIT for both slaves to have every key (WAIT
+	// covers the writes of its own connection).
 	maddr := redistest.Addr(master)
+	conn, err := resp.Dial(ctx, maddr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range keysBefore {
-		if got := do(t, maddr, "SET", "key:"+strconv.Itoa(i), "value-"+strconv.Itoa(i)); got != "OK" {
-			t.Fatalf("SET: %v", got)
+		if got, err := conn.Do(ctx, "SET", "key:"+strconv.Itoa(i), "value-"+strconv.Itoa(i)); err != nil || got != "OK" {
+			t.Fatalf("SET: %v, %v", got, err)
 		}
 	}
-	if got := do(t, maddr, "WAIT", "2", "5000"); got != int64(2) {
-		t.Fatalf("WAIT 2: %v slaves acknowledged", got)
+	if got, err := conn.Do(ctx, "WAIT", "2", "10000"); err != nil || got != int64(2) {
+		t.Fatalf("WAIT 2: %v slaves acknowledged (%v)", got, err)
 	}
+	conn.Close()
 	slave := inst.Tasks[1]
 	if got := do(t, redistest.Addr(slave), "GET", "key:7"); got != "value-7" {
 		t.Fatalf("GET on slave %s: %v", slave.Name, got)
@@ -281,14 +287,7 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 			continue
 		}
 		addr := redistest.Addr(task)
-		err := redistest.Poll(ctx, task.Name+" to replicate the new master", func() (bool, string) {
-			inf := info(t, addr)
-			ok := inf.Role() == "slave" && inf.LinkUp() && inf["master_host"] == next.Host && inf["master_port"] == strconv.Itoa(next.Ports[workload.PortName])
-			return ok, fmt.Sprint(inf)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		waitReplicates(t, ctx, task, next)
 		if got := do(t, addr, "GET", "after"); got != "failover" {
 			t.Errorf("slave %s has not synced from the new master: GET after = %v", task.Name, got)
 		}
@@ -306,6 +305,20 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 	err = redistest.Poll(ctx, name+" to be gone", func() (bool, string) {
 		_, code, err := env.Get(ctx, name)
 		return code == 404, fmt.Sprint(code, err)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitReplicates waits until slave's server replicates master's with its
+// link up.
+func waitReplicates(t *testing.T, ctx context.Context, slave, master *stateful.Task) {
+	t.Helper()
+	err := redistest.Poll(ctx, slave.Name+" to replicate "+master.Name, func() (bool, string) {
+		inf := info(t, redistest.Addr(slave))
+		ok := inf.Role() == "slave" && inf.LinkUp() && inf["master_host"] == master.Host && inf["master_port"] == strconv.Itoa(master.Ports[workload.PortName])
+		return ok, fmt.Sprint(inf)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -431,5 +444,38 @@ func TestWalkthroughDocker(t *testing.T) {
 	})
 	if err != nil {
 		t.Error(err)
+	}
+}
+
+// TestSlavesHealthyOnlyOnceSynced: a slave is healthy once its initial sync
+// is done. With Redis' default 5 s wait before a diskless sync, the TCP
+// check alone would pass seconds earlier; the workload's CheckHealth must
+// hold the slaves (and so the instance) back until their links are up.
+func TestSlavesHealthyOnlyOnceSynced(t *testing.T) {
+	t.Skip("framework.RunExecutor does not run the workload's stateful.HealthChecker yet (it logs so and the executor has no hook for it); remove this skip once it does")
+	needRedis(t)
+	env := start(t, "process")
+	ctx := testCtx(t, 2*time.Minute)
+	body := createBody("synced", map[string]any{"command": workload.DefaultCommand})
+	if err := env.Create(ctx, body); err != nil {
+		t.Fatal(err)
+	}
+	err := redistest.Poll(ctx, "a healthy slave", func() (bool, string) {
+		inst, _, err := env.Get(ctx, "synced")
+		if err != nil || inst == nil {
+			return false, fmt.Sprint(err)
+		}
+		for _, task := range inst.Tasks {
+			if task.Role == stateful.RoleSlave && task.Healthy {
+				if inf := info(t, redistest.Addr(task)); !inf.LinkUp() {
+					t.Fatalf("%s is healthy but its link to the master is %s", task.Name, inf["master_link_status"])
+				}
+				return true, ""
+			}
+		}
+		return false, redistest.Describe(inst)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

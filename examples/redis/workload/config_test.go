@@ -190,13 +190,8 @@ func TestConfigLaunchesReplicatingPersistentServers(t *testing.T) {
 	s := startServer(t, w, inst, slave)
 	waitLinkUp(t, s, m.addr())
 
-	if got := mustDo(t, m.addr(), "SET", "k", "v"); got != "OK" {
-		t.Fatalf("SET: %v", got)
-	}
-	if got := mustDo(t, m.addr(), "WAIT", "1", "5000"); got != int64(1) {
-		t.Fatalf("WAIT: %v replicas acknowledged", got)
-	}
-	if got := mustDo(t, s.addr(), "GET", "k"); got != "v" {
+	write(t, m.addr(), "k", 1, 1)
+	if got := mustDo(t, s.addr(), "GET", "k0"); got != "v" {
 		t.Errorf("GET on the slave: %v", got)
 	}
 	_, err := resp.Do(ctx, s.addr(), "SET", "k", "w")

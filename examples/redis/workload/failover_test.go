@@ -37,20 +37,6 @@ func startCluster(t *testing.T, slaves int) *cluster {
 	return c
 }
 
-// write sets n keys prefix0..prefixN-1 on addr and waits until replicas
-// slaves acknowledged them.
-func write(t *testing.T, addr, prefix string, n, replicas int) {
-	t.Helper()
-	for i := range n {
-		if got := mustDo(t, addr, "SET", prefix+strconv.Itoa(i), "v"); got != "OK" {
-			t.Fatalf("SET: %v", got)
-		}
-	}
-	if got := mustDo(t, addr, "WAIT", strconv.Itoa(replicas), "5000"); got.(int64) < int64(replicas) {
-		t.Fatalf("WAIT %d: only %v replicas acknowledged", replicas, got)
-	}
-}
-
 func checkKeys(t *testing.T, addr, prefix string, n int) {
 	t.Helper()
 	for i := range n {

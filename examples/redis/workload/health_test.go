@@ -60,10 +60,7 @@ func TestStatsAndHealthOfRealServers(t *testing.T) {
 	m := startServer(t, w, inst, master)
 	s := startServer(t, w, inst, slave)
 	waitLinkUp(t, s, m.addr())
-	for i := range 5 {
-		mustDo(t, m.addr(), "SET", "key"+strconv.Itoa(i), "value")
-	}
-	mustDo(t, m.addr(), "WAIT", "1", "5000")
+	write(t, m.addr(), "key", 5, 1)
 
 	stats, err := w.Stats(ctx, master, localExec)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,10 +51,10 @@ func freePort(t *testing.T) int {
 
 // server is a redis-server process started by a test.
 type server struct {
-	task *stateful.Task
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	dir  string
+	task   *stateful.Task
+	cmd    *exec.Cmd
+	exited chan struct{}
+	dir    string
 }
 
 func (s *server) addr() string {
@@ -64,18 +65,36 @@ func (s *server) addr() string {
 func (s *server) kill(t *testing.T) {
 	t.Helper()
 	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
+	<-s.exited
 }
 
 // startServer launches redis-server for task of inst with the arguments
 // Config makes, in a fresh data directory as the process runtime would (the
-// working directory is the volume), and waits until it answers PING.
+// working directory is the volume), and waits until it answers. Should
+// another program have taken the task's port since freePort, the task gets
+// a new one.
 func startServer(t *testing.T, w *Redis, inst *stateful.Instance, task *stateful.Task) *server {
+	t.Helper()
+	for range 3 {
+		s, err := tryServer(t, w, inst, task)
+		if err == nil {
+			return s
+		}
+		if !strings.Contains(err.Error(), "Address already in use") {
+			t.Fatal(err)
+		}
+		task.Ports[PortName] = freePort(t)
+	}
+	t.Fatalf("%s: no free port after 3 tries", task.Name)
+	return nil
+}
+
+func tryServer(t *testing.T, w *Redis, inst *stateful.Instance, task *stateful.Task) (*server, error) {
 	t.Helper()
 	ctx := testContext(t)
 	lc, err := w.Config(ctx, inst, task)
 	if err != nil {
-		t.Fatalf("Config(%s): %v", task.Name, err)
+		return nil, fmt.Errorf("Config(%s): %w", task.Name, err)
 	}
 	dir := t.TempDir()
 	// Tests skip RDB snapshots (their forks cost CPU others need) and the
@@ -83,27 +102,59 @@ func startServer(t *testing.T, w *Redis, inst *stateful.Instance, task *stateful
 	args := append(slices.Clone(lc.Args), "--save", "", "--repl-diskless-sync-delay", "0")
 	cmd := exec.Command(DefaultCommand, args...)
 	cmd.Dir = dir
-	log := &bytes.Buffer{}
+	log := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	s := &server{task: task, cmd: cmd, log: log, dir: dir}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-exited
 	})
-	waitFor(t, fmt.Sprintf("%s answers PING", task.Name), func() error {
-		reply, err := resp.Do(ctx, s.addr(), "PING")
-		if err != nil {
-			return err
+	s := &server{task: task, cmd: cmd, exited: exited, dir: dir}
+	// The server that answers must be ours, not another program's on a
+	// port it took since freePort.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		select {
+		case <-exited:
+			return nil, fmt.Errorf("redis-server for %s exited: %s", task.Name, log.String())
+		default:
 		}
-		if reply != "PONG" {
-			return fmt.Errorf("PING: %v", reply)
+		reply, err := resp.Do(ctx, s.addr(), "INFO", "server")
+		if text, ok := reply.(string); err == nil && ok {
+			if pid := ParseInfo(text)["process_id"]; pid != strconv.Itoa(cmd.Process.Pid) {
+				return nil, fmt.Errorf("%s: another server (pid %s) answers on %s", task.Name, pid, s.addr())
+			}
+			return s, nil
 		}
-		return nil
-	})
-	return s
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s does not answer at %s: %v; log:\n%s", task.Name, s.addr(), err, log.String())
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+}
+
+// lockedBuffer collects a process's output while tests read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // waitFor polls cond until it returns nil or 20 s pass.
@@ -307,4 +358,26 @@ func dataFiles(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// write sets n keys prefix0..prefixN-1 to "v" on addr, then waits until
+// replicas slaves acknowledge them. WAIT covers the writes of its own
+// connection, so all go through one.
+func write(t *testing.T, addr, prefix string, n, replicas int) {
+	t.Helper()
+	ctx := testContext(t)
+	c, err := resp.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range n {
+		if got, err := c.Do(ctx, "SET", prefix+strconv.Itoa(i), "v"); err != nil || got != "OK" {
+			t.Fatalf("SET at %s: %v, %v", addr, got, err)
+		}
+	}
+	got, err := c.Do(ctx, "WAIT", strconv.Itoa(replicas), "5000")
+	if err != nil || got != int64(replicas) {
+		t.Fatalf("WAIT %d at %s: %v replicas acknowledged (%v)", replicas, addr, got, err)
+	}
 }
