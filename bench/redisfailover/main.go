@@ -1,11 +1,12 @@
 // Command redisfailover measures the Redis example on a local cluster: how
 // long a new master/slave instance takes to come up, and how long a
 // failover takes from the moment the master's process is killed until the
-// new master accepts a write. Beside them it prints Redis' own figures on a
+// new master accepts a write (or, with -lose host, from the moment its
+// agent is removed). Beside them it prints Redis' own figures on a
 // bare local pair, the floor any failover is built on: a REPLICAOF NO ONE
 // round trip, and kill-to-write when the failure is acted on at once.
 //
-//	go run ./bench/redisfailover [-runs 5] [-slaves 2] [-keys 1000] [-runtime process|docker]
+//	go run ./bench/redisfailover [-runs 5] [-slaves 2] [-keys 1000] [-runtime process|docker] [-lose process|host]
 //
 // It starts its own localmesos cluster (three agents) and the framework in
 // this process; the framework runs this very binary as its executor. It
@@ -63,6 +64,7 @@ func main() {
 	runtime := flag.String("runtime", "process", "framework runtime: process or docker")
 	command := flag.String("command", workload.DefaultCommand, "the instances' command line (e.g. add --repl-diskless-sync-delay 0)")
 	interval := flag.Float64("health-interval", 5, "health check interval of the instances, seconds")
+	lose := flag.String("lose", "process", "how the master is lost: process (SIGKILL its server) or host (remove its agent; a fresh cluster per run)")
 	// The framework's logs go with the cluster's work into a directory of
 	// their own, kept when a run fails.
 	work, err := os.MkdirTemp("", "redisfailover-")
@@ -72,11 +74,11 @@ func main() {
 	}
 	_ = flag.Set("log_dir", work)
 	flag.Parse()
-	if *runs < 1 || *slaves < 1 || *keys < 0 || *interval <= 0 || (*runtime != "process" && *runtime != "docker") {
-		fmt.Fprintln(os.Stderr, "redisfailover: -runs and -slaves must be at least 1, -keys and -health-interval not negative, -runtime process or docker")
+	if *runs < 1 || *slaves < 1 || *keys < 0 || *interval <= 0 || (*runtime != "process" && *runtime != "docker") || (*lose != "process" && *lose != "host") {
+		fmt.Fprintln(os.Stderr, "redisfailover: -runs and -slaves must be at least 1, -keys and -health-interval not negative, -runtime process or docker, -lose process or host")
 		os.Exit(2)
 	}
-	if err := run(work, *runs, *slaves, *keys, *runtime, *command, *interval); err != nil {
+	if err := run(work, *runs, *slaves, *keys, *runtime, *command, *interval, *lose); err != nil {
 		glog.Flush()
 		fmt.Fprintf(os.Stderr, "redisfailover: %v\n(logs and work files kept in %s)\n", err, work)
 		os.Exit(1)
@@ -87,10 +89,10 @@ func main() {
 // sample is one run's figures.
 type sample struct {
 	healthy, synced                time.Duration // from POST
-	shown, written, healed, resync time.Duration // from the kill
+	shown, written, healed, resync time.Duration // from the loss
 }
 
-func run(work string, runs, slaves, keys int, runtime, command string, interval float64) error {
+func run(work string, runs, slaves, keys int, runtime, command string, interval float64, lose string) error {
 	for _, p := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(p); err != nil {
 			return fmt.Errorf("needs %s (apt-get install redis-server redis-tools): %w", p, err)
@@ -124,24 +126,44 @@ func run(work string, runs, slaves, keys int, runtime, command string, interval 
 		return fmt.Errorf("bare redis pair: %w", err)
 	}
 
-	env, err := redistest.Start(ctx, redistest.Options{Runtime: runtime, WorkDir: filepath.Join(work, "cluster"), Workload: newWorkload()})
-	if err != nil {
+	// A lost host is gone for good: each run then gets a fresh cluster.
+	var env *redistest.Env
+	cluster := func(i int) error {
+		if env != nil {
+			if err := env.Close(); err != nil {
+				return err
+			}
+		}
+		var err error
+		env, err = redistest.Start(ctx, redistest.Options{Runtime: runtime, WorkDir: filepath.Join(work, fmt.Sprintf("cluster%d", i)), Workload: newWorkload()})
 		return err
 	}
-	defer env.Close()
+	if err := cluster(0); err != nil {
+		return err
+	}
+	defer func() {
+		if env != nil {
+			env.Close()
+		}
+	}()
 
-	fmt.Printf("redisfailover: %d runs, MS instances of 1 master + %d slaves, %d keys, runtime %s, command %q, health every %gs; localmesos with 3 agents, agent ping timeout 2s\n\n",
-		runs, slaves, keys, runtime, command, interval)
+	fmt.Printf("redisfailover: %d runs, MS instances of 1 master + %d slaves, %d keys, runtime %s, command %q, health every %gs, master lost by its %s; localmesos with 3 agents, agent ping timeout 2s\n\n",
+		runs, slaves, keys, runtime, command, interval, lose)
 	var samples []sample
 	for i := range runs {
-		s, err := oneRun(ctx, env, docker, fmt.Sprintf("bench%d", i), slaves, keys, spec)
+		if lose == "host" && i > 0 {
+			if err := cluster(i); err != nil {
+				return err
+			}
+		}
+		s, err := oneRun(ctx, env, docker, fmt.Sprintf("bench%d", i), slaves, keys, spec, lose)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
 		samples = append(samples, s)
 	}
 
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\tmedian\tmin\tmax\t")
 	row := func(name string, pick func(sample) time.Duration) {
 		var d []time.Duration
@@ -153,10 +175,10 @@ func run(work string, runs, slaves, keys int, runtime, command string, interval 
 	}
 	row("POST → every task RUNNING and healthy", func(s sample) time.Duration { return s.healthy })
 	row("POST → every slave synced (master_link_status:up)", func(s sample) time.Duration { return s.synced })
-	row("master killed → GET names the new master", func(s sample) time.Duration { return s.shown })
-	row("master killed → first write accepted by the new master", func(s sample) time.Duration { return s.written })
-	row("master killed → instance RUNNING again", func(s sample) time.Duration { return s.healed })
-	row("master killed → replaced slave synced from the new master", func(s sample) time.Duration { return s.resync })
+	row("master lost → GET names the new master", func(s sample) time.Duration { return s.shown })
+	row("master lost → first write accepted by the new master", func(s sample) time.Duration { return s.written })
+	row("master lost → instance RUNNING again", func(s sample) time.Duration { return s.healed })
+	row("master lost → replaced slave synced from the new master", func(s sample) time.Duration { return s.resync })
 	for _, f := range floor {
 		med, lo, hi := stats(f.d)
 		fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t\n", f.name, med, lo, hi)
@@ -172,7 +194,7 @@ func stats(d []time.Duration) (median, lo, hi time.Duration) {
 }
 
 // oneRun creates an instance, kills its master and destroys it.
-func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, name string, slaves, keys int, spec map[string]any) (sample, error) {
+func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, name string, slaves, keys int, spec map[string]any, lose string) (sample, error) {
 	var s sample
 	posted := time.Now()
 	if err := env.Create(ctx, map[string]any{"name": name, "type": "MS", "slaves": slaves, "spec": spec}); err != nil {
@@ -197,7 +219,12 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 	}
 
 	killed := time.Now()
-	if err := kill(ctx, docker, master); err != nil {
+	if lose == "host" {
+		err = env.Cluster.RemoveAgent(master.AgentID)
+	} else {
+		err = kill(ctx, docker, master)
+	}
+	if err != nil {
 		return s, err
 	}
 	var next *stateful.Task
