@@ -172,6 +172,7 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := inst
 	master := redistest.Master(inst)
 	if master == nil || master.Ordinal != 0 {
 		t.Fatalf("no master 0: %s", redistest.Describe(inst))
@@ -309,6 +310,22 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No server of the instance answers any more.
+	var addrs []string
+	for _, task := range append(before.Tasks, inst.Tasks...) {
+		addrs = append(addrs, redistest.Addr(task))
+	}
+	err = redistest.Poll(ctx, "every server of "+name+" to be gone", func() (bool, string) {
+		for _, addr := range addrs {
+			if reply, err := resp.Do(ctx, addr, "PING"); err == nil {
+				return false, fmt.Sprintf("%s answers %v", addr, reply)
+			}
+		}
+		return true, ""
+	})
+	if err != nil {
+		t.Error(err)
+	}
 }
 
 // waitReplicates waits until slave's server replicates master's with its
@@ -364,7 +381,9 @@ func removeAgent(t *testing.T, env *redistest.Env, master *stateful.Task) {
 }
 
 // noProcessesOf fails when a process started for the instance's tasks is
-// left.
+// left: executors and the shells that run the servers, found by their
+// environment (redis-server rewrites its own, so walkthrough checks the
+// servers by their addresses).
 func noProcessesOf(t *testing.T, instance string) {
 	t.Helper()
 	err := redistest.Poll(testCtx(t, 30*time.Second), "no process of "+instance, func() (bool, string) {
@@ -444,6 +463,59 @@ func TestWalkthroughDocker(t *testing.T) {
 	})
 	if err != nil {
 		t.Error(err)
+	}
+}
+
+// TestSingleComesBackWithItsData: an S instance's master is relaunched in
+// place after its process dies and replays its append-only file from the
+// volume, which stays on the agent.
+func TestSingleComesBackWithItsData(t *testing.T) {
+	needRedis(t)
+	env := start(t, "process")
+	ctx := testCtx(t, 2*time.Minute)
+	body := createBody("solo", nil)
+	body["type"], body["slaves"] = "S", 0
+	if err := env.Create(ctx, body); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := env.WaitHealthy(ctx, "solo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := inst.Tasks[0]
+	conn, err := resp.Dial(ctx, redistest.Addr(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range keysBefore {
+		// The reply comes after the write reached the append-only file
+		// (in the kernel), so a killed process loses none of these.
+		if got, err := conn.Do(ctx, "SET", "key:"+strconv.Itoa(i), "v"); err != nil || got != "OK" {
+			t.Fatalf("SET: %v, %v", got, err)
+		}
+	}
+	conn.Close()
+	killProcess(t, env, first)
+
+	err = redistest.Poll(ctx, "the master's next attempt", func() (bool, string) {
+		inst, _, err = env.Get(ctx, "solo")
+		if err != nil || inst == nil {
+			return false, fmt.Sprint(err)
+		}
+		return redistest.AllHealthy(inst) && inst.Tasks[0].Attempt > first.Attempt, redistest.Describe(inst)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := inst.Tasks[0]
+	if again.AgentID != first.AgentID || again.Role != stateful.RoleMaster {
+		t.Errorf("relaunched as %s on agent %s, want the master on %s (its volume's)", again.Role, again.AgentID, first.AgentID)
+	}
+	if n := do(t, redistest.Addr(again), "DBSIZE"); n != int64(keysBefore) {
+		t.Errorf("the relaunched master has %v keys, want %d", n, keysBefore)
+	}
+	if err := env.Delete(ctx, "solo"); err != nil {
+		t.Fatal(err)
 	}
 }
 
