@@ -24,6 +24,16 @@
 //     a real agent). Updates are delivered at least once: retries,
 //     re-subscriptions and executor replays all produce duplicates, so
 //     Handler.Update must be idempotent.
+//   - Asynchronous recording. A Handler that implements AsyncUpdater is
+//     handed each update with a done callback and the event stream moves
+//     on at once, so the handler can persist many updates together. The
+//     ACKNOWLEDGE (or the kill of an unknown task) follows done(nil) (or
+//     done(ErrUnknownTask)); any other error, or done after Run returned,
+//     sends nothing. These calls are sent by a goroutine of Run, in the
+//     order the handler reported them, on the subscription current at
+//     that moment, which may be a later one than the update came on: an
+//     acknowledgement only says the update is persisted, and an agent
+//     ignores one for an update it no longer holds (see runSettle).
 //   - Unknown tasks. Handler.Update returns ErrUnknownTask (possibly
 //     wrapped) for a task ID the consumer has no record of. mesoslib then
 //     acknowledges the update (there is nothing to persist) and, if the

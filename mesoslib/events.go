@@ -173,19 +173,30 @@ func (c *Client) errorEvent(ctx context.Context, e *scheduler.Event) error {
 }
 
 // update hands a status to the consumer and acknowledges it once the
-// consumer has it.
+// consumer has it: at once for a plain Handler, later (from the settle
+// goroutine) for an AsyncUpdater.
 func (c *Client) update(ctx context.Context, s mesos.TaskStatus) {
 	c.answered(s.TaskID)
+	if c.async != nil {
+		c.async.UpdateAsync(ctx, s, c.doneFunc(s))
+		return
+	}
 	err := c.handler.Update(ctx, s)
-	unknown := errors.Is(err, ErrUnknownTask)
-	if err != nil && !unknown {
+	if err != nil && !errors.Is(err, ErrUnknownTask) {
 		glog.V(1).Infof("mesoslib: update %s of task %s not recorded, not acknowledging (Mesos will resend): %v", s.GetState(), s.TaskID.Value, err)
 		return
 	}
+	c.conclude(ctx, s, err)
+}
+
+// conclude acts on an update the consumer recorded (err nil) or has no
+// record of (err is ErrUnknownTask): acknowledge it if it carries a uuid,
+// and kill an unknown task that is alive.
+func (c *Client) conclude(ctx context.Context, s mesos.TaskStatus, err error) {
 	if len(s.UUID) > 0 {
 		c.acknowledge(ctx, s)
 	}
-	if unknown {
+	if errors.Is(err, ErrUnknownTask) {
 		c.killUnknown(ctx, s)
 	}
 }

@@ -270,3 +270,57 @@ func subscribedEvent(frameworkID string, heartbeat float64) *scheduler.Event {
 		HeartbeatIntervalSeconds: &heartbeat,
 	}}
 }
+
+// asyncRecorder is a recorder that records updates asynchronously: it
+// notes and books each update at once, as the recorder does, and holds its
+// done callback until the test finishes the update.
+type asyncRecorder struct {
+	*recorder
+
+	mu      sync.Mutex
+	pending []heldUpdate
+	hold    func(mesos.TaskStatus) bool // nil: hold every update
+}
+
+// heldUpdate is an update whose done has not been called by the test.
+type heldUpdate struct {
+	status   mesos.TaskStatus
+	recorded error // what booking it returned
+	done     func(error)
+}
+
+func newAsyncRecorder(book *taskBook) *asyncRecorder {
+	return &asyncRecorder{recorder: newRecorder(book)}
+}
+
+func (a *asyncRecorder) UpdateAsync(ctx context.Context, s mesos.TaskStatus, done func(error)) {
+	err := a.recorder.Update(ctx, s)
+	a.mu.Lock()
+	hold := a.hold == nil || a.hold(s)
+	if hold {
+		a.pending = append(a.pending, heldUpdate{status: s, recorded: err, done: done})
+	}
+	a.mu.Unlock()
+	if !hold {
+		go done(err) // from another goroutine, as a batcher would
+	}
+}
+
+// held returns the updates held so far, oldest first.
+func (a *asyncRecorder) held() []heldUpdate {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]heldUpdate(nil), a.pending...)
+}
+
+// finish notes "done <task> <err>" and calls the held update's done with
+// err from another goroutine, returning once done has returned.
+func (a *asyncRecorder) finish(h heldUpdate, err error) {
+	a.note("done %s %v", h.status.TaskID.Value, err)
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		h.done(err)
+	}()
+	<-returned
+}

@@ -509,3 +509,57 @@ func TestTeardownEndsRunAndClearsTheID(t *testing.T) {
 		t.Fatalf("new framework ID %q, old %q", id, old)
 	}
 }
+
+func TestAsyncUpdateAcknowledgedWhenDone(t *testing.T) {
+	cluster := startCluster(t, 1, nil)
+	book := newTaskBook()
+	async := newAsyncRecorder(book)
+	// Hold the task's RUNNING update (the one with a uuid); finish every
+	// other update at once, from another goroutine.
+	async.hold = func(s mesos.TaskStatus) bool {
+		return s.TaskID.Value == "held-1" && s.GetState() == mesos.TASK_RUNNING && len(s.UUID) > 0
+	}
+	s := &testScheduler{rec: async.recorder, book: book, store: &memStore{}, done: make(chan error, 1)}
+	c, err := New(testConfig(cluster.MasterURL()), s.store, book, async)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.c = c
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	go func() { s.done <- c.Run(ctx) }()
+	t.Cleanup(func() { s.shutdown(t) })
+
+	s.waitSubscribed(t, 1)
+	offer, _ := s.takeOffer(t, 0)
+	s.launch(t, offer, "held-1", "sleep 0.2", true)
+
+	// The agent sends RUNNING again (every testRetry) while it is not
+	// acknowledged; each delivery reaching the handler while the first is
+	// still pending shows that the stream was not held up and no ACK went
+	// out. The agent holds FINISHED back until RUNNING is acknowledged.
+	eventually(t, waitLong, "RUNNING delivered again while pending", func() bool { return len(async.held()) >= 2 })
+	if s.sawUpdate("held-1", func(u mesos.TaskStatus) bool { return u.GetState() == mesos.TASK_FINISHED }) {
+		t.Fatalf("TASK_FINISHED delivered while TASK_RUNNING was not acknowledged")
+	}
+	held := async.held()
+	for _, h := range held[1:] {
+		async.finish(h, errors.New("etcd unavailable"))
+	}
+	async.finish(held[0], nil)
+	s.waitState(t, "held-1", mesos.TASK_FINISHED)
+
+	lines := s.rec.lines()
+	finished, done := -1, -1
+	for i, l := range lines {
+		switch {
+		case l == "done held-1 <nil>" && done < 0:
+			done = i
+		case l == "update held-1 TASK_FINISHED" && finished < 0:
+			finished = i
+		}
+	}
+	if done < 0 || finished < done {
+		t.Fatalf("TASK_FINISHED (line %d) did not follow done(nil) of TASK_RUNNING (line %d):\n%s", finished, done, strings.Join(lines, "\n"))
+	}
+}

@@ -63,7 +63,8 @@ type Handler interface {
 	// Return ErrUnknownTask (or an error wrapping it) for a task ID with
 	// no record: the update is then acknowledged and a live task killed.
 	// The same update may be delivered more than once; Update must be
-	// idempotent.
+	// idempotent. A Handler that also implements AsyncUpdater gets
+	// UpdateAsync instead, and Update is never called.
 	Update(ctx context.Context, status mesos.TaskStatus) error
 	// Message is a framework message from an executor (best effort).
 	Message(ctx context.Context, agentID mesos.AgentID, executorID mesos.ExecutorID, data []byte)
@@ -120,6 +121,8 @@ type Client struct {
 	store     FrameworkIDStore
 	tasks     TaskLister
 	handler   Handler
+	async     AsyncUpdater // handler, if it records updates asynchronously
+	settle    *settleQueue // outcomes of asynchronous updates to act on
 
 	caller    calls.Caller // every call goes through here
 	transport *http.Transport
@@ -188,7 +191,9 @@ func newClient(cfg Config, store FrameworkIDStore, tasks TaskLister, handler Han
 		tasks:     tasks,
 		handler:   handler,
 		kills:     newKillLog(),
+		settle:    newSettleQueue(),
 	}
+	c.async, _ = handler.(AsyncUpdater)
 	c.watchdog = newWatchdog(cfg.MissedHeartbeats, defaultHeartbeatInterval, c.noteDisconnect)
 	c.caller = callrules.New(
 		callrules.WithFrameworkID(c.FrameworkID),
@@ -224,11 +229,15 @@ func (c *Client) Run(ctx context.Context) error {
 		glog.Infof("mesoslib: re-subscribing framework %q with ID %s", c.cfg.Name, id)
 	}
 
-	var watchdogDone sync.WaitGroup
-	watchdogDone.Add(1)
+	var background sync.WaitGroup // the watchdog and the settle goroutine
+	background.Add(2)
 	go func() {
-		defer watchdogDone.Done()
+		defer background.Done()
 		c.watchdog.run(runCtx)
+	}()
+	go func() {
+		defer background.Done()
+		c.runSettle(runCtx)
 	}()
 
 	info := *c.framework // controller.Run writes the framework ID into it
@@ -241,7 +250,7 @@ func (c *Client) Run(ctx context.Context) error {
 	)
 	stop(nil)
 	c.subs.Wait()
-	watchdogDone.Wait()
+	background.Wait()
 	if c.transport != nil {
 		c.transport.CloseIdleConnections()
 	}

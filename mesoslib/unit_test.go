@@ -67,12 +67,14 @@ func (r *recordingCaller) ofType(t scheduler.Call_Type) []*scheduler.Call {
 }
 
 type unit struct {
-	c      *Client
-	rec    *recorder
-	book   *taskBook
-	store  *memStore
-	caller *recordingCaller
-	ctx    context.Context
+	c       *Client
+	rec     *recorder
+	book    *taskBook
+	store   *memStore
+	caller  *recordingCaller
+	ctx     context.Context
+	stop    context.CancelCauseFunc // what ending Run does
+	settled chan struct{}           // closed when the settle goroutine has returned
 }
 
 func (u *unit) handle(t *testing.T, e *scheduler.Event) error {
@@ -81,6 +83,13 @@ func (u *unit) handle(t *testing.T, e *scheduler.Event) error {
 }
 
 func newUnit(t *testing.T, storedID string) *unit {
+	t.Helper()
+	return newUnitWith(t, storedID, func(r *recorder) Handler { return r })
+}
+
+// newUnitWith is newUnit with the handler handler returns around the
+// recorder.
+func newUnitWith(t *testing.T, storedID string, handler func(*recorder) Handler) *unit {
 	t.Helper()
 	cfg := NewConfig()
 	cfg.ReconcileBackoff = 20 * time.Millisecond
@@ -91,14 +100,20 @@ func newUnit(t *testing.T, storedID string) *unit {
 	rec := newRecorder(book)
 	store := &memStore{id: storedID}
 	caller := &recordingCaller{rec: rec}
-	c := newClient(cfg, store, book, rec, caller)
+	c := newClient(cfg, store, book, handler(rec), caller)
 	ctx, stop := context.WithCancelCause(context.Background())
 	c.stop, c.runCtx, c.frameworkID = stop, ctx, storedID
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		c.runSettle(ctx)
+	}()
 	t.Cleanup(func() {
 		stop(nil)
 		c.subs.Wait()
+		<-settled
 	})
-	return &unit{c: c, rec: rec, book: book, store: store, caller: caller, ctx: ctx}
+	return &unit{c: c, rec: rec, book: book, store: store, caller: caller, ctx: ctx, stop: stop, settled: settled}
 }
 
 func TestConfigValidate(t *testing.T) {
