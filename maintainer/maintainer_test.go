@@ -112,8 +112,14 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureOn(t, statemgrtest.NewStore(t))
+}
+
+// newFixtureOn is newFixture on a given (leading) store.
+func newFixtureOn(t *testing.T, store *statemgr.Store) *fixture {
+	t.Helper()
 	f := &fixture{
-		store:    statemgrtest.NewStore(t),
+		store:    store,
 		w:        &workload{fail: map[string]error{}},
 		kills:    &killRecorder{},
 		msgs:     &messenger{},
