@@ -11,6 +11,11 @@
 // Exec (a framework message to the task's executor, answered by an
 // exec_result message), Promote and Relaunch.
 //
+// Update records one status at a time. Batcher records the statuses of the
+// live event stream many to an etcd transaction (each is acknowledged once
+// its batch is written): one transaction costs etcd a disk sync, which
+// caps one-at-a-time recording at a few thousand updates a second.
+//
 // The figures executors report in stats messages are kept in memory only,
 // and merged into the tasks Handle.Tasks and the REST API return: they
 // change every few seconds per task, and writing them to etcd would cost a
