@@ -117,13 +117,17 @@ func (m messenger) Message(ctx context.Context, agentID, executorID string, data
 }
 
 // events hands the subscription's events to the parts (mesoslib's
-// Handler): offers to offermgr, status updates and executor messages to the
-// maintainer.
+// Handler): offers to offermgr, status updates to the maintainer's batcher
+// (mesoslib's AsyncUpdater: many updates to an etcd transaction), executor
+// messages to the maintainer.
 type events struct {
 	offers     *offermgr.Manager
 	maintainer *maintainer.Maintainer
+	batcher    *maintainer.Batcher
 	resync     func()
 }
+
+var _ mesoslib.AsyncUpdater = (*events)(nil)
 
 func (e *events) Subscribed(_ context.Context, s mesoslib.Subscription) {
 	e.offers.Resubscribed()
@@ -139,8 +143,14 @@ func (e *events) Disconnected(_ context.Context, err error) {
 func (e *events) Offers(_ context.Context, offers []mesos.Offer) { e.offers.Offer(offers...) }
 func (e *events) Rescind(_ context.Context, id mesos.OfferID)    { e.offers.Rescind(id) }
 
+// Update is mesoslib's synchronous path; as events implements UpdateAsync,
+// mesoslib does not use it.
 func (e *events) Update(ctx context.Context, s mesos.TaskStatus) error {
 	return e.maintainer.Update(ctx, s)
+}
+
+func (e *events) UpdateAsync(ctx context.Context, s mesos.TaskStatus, done func(error)) {
+	e.batcher.UpdateAsync(ctx, s, done)
 }
 
 func (e *events) Message(ctx context.Context, agentID mesos.AgentID, executorID mesos.ExecutorID, data []byte) {

@@ -16,6 +16,7 @@ import (
 	"github.com/mesos-stateful/stateful/creator"
 	"github.com/mesos-stateful/stateful/httplib"
 	"github.com/mesos-stateful/stateful/localmesos"
+	"github.com/mesos-stateful/stateful/maintainer"
 	"github.com/mesos-stateful/stateful/mesoslib"
 	"github.com/mesos-stateful/stateful/offermgr"
 )
@@ -134,6 +135,10 @@ type Config struct {
 	Mesos  mesoslib.Config
 	Offers offermgr.Config
 	Local  localmesos.Config
+	// StatusBatch groups the status updates from Mesos into etcd
+	// transactions (each update is acknowledged once its batch is
+	// written).
+	StatusBatch maintainer.BatcherConfig
 }
 
 // NewConfig returns the embedded defaults: REST API on 127.0.0.1:5656, an
@@ -166,6 +171,7 @@ func NewConfig() Config {
 		Mesos:           mesoslib.NewConfig(),
 		Offers:          offermgr.NewConfig(),
 		Local:           lcfg,
+		StatusBatch:     maintainer.NewBatcherConfig(),
 	}
 }
 
@@ -274,6 +280,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Offers.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("offers: %w", err))
+	}
+	if err := c.StatusBatch.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("status batch: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -56,6 +56,8 @@ func TestValidateRejects(t *testing.T) {
 		{"offers", func(c *Config) { c.Offers.DeclineRefuse = 0 }, "offers"},
 		{"api", func(c *Config) { c.API.RequestTimeout = 0 }, "api"},
 		{"mesos", func(c *Config) { c.Mesos.MissedHeartbeats = 0 }, "mesos"},
+		{"status batch size", func(c *Config) { c.StatusBatch.Size = 0 }, "status batch"},
+		{"status batch linger", func(c *Config) { c.StatusBatch.Linger = -time.Millisecond }, "status batch"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

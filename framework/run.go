@@ -178,6 +178,7 @@ type scheduler struct {
 	api    *httplib.Server
 	binary *binaryServer // nil unless the executor is served
 	client *mesoslib.Client
+	batch  *maintainer.Batcher
 	offers *offermgr.Manager
 	ctrl   *controller
 }
@@ -202,6 +203,10 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
+	batch, err := maintainer.NewBatcher(maint, cfg.StatusBatch)
+	if err != nil {
+		return nil, fmt.Errorf("framework: %w", err)
+	}
 	ccfg := cfg.Creator
 	ccfg.Runtime = cfg.Runtime
 	create, err := creator.New(ccfg, store, w, maint.Handle(), tasks, kill, work.Add)
@@ -213,7 +218,7 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 		return nil, fmt.Errorf("framework: %w", err)
 	}
 
-	s := &scheduler{cfg: cfg, lead: lead, client: client}
+	s := &scheduler{cfg: cfg, lead: lead, client: client, batch: batch}
 	execCmd, err := executorCommand(cfg)
 	if err != nil {
 		return nil, err
@@ -246,7 +251,7 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 		creator: create, maintainer: maint, destroyer: destroy,
 		forget: []forgetter{create, maint},
 	}
-	ev.offers, ev.maintainer, ev.resync = offers, maint, s.ctrl.enqueueAll
+	ev.offers, ev.maintainer, ev.batcher, ev.resync = offers, maint, batch, s.ctrl.enqueueAll
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -274,6 +279,10 @@ func (s *scheduler) runnables() []runnable {
 		rs = append(rs, runnable{"executor binary server", s.binary.Run})
 	}
 	return append(rs,
+		// Before the subscription, so that it stops after it: updates
+		// still in a batch when the subscription ends are written or
+		// refused, never left waiting.
+		runnable{"status batcher", s.batch.Run},
 		runnable{"mesos subscription", s.client.Run},
 		runnable{"offer manager", s.offers.Start},
 		runnable{"controller", s.ctrl.Start},
