@@ -349,6 +349,7 @@ type execSetup struct {
 	recoveryTimeout time.Duration
 	shutdownGrace   time.Duration
 	stats           StatsProvider
+	health          HealthProvider
 	ackWait         time.Duration
 }
 
@@ -372,7 +373,7 @@ func startExecutor(t *testing.T, a *testAgent, s execSetup) (*runningExecutor, c
 	r := &runningExecutor{done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		r.err = Run(ctx, Options{Runtime: "process", Config: &cfg, Stats: s.stats, StatsInterval: 100 * time.Millisecond, AckWait: firstNonZero(s.ackWait, time.Second)})
+		r.err = Run(ctx, Options{Runtime: "process", Config: &cfg, Stats: s.stats, Health: s.health, StatsInterval: 100 * time.Millisecond, AckWait: firstNonZero(s.ackWait, time.Second)})
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -77,7 +77,7 @@ func runDockerMon(t *testing.T, cli *dockerlib.Client, fw string, d protocol.Tas
 	rec := &recorder{}
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	spec := StartSpec{TaskID: "cache1-0.1", ExecutorID: "exec-1", FrameworkID: fw, Sandbox: t.TempDir(), Host: "127.0.0.1", Data: &d, Stdout: stdout, Stderr: stderr}
-	mon := newTaskMon(spec, 2*time.Second, dockerResolver(rt), rec, stats, monitorConfig{StatsInterval: 200 * time.Millisecond, StartupCheckInterval: 100 * time.Millisecond})
+	mon := newTaskMon(spec, 2*time.Second, dockerResolver(rt), rec, taskHooks{stats: stats}, monitorConfig{StatsInterval: 200 * time.Millisecond, StartupCheckInterval: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	go mon.Run(ctx)
 	t.Cleanup(func() {

@@ -62,6 +62,10 @@ type Options struct {
 	Runtime string
 	// Stats adds workload figures to every stats message; may be nil.
 	Stats StatsProvider
+	// Health is the workload's own health check, run with each task's
+	// spec check (or alone when the spec has none) on every health
+	// interval; a task is healthy only when both pass. May be nil.
+	Health HealthProvider
 	// StatsInterval is how often each task's stats are sent; 0 means
 	// DefaultStatsInterval, negative disables stats.
 	StatsInterval time.Duration
@@ -452,7 +456,7 @@ func (e *runner) launch(task mesos.TaskInfo) {
 		Stdout:      e.stdout,
 		Stderr:      e.stderr,
 	}
-	mon := newTaskMon(spec, policyGrace(task), e.resolveRuntime, e, e.opts.Stats, monitorConfig{StatsInterval: e.opts.StatsInterval})
+	mon := newTaskMon(spec, policyGrace(task), e.resolveRuntime, e, taskHooks{stats: e.opts.Stats, health: e.opts.Health}, monitorConfig{StatsInterval: e.opts.StatsInterval})
 
 	e.mu.Lock()
 	e.tasks[id] = mon

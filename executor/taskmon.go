@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,7 +34,37 @@ func (f StatsProviderFunc) WorkloadStats(ctx context.Context, task TaskHandle) (
 	return f(ctx, task)
 }
 
-// TaskHandle is what a StatsProvider may use of a running task.
+// HealthProvider is the workload's own health check, for what a port or a
+// command cannot tell (a Redis slave is healthy only once its link to the
+// master is up). The framework binary passes it in-process through
+// Options.Health. It runs on every health interval after the task spec's
+// check has passed, or alone when the spec has none, and the task is
+// healthy only when both pass: it gates TASK_RUNNING, and failing it
+// afterwards is reported and, past the spec's consecutive_failures, kills
+// the task. ctx ends after the health timeout; a call that outlives it
+// counts as a failure and is not repeated until it returns. A panic counts
+// as a failure too. Calls for one task never overlap.
+type HealthProvider interface {
+	WorkloadHealth(ctx context.Context, task TaskHandle) error
+}
+
+// HealthProviderFunc adapts a function to HealthProvider.
+type HealthProviderFunc func(ctx context.Context, task TaskHandle) error
+
+// WorkloadHealth implements HealthProvider.
+func (f HealthProviderFunc) WorkloadHealth(ctx context.Context, task TaskHandle) error {
+	return f(ctx, task)
+}
+
+// taskHooks are the workload's in-process additions to a TaskMon; either
+// may be nil.
+type taskHooks struct {
+	stats  StatsProvider
+	health HealthProvider
+}
+
+// TaskHandle is what a StatsProvider or HealthProvider may use of a
+// running task.
 type TaskHandle struct {
 	// ID is the Mesos task ID.
 	ID string
@@ -82,13 +113,15 @@ type monitorConfig struct {
 }
 
 // TaskMon runs one task and watches it: it reports TASK_STARTING, then
-// TASK_RUNNING once the task is healthy (at once without a health check),
-// health changes as TASK_RUNNING with REASON_TASK_HEALTH_CHECK_STATUS_UPDATED,
-// and the end as TASK_FINISHED, TASK_FAILED (exit code and stderr tail in
-// the message) or TASK_KILLED. A task that never passes its health check
-// within the grace period is killed and fails. It also sends periodic
-// stats. Run blocks until the task has ended; ctx ending stops it without a
-// report (the executor is going away).
+// TASK_RUNNING once the task is healthy (at once with neither a spec health
+// check nor a HealthProvider), health changes as TASK_RUNNING with
+// REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, and the end as TASK_FINISHED,
+// TASK_FAILED (exit code and stderr tail in the message) or TASK_KILLED. A
+// task that never passes its health check within the grace period, or that
+// fails it consecutive_failures times in a row once RUNNING, is killed and
+// fails, so that the scheduler replaces it. It also sends periodic stats.
+// Run blocks until the task has ended; ctx ending stops it without a report
+// (the executor is going away).
 type TaskMon struct {
 	taskID     string
 	executorID string
@@ -96,7 +129,7 @@ type TaskMon struct {
 	spec       StartSpec
 	resolve    runtimeResolver
 	rep        reporter
-	stats      StatsProvider
+	hooks      taskHooks
 	cfg        monitorConfig
 	// policyGrace is the task's kill policy grace period.
 	policyGrace time.Duration
@@ -117,7 +150,7 @@ type TaskMon struct {
 
 // newTaskMon prepares a TaskMon; killGrace is the task's kill policy grace,
 // used when the task is killed for failing its health check.
-func newTaskMon(spec StartSpec, killGrace time.Duration, resolve runtimeResolver, rep reporter, stats StatsProvider, cfg monitorConfig) *TaskMon {
+func newTaskMon(spec StartSpec, killGrace time.Duration, resolve runtimeResolver, rep reporter, hooks taskHooks, cfg monitorConfig) *TaskMon {
 	if cfg.StartupCheckInterval <= 0 {
 		cfg.StartupCheckInterval = time.Second
 	}
@@ -128,7 +161,7 @@ func newTaskMon(spec StartSpec, killGrace time.Duration, resolve runtimeResolver
 		spec:        spec,
 		resolve:     resolve,
 		rep:         rep,
-		stats:       stats,
+		hooks:       hooks,
 		cfg:         cfg,
 		done:        make(chan struct{}),
 		killC:       make(chan struct{}),
@@ -214,21 +247,21 @@ func (m *TaskMon) Run(ctx context.Context) {
 
 	var (
 		healthC <-chan healthResult
-		graceC  <-chan time.Time
-		lastErr error
+		hs      healthState
 	)
-	if h := m.data.Health; h != nil {
+	if checker, ok := m.healthChecker(handle); ok {
 		results := make(chan healthResult)
 		healthC = results
-		checker := healthChecker{health: *h, workload: w, host: m.spec.Host, ports: m.data.Ports}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			checker.loop(watchCtx, m.cfg.StartupCheckInterval, results)
 		}()
-		grace := time.NewTimer(h.GraceOrDefault())
+		grace := time.NewTimer(checker.health.GraceOrDefault())
 		defer grace.Stop()
-		graceC = grace.C
+		hs.graceC = grace.C
+		hs.grace = checker.health.GraceOrDefault()
+		hs.limit = checker.health.ConsecutiveFailuresOrDefault()
 	} else {
 		m.report(mesos.TASK_RUNNING, "", nil, nil)
 	}
@@ -243,20 +276,17 @@ func (m *TaskMon) Run(ctx context.Context) {
 			m.reportExit(w, "killed")
 			return
 		case r := <-healthC:
-			m.onHealth(r, &graceC, &lastErr)
-		case <-graceC:
-			grace := m.data.Health.GraceOrDefault()
-			msg := fmt.Sprintf("health check never passed within its %v grace period", grace)
-			if lastErr != nil {
-				msg += ": " + lastErr.Error()
+			if msg := m.onHealth(r, &hs); msg != "" {
+				unhealthy := false
+				m.failUnhealthy(ctx, w, msg, &unhealthy)
+				return
 			}
-			glog.Infof("task %s: %s; killing it", m.taskID, msg)
-			m.mu.Lock()
-			m.killing = true // an exit from here on is our doing
-			m.mu.Unlock()
-			m.stop(ctx, w)
-			code := w.Exit().Code
-			m.report(mesos.TASK_FAILED, msg, nil, &code)
+		case <-hs.graceC:
+			msg := fmt.Sprintf("health check never passed within its %v grace period", hs.grace)
+			if hs.lastErr != nil {
+				msg += ": " + hs.lastErr.Error()
+			}
+			m.failUnhealthy(ctx, w, msg, nil)
 			return
 		case <-ctx.Done():
 			stopCtx, cancel := context.WithTimeout(context.Background(), killWait)
@@ -267,28 +297,53 @@ func (m *TaskMon) Run(ctx context.Context) {
 	}
 }
 
+// healthState is what Run keeps between health check results.
+type healthState struct {
+	// graceC fires when the grace period is over; nil once healthy.
+	graceC <-chan time.Time
+	grace  time.Duration
+	// limit is how many failures in a row kill a RUNNING task; 0: never.
+	limit int
+	// failures counts the failures in a row since the task was last
+	// healthy, once it has been RUNNING.
+	failures int
+	lastErr  error
+}
+
 // onHealth turns one health check result into status updates: the first
 // success makes the task RUNNING (and ends the grace period); later, every
-// change of health is reported.
-func (m *TaskMon) onHealth(r healthResult, graceC *<-chan time.Time, lastErr *error) {
+// change of health is reported. It returns why the task must be killed
+// (hs.limit failures in a row), or "".
+func (m *TaskMon) onHealth(r healthResult, hs *healthState) string {
 	m.mu.Lock()
 	was := m.healthy
 	m.mu.Unlock()
-	if r.err != nil {
-		*lastErr = r.err
+	healthy := r.err == nil
+	if !healthy {
+		hs.lastErr = r.err
 		glog.V(2).Infof("task %s: health check failed: %v", m.taskID, r.err)
 	}
-	healthy := r.err == nil
 	switch {
 	case was == nil && !healthy:
-		return // still starting; the grace timer decides
-	case was == nil && healthy:
-		*graceC = nil
+		return "" // still starting; the grace timer decides
+	case was == nil:
+		hs.graceC = nil
 		glog.Infof("task %s: healthy, now RUNNING", m.taskID)
-	case *was == healthy:
-		return
+	case healthy:
+		hs.failures = 0
+		if *was {
+			return ""
+		}
+		glog.Infof("task %s: healthy again", m.taskID)
 	default:
-		glog.Infof("task %s: health changed to healthy=%v", m.taskID, healthy)
+		hs.failures++
+		if hs.limit > 0 && hs.failures >= hs.limit {
+			return fmt.Sprintf("health check failed %d consecutive times; last error: %v", hs.failures, r.err)
+		}
+		if !*was {
+			return ""
+		}
+		glog.Infof("task %s: unhealthy: %v", m.taskID, r.err)
 	}
 	msg := "health check passed"
 	if !healthy {
@@ -296,6 +351,33 @@ func (m *TaskMon) onHealth(r healthResult, graceC *<-chan time.Time, lastErr *er
 	}
 	reason := mesos.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
 	m.report(mesos.TASK_RUNNING, msg, &healthy, nil, withReason(reason))
+	return ""
+}
+
+// failUnhealthy kills a task for its health and reports TASK_FAILED with
+// msg, so that the scheduler replaces it.
+func (m *TaskMon) failUnhealthy(ctx context.Context, w Workload, msg string, healthy *bool) {
+	glog.Infof("task %s: %s; killing it", m.taskID, msg)
+	m.mu.Lock()
+	m.killing = true // an exit from here on is our doing
+	m.mu.Unlock()
+	m.stop(ctx, w)
+	code := w.Exit().Code
+	m.report(mesos.TASK_FAILED, msg, healthy, &code)
+}
+
+// healthChecker returns the task's health checker: the spec's check and
+// the workload's hook, either of which may be missing; false when both
+// are, and the task is RUNNING once started.
+func (m *TaskMon) healthChecker(task TaskHandle) (healthChecker, bool) {
+	c := healthChecker{workload: task.workload, host: m.spec.Host, ports: m.data.Ports}
+	if h := m.data.Health; h != nil {
+		c.health, c.spec = *h, true
+	}
+	if m.hooks.health != nil {
+		c.hook = &hookRunner{hook: m.hooks.health, task: task, busy: make(chan struct{}, 1)}
+	}
+	return c, c.spec || c.hook != nil
 }
 
 func (m *TaskMon) start(ctx context.Context) (Workload, error) {
@@ -450,8 +532,8 @@ func (m *TaskMon) collectStats(ctx context.Context, task TaskHandle) *protocol.S
 	} else {
 		s.CPUSeconds, s.MemBytes = u.CPUSeconds, u.MemBytes
 	}
-	if m.stats != nil {
-		figures, err := m.stats.WorkloadStats(ctx, task)
+	if m.hooks.stats != nil {
+		figures, err := m.hooks.stats.WorkloadStats(ctx, task)
 		if err != nil {
 			errs = append(errs, "workload stats: "+err.Error())
 		}
@@ -473,9 +555,13 @@ func firstNonEmpty(a, b string) string {
 // healthResult is one health check's outcome; err nil means healthy.
 type healthResult struct{ err error }
 
-// healthChecker runs a task's health check.
+// healthChecker runs a task's health checks: the spec's (when spec is
+// set; health then holds it, else only its defaults are used) and then the
+// workload's hook (when there is one).
 type healthChecker struct {
 	health   protocol.Health
+	spec     bool
+	hook     *hookRunner
 	workload Workload
 	host     string
 	ports    map[string]uint32
@@ -511,7 +597,21 @@ func (c healthChecker) loop(ctx context.Context, startupInterval time.Duration, 
 	}
 }
 
+// check runs one round: the spec's check, then, if it passed, the hook, so
+// that a hook may count on what the spec checks (e.g. an open port).
 func (c healthChecker) check(ctx context.Context) error {
+	if c.spec {
+		if err := c.checkSpec(ctx); err != nil {
+			return err
+		}
+	}
+	if c.hook != nil {
+		return c.hook.check(ctx, c.health.TimeoutOrDefault())
+	}
+	return nil
+}
+
+func (c healthChecker) checkSpec(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.health.TimeoutOrDefault())
 	defer cancel()
 	if c.health.TCPPort != "" {
@@ -542,6 +642,60 @@ func (c healthChecker) check(ctx context.Context) error {
 			return fmt.Errorf("health command exited with status %d: %s", out.ExitCode, detail)
 		}
 		return fmt.Errorf("health command exited with status %d", out.ExitCode)
+	}
+	return nil
+}
+
+// hookRunner calls the workload's health hook for one task. The TaskMon
+// does not wait for a call past its timeout: a hook that ignores its ctx
+// fails the check instead of stalling the TaskMon (and with it the
+// executor's shutdown). Such a call keeps its goroutine until it returns;
+// busy keeps there from being more than one.
+type hookRunner struct {
+	hook HealthProvider
+	task TaskHandle
+	busy chan struct{} // holds a token while a call runs
+}
+
+func (h *hookRunner) check(ctx context.Context, timeout time.Duration) error {
+	select {
+	case h.busy <- struct{}{}:
+	default:
+		return errors.New("workload health check: its previous call has not returned yet")
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	res := make(chan error, 1)
+	go func() {
+		defer func() { <-h.busy }()
+		defer cancel()
+		res <- h.call(ctx)
+	}()
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+	}
+	select {
+	case err := <-res: // it did answer in time, or just now
+		return err
+	default:
+	}
+	if ctx.Err() == context.DeadlineExceeded {
+		glog.Warningf("task %s: the workload health check did not return within its %v timeout; it counts as failed", h.task.ID, timeout)
+	}
+	return fmt.Errorf("workload health check: no answer within %v", timeout)
+}
+
+// call runs the hook once; a panic is logged and becomes an error.
+func (h *hookRunner) call(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			glog.Errorf("task %s: the workload health check panicked: %v\n%s", h.task.ID, r, debug.Stack())
+			err = fmt.Errorf("workload health check panicked: %v", r)
+		}
+	}()
+	if err := h.hook.WorkloadHealth(ctx, h.task); err != nil {
+		return fmt.Errorf("workload health check: %w", err)
 	}
 	return nil
 }

@@ -55,19 +55,18 @@ func (r *recorder) states() []string {
 // waitUpdate waits for the first update (from index from on) with state.
 func (r *recorder) waitUpdate(t *testing.T, within time.Duration, state mesos.TaskState) mesos.TaskStatus {
 	t.Helper()
-	var found mesos.TaskStatus
-	eventually(t, within, "an update "+state.String()+" (got "+strings.Join(r.states(), ", ")+")", func() bool {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for _, u := range r.updates {
+	deadline := time.Now().Add(within)
+	for {
+		for _, u := range r.snapshot() {
 			if u.GetState() == state {
-				found = u
-				return true
+				return u
 			}
 		}
-		return false
-	})
-	return found
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: no %s update (got %s)", within, state, strings.Join(r.states(), ", "))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (r *recorder) stats() []*protocol.Stats {
@@ -92,13 +91,18 @@ type monTest struct {
 
 func runMon(t *testing.T, d protocol.TaskData, stats StatsProvider, statsInterval time.Duration) *monTest {
 	t.Helper()
+	return runMonWith(t, d, taskHooks{stats: stats}, statsInterval)
+}
+
+func runMonWith(t *testing.T, d protocol.TaskData, hooks taskHooks, statsInterval time.Duration) *monTest {
+	t.Helper()
 	d.Version = protocol.TaskDataVersion
 	if err := d.Validate(); err != nil {
 		t.Fatalf("test task data: %v", err)
 	}
 	rec := &recorder{}
 	spec := StartSpec{TaskID: "cache1-0.1", ExecutorID: "exec-1", Sandbox: t.TempDir(), Host: "127.0.0.1", Data: &d, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}}
-	mon := newTaskMon(spec, time.Second, processOnly, rec, stats, monitorConfig{StatsInterval: statsInterval, StartupCheckInterval: 50 * time.Millisecond})
+	mon := newTaskMon(spec, time.Second, processOnly, rec, hooks, monitorConfig{StatsInterval: statsInterval, StartupCheckInterval: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	go mon.Run(ctx)
 	t.Cleanup(func() {
@@ -170,6 +174,9 @@ func TestTaskMonHealthChangesAreReported(t *testing.T) {
 		Interval: protocol.Duration(100 * time.Millisecond),
 		Timeout:  protocol.Duration(300 * time.Millisecond),
 		Grace:    protocol.Duration(20 * time.Second),
+		// The pause fails several checks in a row; this test is about
+		// reporting them, not about the kill that would follow.
+		ConsecutiveFailures: ptr(0),
 	}
 	mt := runMon(t, redisTask(t, port, 0, h), nil, 0)
 	mt.rec.waitUpdate(t, 20*time.Second, mesos.TASK_RUNNING)
@@ -320,7 +327,7 @@ func TestTaskMonKillBeforeStart(t *testing.T) {
 		<-ctx.Done() // a slow image pull, cut short by the kill
 		return nil, ctx.Err()
 	}
-	mon := newTaskMon(StartSpec{TaskID: "t", Sandbox: t.TempDir(), Data: d}, time.Second, resolve, rec, nil, monitorConfig{})
+	mon := newTaskMon(StartSpec{TaskID: "t", Sandbox: t.TempDir(), Data: d}, time.Second, resolve, rec, taskHooks{}, monitorConfig{})
 	go mon.Run(context.Background())
 	<-blocked
 	mon.Kill(time.Second)
@@ -348,7 +355,7 @@ func TestTaskMonResolveFailureNamesTheReason(t *testing.T) {
 	resolve := func(context.Context, *protocol.TaskData) (Runtime, error) {
 		return nil, errors.New(`image "redis:7" needs Docker, which is unavailable`)
 	}
-	mon := newTaskMon(StartSpec{TaskID: "t", Sandbox: t.TempDir(), Data: d}, time.Second, resolve, rec, nil, monitorConfig{})
+	mon := newTaskMon(StartSpec{TaskID: "t", Sandbox: t.TempDir(), Data: d}, time.Second, resolve, rec, taskHooks{}, monitorConfig{})
 	mon.Run(context.Background())
 	failed := rec.waitUpdate(t, time.Second, mesos.TASK_FAILED)
 	if !strings.Contains(failed.GetMessage(), "redis:7") {
@@ -398,7 +405,7 @@ func TestTaskMonContextEndStopsTheTaskSilently(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	rec := &recorder{}
 	d := &protocol.TaskData{Version: 1, Command: "echo $$ > " + pidFile + "; exec sleep 1000"}
-	mon := newTaskMon(StartSpec{TaskID: "t", Sandbox: t.TempDir(), Data: d, Stdout: os.Stdout, Stderr: os.Stderr}, time.Second, processOnly, rec, nil, monitorConfig{})
+	mon := newTaskMon(StartSpec{TaskID: "t", Sandbox: t.TempDir(), Data: d, Stdout: os.Stdout, Stderr: os.Stderr}, time.Second, processOnly, rec, taskHooks{}, monitorConfig{})
 	ctx, cancel := context.WithCancel(context.Background())
 	go mon.Run(ctx)
 	pid := readPID(t, pidFile)

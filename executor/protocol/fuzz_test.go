@@ -12,6 +12,7 @@ func FuzzDecodeTaskData(f *testing.F) {
 	f.Add(seed)
 	f.Add([]byte(`{"version":1,"runtime":"docker","image":"redis:7","network":"bridge","ports":{"redis":31000},"volume":{"host_path":"/v","container_path":"/data"}}`))
 	f.Add([]byte(`{"version":1,"args":["redis-server","--port","1"],"health":{"command":"redis-cli ping","grace":"1m"}}`))
+	f.Add([]byte(`{"version":1,"command":"x","health":{"command":"true","consecutive_failures":0}}`))
 	f.Add([]byte(`{"version":1,"runtime":"docker","image":"r","args":["--port","1"],"health":{"args":["redis-cli","ping"],"timeout":"1s"}}`))
 	f.Add([]byte(`{"version":2}`))
 	f.Add([]byte(`{"version":1,"command":"x"}{}`))

@@ -101,6 +101,8 @@ func TestDecodeTaskDataRejects(t *testing.T) {
 		{"empty health program", `{"version":1,"command":"x","health":{"args":[""]}}`, "health.args[0]"},
 		{"health unknown port", `{"version":1,"command":"x","health":{"tcp_port":"redis"}}`, "not one of the task's ports"},
 		{"negative grace", `{"version":1,"command":"x","health":{"command":"true","grace":"-1s"}}`, "health.grace"},
+		{"negative consecutive failures", `{"version":1,"command":"x","health":{"command":"true","consecutive_failures":-1}}`, "health.consecutive_failures"},
+		{"fractional consecutive failures", `{"version":1,"command":"x","health":{"command":"true","consecutive_failures":1.5}}`, "consecutive_failures"},
 		{"negative cpu", `{"version":1,"command":"x","cpu":-1}`, "cpu"},
 		{"too big", `{"version":1,"command":"` + strings.Repeat("x", maxTaskData) + `"}`, "more than"},
 	}
@@ -142,6 +144,38 @@ func TestHealthDefaults(t *testing.T) {
 	h = Health{Interval: Duration(time.Second), Grace: Duration(2 * time.Second), Timeout: Duration(3 * time.Second)}
 	if h.IntervalOrDefault() != time.Second || h.GraceOrDefault() != 2*time.Second || h.TimeoutOrDefault() != 3*time.Second {
 		t.Errorf("set values should win, got %v %v %v", h.IntervalOrDefault(), h.GraceOrDefault(), h.TimeoutOrDefault())
+	}
+	if got := h.ConsecutiveFailuresOrDefault(); got != DefaultHealthConsecutiveFailures {
+		t.Errorf("unset consecutive failures = %d, want the default %d", got, DefaultHealthConsecutiveFailures)
+	}
+}
+
+// An explicit 0 ("never kill") must survive the wire and not turn into
+// the default.
+func TestHealthConsecutiveFailuresZeroMeansNever(t *testing.T) {
+	for _, tc := range []struct {
+		json string
+		want int
+	}{
+		{`{"version":1,"command":"x","health":{"command":"true","consecutive_failures":0}}`, 0},
+		{`{"version":1,"command":"x","health":{"command":"true","consecutive_failures":5}}`, 5},
+		{`{"version":1,"command":"x","health":{"command":"true"}}`, DefaultHealthConsecutiveFailures},
+	} {
+		d, err := DecodeTaskData([]byte(tc.json))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.json, err)
+		}
+		enc, err := EncodeTaskData(*d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := DecodeTaskData(enc)
+		if err != nil {
+			t.Fatalf("%s: %v", enc, err)
+		}
+		if got := again.Health.ConsecutiveFailuresOrDefault(); got != tc.want {
+			t.Errorf("%s: after a round trip consecutive failures = %d, want %d", tc.json, got, tc.want)
+		}
 	}
 }
 

@@ -109,6 +109,12 @@ type Health struct {
 	Grace Duration `json:"grace,omitempty"`
 	// Timeout bounds one check; 0 means DefaultHealthTimeout.
 	Timeout Duration `json:"timeout,omitempty"`
+	// ConsecutiveFailures is how many checks in a row a task that was
+	// healthy may fail before the executor kills it and reports
+	// TASK_FAILED, so that the scheduler replaces it. Nil means
+	// DefaultHealthConsecutiveFailures; 0 means never kill (the failures
+	// are only reported).
+	ConsecutiveFailures *int `json:"consecutive_failures,omitempty"`
 }
 
 // Health check defaults.
@@ -116,6 +122,9 @@ const (
 	DefaultHealthInterval = 10 * time.Second
 	DefaultHealthGrace    = 60 * time.Second
 	DefaultHealthTimeout  = 5 * time.Second
+	// DefaultHealthConsecutiveFailures is Mesos' default for its own
+	// health checks' consecutive_failures.
+	DefaultHealthConsecutiveFailures = 3
 )
 
 // IntervalOrDefault returns Interval, or the default when unset.
@@ -129,6 +138,15 @@ func (h Health) GraceOrDefault() time.Duration { return orDefault(h.Grace, Defau
 // TimeoutOrDefault returns Timeout, or the default when unset.
 func (h Health) TimeoutOrDefault() time.Duration {
 	return orDefault(h.Timeout, DefaultHealthTimeout)
+}
+
+// ConsecutiveFailuresOrDefault returns ConsecutiveFailures, or the
+// default when unset; 0 means never kill.
+func (h Health) ConsecutiveFailuresOrDefault() int {
+	if h.ConsecutiveFailures == nil {
+		return DefaultHealthConsecutiveFailures
+	}
+	return *h.ConsecutiveFailures
 }
 
 func orDefault(d Duration, def time.Duration) time.Duration {
@@ -411,6 +429,9 @@ func (h *Health) validate(ports map[string]uint32) error {
 		if d < 0 {
 			return fieldErr("health."+name, "must not be negative")
 		}
+	}
+	if n := h.ConsecutiveFailures; n != nil && *n < 0 {
+		return fieldErr("health.consecutive_failures", "must not be negative (0 means never kill), got %d", *n)
 	}
 	return nil
 }
