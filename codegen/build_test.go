@@ -3,6 +3,8 @@ package codegen
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,9 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,70 +30,27 @@ func offlineEnv() []string {
 	return append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=off", "GOWORK=off", "GOTOOLCHAIN=local")
 }
 
-// goCmd runs the go command in dir, offline, and fails the test with its
-// output when it fails.
-func goCmd(t *testing.T, ctx context.Context, dir string, args ...string) {
+// goCmd runs the go command in dir, offline, with env added to its
+// environment, and returns its output; it fails the test with the output
+// when the command fails.
+func goCmd(t *testing.T, ctx context.Context, dir string, env []string, args ...string) string {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
-	cmd.Env = offlineEnv()
+	cmd.Env = append(offlineEnv(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
 	}
+	return string(out)
 }
 
-// hasFramework reports whether the toolkit at root has its framework
-// package, which every generated project imports.
-func hasFramework(root string) bool {
-	_, err := os.Stat(filepath.Join(root, "framework"))
-	return err == nil
-}
-
-// contractToolkit returns a toolkit to compile projects against: root
-// itself once it has package framework, else a copy of root made of
-// symlinks plus a framework package holding only the contract the templates
-// rely on (testdata/contract/framework.go). Such a project compiles, but
-// cannot run.
-func contractToolkit(t *testing.T, root string) (dir string, stub bool) {
-	t.Helper()
-	if hasFramework(root) {
-		return root, false
-	}
-	kit := filepath.Join(t.TempDir(), "stateful")
-	if err := os.MkdirAll(filepath.Join(kit, "framework"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		if err := os.Symlink(filepath.Join(root, e.Name()), filepath.Join(kit, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	contract, err := os.ReadFile(filepath.Join("testdata", "contract", "framework.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustWrite(t, filepath.Join(kit, "framework", "framework.go"), string(contract))
-	return kit, true
-}
-
-// TestGeneratedProjectBuilds generates projects and builds, vets and
-// compiles the tests of each offline, against the toolkit (or, until the
-// toolkit has package framework, against the framework contract), with
-// go.mod and go.sum as generated: nothing may need the network or a change.
+// TestGeneratedProjectBuilds generates projects and builds and vets each
+// offline, against the toolkit, with go.mod and go.sum as generated: nothing
+// may need the network or a change. go test -short compiles the generated
+// test and skips its end-to-end test, as the README says.
 func TestGeneratedProjectBuilds(t *testing.T) {
 	root := repoRoot(t)
-	kit, stub := contractToolkit(t, root)
-	if stub {
-		t.Logf("the toolkit has no framework package yet: compiling against testdata/contract/framework.go")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for _, opts := range []Options{
@@ -96,22 +58,23 @@ func TestGeneratedProjectBuilds(t *testing.T) {
 		{Name: "redis7", Image: "redis:7", Module: "github.com/example/redis"},
 	} {
 		t.Run(opts.Name, func(t *testing.T) {
-			opts.Path, opts.Toolkit = t.TempDir(), kit
+			opts.Path, opts.Toolkit = t.TempDir(), root
 			res, err := Generate(ctx, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
 			before := snapshot(t, res.Dir)
-			goCmd(t, ctx, res.Dir, "build", "./...")
+			goCmd(t, ctx, res.Dir, nil, "build", "./...")
 			// go build leaves the binary of a lone main package, named after
 			// the module path (.gitignore lists it); nothing else may change.
 			if err := os.Remove(filepath.Join(res.Dir, path.Base(res.Module))); err != nil {
 				t.Errorf("go build ./... left no binary: %v", err)
 			}
-			goCmd(t, ctx, res.Dir, "vet", "./...")
-			// Compiles the test and runs TestMain, but no test: running them
-			// needs the real framework (TestGeneratedProjectEndToEnd).
-			goCmd(t, ctx, res.Dir, "test", "-count=1", "-run", "^$", "./...")
+			goCmd(t, ctx, res.Dir, nil, "vet", "./...")
+			out := goCmd(t, ctx, res.Dir, nil, "test", "-count=1", "-short", "-v", "./...")
+			if skip := "--- SKIP: Test" + typeName(opts.Name) + "EndToEnd"; !strings.Contains(out, skip) {
+				t.Errorf("go test -short: no %q in its output:\n%s", skip, out)
+			}
 			sameSnapshot(t, "after go build, vet and test", snapshot(t, res.Dir), before)
 
 			if _, err := exec.LookPath("make"); err == nil {
@@ -128,14 +91,15 @@ func TestGeneratedProjectBuilds(t *testing.T) {
 // TestGeneratedProjectEndToEnd is what a framework author does first:
 // generate, build, vet, run the generated tests, then run the binary on
 // embedded defaults and create, watch and destroy an instance over HTTP.
+// Neither leaves a process behind.
 func TestGeneratedProjectEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a generated framework; skipped with -short")
 	}
-	root := repoRoot(t)
-	if !hasFramework(root) {
-		t.Skipf("the toolkit at %s has no framework package yet (framework.Main, framework.Run, framework.NewConfig): a generated project cannot run until it has", root)
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
+		t.Skipf("needs /proc to find the processes the framework leaves behind: %v", err)
 	}
+	root := repoRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	res, err := Generate(ctx, Options{Name: "MySQL", Path: t.TempDir(), Toolkit: root})
@@ -143,18 +107,34 @@ func TestGeneratedProjectEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(res.Dir, "bin", "mysql")
-	goCmd(t, ctx, res.Dir, "build", "-o", bin, ".")
-	goCmd(t, ctx, res.Dir, "vet", "./...")
-	goCmd(t, ctx, res.Dir, "test", "-count=1", "./...")
+	goCmd(t, ctx, res.Dir, nil, "build", "-o", bin, ".")
+	goCmd(t, ctx, res.Dir, nil, "vet", "./...")
+	// Every process the generated test starts (executors, tasks) inherits
+	// the marker from its environment; none may outlive the test.
+	marker := processMarker(t)
+	out := goCmd(t, ctx, res.Dir, []string{marker}, "test", "-count=1", "-v", "./...")
+	if !strings.Contains(out, "--- PASS: TestMySQLEndToEnd") {
+		t.Errorf("go test ran no end-to-end test:\n%s", out)
+	}
+	noProcessLeft(t, "after the generated test", marker)
+
+	// The binary names itself after the project unless told otherwise, as
+	// config.json says.
+	help, _ := exec.CommandContext(ctx, bin, "-help").CombinedOutput()
+	if !regexp.MustCompile(`(?m)^\s+-name string\n\s.*\(default "mysql"\)$`).Match(help) {
+		t.Errorf("mysql -help does not give \"mysql\" as the default -name:\n%s", help)
+	}
 
 	// Run the binary as `make run` does, on a free port and with one agent
 	// running processes, and use the workload's defaults as they come.
+	marker = processMarker(t)
 	addr := freeAddr(t)
 	api := "http://" + addr
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "--config", "config.json", "--http", addr,
 		"--data-dir", t.TempDir(), "--local-agents", "1", "--runtime", "process")
 	cmd.Dir = res.Dir
+	cmd.Env = append(os.Environ(), marker)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -185,21 +165,23 @@ func TestGeneratedProjectEndToEnd(t *testing.T) {
 		}
 		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
 	})
-	if code, body, err := httpDo(http.MethodPost, api+"/v1/instances", `{"name": "smoke", "type": "S"}`); err != nil || code != http.StatusAccepted {
-		t.Fatalf("POST /v1/instances: %d %s %v, want 202", code, body, err)
+	// The README's commands, as a user runs them from another terminal.
+	send := readmeRequests(t, ctx, res.Dir, api)
+	if body := send("POST"); !strings.Contains(body, `"name":"demo"`) {
+		t.Fatalf("the README's create command answered %s, want the instance demo", body)
 	}
-	poll(t, time.Minute, "instance smoke RUNNING", func() (bool, string) {
-		code, body, err := httpDo(http.MethodGet, api+"/v1/instances/smoke", "")
-		if err != nil {
-			return false, err.Error()
-		}
-		return code == http.StatusOK && strings.Contains(body, `"status":"RUNNING"`), fmt.Sprintf("%d %s", code, body)
+	poll(t, time.Minute, "instance demo RUNNING", func() (bool, string) {
+		body := send("GET")
+		return strings.Contains(body, `"status":"RUNNING"`), body
 	})
-	if code, body, err := httpDo(http.MethodDelete, api+"/v1/instances/smoke", ""); err != nil || code != http.StatusAccepted {
-		t.Fatalf("DELETE /v1/instances/smoke: %d %s %v, want 202", code, body, err)
+	if n := len(processesWith(t, marker)); n < 3 {
+		t.Errorf("%d processes carry the marker while an instance runs, want the framework, an executor and its task", n)
 	}
-	poll(t, time.Minute, "instance smoke gone", func() (bool, string) {
-		code, body, err := httpDo(http.MethodGet, api+"/v1/instances/smoke", "")
+	if body := send("DELETE"); !strings.Contains(body, `"name":"demo"`) {
+		t.Fatalf("the README's destroy command answered %s, want the instance demo", body)
+	}
+	poll(t, time.Minute, "instance demo gone", func() (bool, string) {
+		code, body, err := httpDo(http.MethodGet, api+"/v1/instances/demo", "")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -216,7 +198,111 @@ func TestGeneratedProjectEndToEnd(t *testing.T) {
 			t.Errorf("the framework exited after SIGTERM with %v, want status 0", err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Errorf("the framework still runs 30s after SIGTERM")
+		t.Fatalf("the framework still runs 30s after SIGTERM")
+	}
+	noProcessLeft(t, "after the framework stopped", marker)
+}
+
+// readmeRequests returns a function that runs the README's curl command
+// for method (GET: the one without -X) against api instead of the README's
+// address, and returns what it prints. Without curl it sends the same
+// requests with net/http.
+func readmeRequests(t *testing.T, ctx context.Context, dir, api string) func(method string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	commands := map[string]string{}
+	for _, line := range strings.Split(string(readme), "\n") {
+		line, ok := strings.CutPrefix(line, "    curl ")
+		if !ok {
+			continue
+		}
+		method := "GET"
+		for _, m := range []string{"POST", "DELETE"} {
+			if strings.Contains(line, "-X "+m+" ") {
+				method = m
+			}
+		}
+		commands[method] = "curl " + strings.ReplaceAll(line, "http://127.0.0.1:5656", api)
+	}
+	if len(commands) != 3 {
+		t.Fatalf("README.md has curl commands for %v, want POST, GET and DELETE", commands)
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Logf("curl not found: sending the README's requests with net/http")
+		return func(method string) string {
+			url, body := api+"/v1/instances/demo", ""
+			if method == "POST" {
+				url, body = api+"/v1/instances", `{"name": "demo", "type": "S"}`
+			}
+			code, answer, err := httpDo(method, url, body)
+			return fmt.Sprintf("%d %s %v", code, answer, err)
+		}
+	}
+	return func(method string) string {
+		out, err := exec.CommandContext(ctx, "sh", "-c", commands[method]).CombinedOutput()
+		if err != nil {
+			return fmt.Sprintf("%s: %v: %s", commands[method], err, out)
+		}
+		return string(out)
+	}
+}
+
+// processMarker returns an environment variable (NAME=value) unique to this
+// call, for processesWith to find the processes that inherited it.
+func processMarker(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "CODEGEN_TEST_MARKER=" + hex.EncodeToString(b)
+}
+
+// processesWith lists the live processes whose environment holds marker
+// (pid and command line), from /proc.
+func processesWith(t *testing.T, marker string) []string {
+	t.Helper()
+	dirs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, dir := range dirs {
+		// Unreadable (another user's) or gone since the glob: not ours.
+		env, err := os.ReadFile(filepath.Join(dir, "environ"))
+		if err != nil || !slices.Contains(strings.Split(string(env), "\x00"), marker) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+		found = append(found, filepath.Base(dir)+" "+strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "))
+	}
+	return found
+}
+
+// noProcessLeft fails the test if a process holding marker is still alive a
+// few seconds from now (a killed process takes a moment to be reaped).
+func noProcessLeft(t *testing.T, when, marker string) {
+	t.Helper()
+	var left []string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if left = processesWith(t, marker); len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("%s, processes it started are still alive:\n%s", when, strings.Join(left, "\n"))
+	for _, p := range left {
+		pid, _, _ := strings.Cut(p, " ")
+		if n, err := strconv.Atoi(pid); err == nil {
+			_ = syscall.Kill(n, syscall.SIGKILL)
+		}
 	}
 }
 

@@ -49,8 +49,9 @@ type project struct {
 	// type (MySQL); Dir the lower-cased name (mysql): the directory, the
 	// binary and the framework's default --name.
 	Name, Type, Dir string
-	// EnvPrefix prefixes the environment variables Config sets (MYSQL).
-	EnvPrefix string
+	// PortEnv is the environment variable that holds the port's number in
+	// every task (STATEFUL_PORT_MYSQL).
+	PortEnv string
 	// Port is the name of the workload's port (mysql) and PortConst the Go
 	// constant that holds it (mysqlPort).
 	Port, PortConst string
@@ -88,7 +89,7 @@ func newProject(name, module, image string, tk *toolkit) *project {
 		Name:            name,
 		Type:            typeName(name),
 		Dir:             lower,
-		EnvPrefix:       strings.ToUpper(name),
+		PortEnv:         "STATEFUL_PORT_" + strings.ToUpper(name),
 		Port:            lower,
 		PortConst:       lower + "Port",
 		Module:          module,
