@@ -131,8 +131,9 @@ func (b *binaryServer) Run(ctx context.Context) error {
 
 // RunExecutor runs this process as the executor of workload w, until the
 // agent shuts it down or ctx ends. The workload's StatsReporter, if it has
-// one, adds its figures to every stats report. Main calls it when the
-// process was started as an executor; a TestMain may too.
+// one, adds its figures to every stats report, and its HealthChecker, if
+// it has one, runs beside each task's spec health check. Main calls it
+// when the process was started as an executor; a TestMain may too.
 func RunExecutor(ctx context.Context, w stateful.Workload) error {
 	return runExecutor(ctx, w, 0)
 }
@@ -142,8 +143,8 @@ func runExecutor(ctx context.Context, w stateful.Workload, statsInterval time.Du
 	if r, ok := w.(stateful.StatsReporter); ok {
 		opts.Stats = statsProvider(r)
 	}
-	if _, ok := w.(stateful.HealthChecker); ok {
-		glog.Warningf("framework: the workload's CheckHealth is not used yet: the executor runs only the spec's health check")
+	if c, ok := w.(stateful.HealthChecker); ok {
+		opts.Health = healthProvider(c)
 	}
 	return executor.Run(ctx, opts)
 }
@@ -151,11 +152,23 @@ func runExecutor(ctx context.Context, w stateful.Workload, statsInterval time.Du
 // statsProvider runs the workload's Stats in the executor.
 func statsProvider(r stateful.StatsReporter) executor.StatsProvider {
 	return executor.StatsProviderFunc(func(ctx context.Context, th executor.TaskHandle) (map[string]string, error) {
-		return r.Stats(ctx, executorTask(th), func(ctx context.Context, cmd []string) (stateful.ExecResult, error) {
-			out, err := th.Exec(ctx, cmd...)
-			return stateful.ExecResult{ExitCode: out.ExitCode, Stdout: out.Stdout, Stderr: out.Stderr}, err
-		})
+		return r.Stats(ctx, executorTask(th), taskExec(th))
 	})
+}
+
+// healthProvider runs the workload's CheckHealth in the executor.
+func healthProvider(c stateful.HealthChecker) executor.HealthProvider {
+	return executor.HealthProviderFunc(func(ctx context.Context, th executor.TaskHandle) error {
+		return c.CheckHealth(ctx, executorTask(th), taskExec(th))
+	})
+}
+
+// taskExec runs commands inside the executor's own task.
+func taskExec(th executor.TaskHandle) stateful.ExecFunc {
+	return func(ctx context.Context, cmd []string) (stateful.ExecResult, error) {
+		out, err := th.Exec(ctx, cmd...)
+		return stateful.ExecResult{ExitCode: out.ExitCode, Stdout: out.Stdout, Stderr: out.Stderr}, err
+	}
 }
 
 // executorTask describes the executor's own task the way the scheduler

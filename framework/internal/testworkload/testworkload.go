@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -22,6 +23,11 @@ import (
 
 // LogEnv names the file callbacks are appended to.
 const LogEnv = "STATEFUL_TEST_CALLBACK_LOG"
+
+// HealthGateEnv names a directory that gates every task's health (see
+// CheckHealth). Executors inherit it from the environment of the agents
+// that start them, which is the test process's.
+const HealthGateEnv = "STATEFUL_TEST_HEALTH_GATE"
 
 // Port is the name of the one port tasks get.
 const Port = "redis"
@@ -228,6 +234,32 @@ func (w *Workload) SlaveLost(_ context.Context, _ stateful.Handle, inst *statefu
 // show up in the scheduler's GET.
 func (w *Workload) Stats(_ context.Context, t *stateful.Task, _ stateful.ExecFunc) (map[string]string, error) {
 	return map[string]string{"reported_by": t.Name}, nil
+}
+
+// CheckHealth implements stateful.HealthChecker (in the executor). Without
+// HealthGateEnv every task is healthy. With it, a task of instance inst is
+// healthy only once the file inst exists in that directory, looked at
+// from inside the task with exec, as a real workload looks at its own
+// state; every failed check appends a line to inst.failed there, so that
+// a test can tell the check ran.
+func (w *Workload) CheckHealth(ctx context.Context, t *stateful.Task, run stateful.ExecFunc) error {
+	dir := os.Getenv(HealthGateEnv)
+	if dir == "" {
+		return nil
+	}
+	marker := filepath.Join(dir, t.Instance)
+	res, err := run(ctx, []string{"test", "-e", marker})
+	if err == nil && res.ExitCode == 0 {
+		return nil
+	}
+	if f, ferr := os.OpenFile(marker+".failed", os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); ferr == nil {
+		fmt.Fprintln(f, t.Name)
+		f.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("checking for %s: %w", marker, err)
+	}
+	return fmt.Errorf("task %s waits for %s", t.Name, marker)
 }
 
 func trim(s string) string {

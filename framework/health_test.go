@@ -1,0 +1,46 @@
+package framework_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/framework/internal/testworkload"
+)
+
+// TestWorkloadHealthGatesRunning runs the workload's CheckHealth in the
+// executor: a task whose check fails until a marker file exists stays
+// TASK_STARTING, and its instance CREATING, until the file appears.
+func TestWorkloadHealthGatesRunning(t *testing.T) {
+	gate := t.TempDir()
+	t.Setenv(testworkload.HealthGateEnv, gate) // before the agents start executors
+	cluster := startCluster(t, 1)
+	s := runScheduler(t, testConfig(t, cluster.MasterURL(), t.TempDir()), testworkload.New())
+	call(t, http.MethodPost, s.api+"/v1/instances", createBody("gated", stateful.TypeSingle, 1, 0), http.StatusAccepted)
+
+	marker := filepath.Join(gate, "gated")
+	eventually(t, "the executor runs CheckHealth and it fails 3 times", func() (bool, string) {
+		b, err := os.ReadFile(marker + ".failed")
+		n := bytes.Count(b, []byte("\n"))
+		return n >= 3, fmt.Sprintf("%d failed checks (%v)", n, err)
+	})
+	inst, code := get(t, s.api, "gated")
+	if inst == nil {
+		t.Fatalf("GET gated: status %d", code)
+	}
+	if inst.Status != stateful.StatusCreating || len(inst.Tasks) != 1 || inst.Tasks[0].State == stateful.TaskRunning {
+		t.Fatalf("while its health check fails the instance should be CREATING with a task not yet RUNNING: %s", describe(inst))
+	}
+	if inst.Tasks[0].State != stateful.TaskStarting {
+		t.Errorf("the started, unhealthy task should be TASK_STARTING: %s", describe(inst))
+	}
+
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, s.api, "gated")
+}
