@@ -45,18 +45,23 @@ func goCmd(t *testing.T, ctx context.Context, dir string, env []string, args ...
 	return string(out)
 }
 
-// TestGeneratedProjectBuilds generates projects and builds and vets each
-// offline, against the toolkit, with go.mod and go.sum as generated: nothing
-// may need the network or a change. go test -short compiles the generated
-// test and skips its end-to-end test, as the README says.
+// TestGeneratedProjectBuilds generates projects and builds, vets and tests
+// each offline, against the toolkit, with go.mod and go.sum as generated:
+// nothing may need the network or a change. The MySQL project's test runs
+// with -short, which must skip its end-to-end test as the README says
+// (TestGeneratedProjectEndToEnd runs it); the image project's runs whole.
 func TestGeneratedProjectBuilds(t *testing.T) {
 	root := repoRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	for _, opts := range []Options{
-		{Name: "MySQL"},
-		{Name: "redis7", Image: "redis:7", Module: "github.com/example/redis"},
+	for _, tc := range []struct {
+		opts  Options
+		short bool
+	}{
+		{Options{Name: "MySQL"}, true},
+		{Options{Name: "redis7", Image: "redis:7", Module: "github.com/example/redis"}, testing.Short()},
 	} {
+		opts := tc.opts
 		t.Run(opts.Name, func(t *testing.T) {
 			opts.Path, opts.Toolkit = t.TempDir(), root
 			res, err := Generate(ctx, opts)
@@ -71,9 +76,19 @@ func TestGeneratedProjectBuilds(t *testing.T) {
 				t.Errorf("go build ./... left no binary: %v", err)
 			}
 			goCmd(t, ctx, res.Dir, nil, "vet", "./...")
-			out := goCmd(t, ctx, res.Dir, nil, "test", "-count=1", "-short", "-v", "./...")
-			if skip := "--- SKIP: Test" + typeName(opts.Name) + "EndToEnd"; !strings.Contains(out, skip) {
-				t.Errorf("go test -short: no %q in its output:\n%s", skip, out)
+			e2e := "Test" + typeName(opts.Name) + "EndToEnd"
+			if tc.short {
+				out := goCmd(t, ctx, res.Dir, nil, "test", "-count=1", "-short", "-v", "./...")
+				if !strings.Contains(out, "--- SKIP: "+e2e) {
+					t.Errorf("go test -short: no %q in its output:\n%s", "--- SKIP: "+e2e, out)
+				}
+			} else {
+				marker := processMarker(t)
+				out := goCmd(t, ctx, res.Dir, []string{marker}, "test", "-count=1", "-v", "./...")
+				if !strings.Contains(out, "--- PASS: "+e2e) {
+					t.Errorf("go test: no %q in its output:\n%s", "--- PASS: "+e2e, out)
+				}
+				noProcessLeft(t, "after the generated test", marker)
 			}
 			sameSnapshot(t, "after go build, vet and test", snapshot(t, res.Dir), before)
 
