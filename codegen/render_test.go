@@ -176,7 +176,8 @@ func TestEveryTemplateRendered(t *testing.T) {
 }
 
 // TestWorkloadHasEveryCallback checks that workload.go defines, with a doc
-// comment, each method of stateful.Workload plus the optional Stats.
+// comment, each method of stateful.Workload plus the optional Stats and
+// CheckHealth.
 func TestWorkloadHasEveryCallback(t *testing.T) {
 	files, err := render(goldenProjects()["mysql"])
 	if err != nil {
@@ -188,7 +189,7 @@ func TestWorkloadHasEveryCallback(t *testing.T) {
 			src = string(f.Data)
 		}
 	}
-	for _, m := range []string{"Defaults", "Config", "Start", "StartMaster", "StartSlave", "MasterRunning", "SlaveRunning", "MasterLost", "SlaveLost", "Stats"} {
+	for _, m := range []string{"Defaults", "Config", "Start", "StartMaster", "StartSlave", "MasterRunning", "SlaveRunning", "MasterLost", "SlaveLost", "Stats", "CheckHealth"} {
 		re := regexp.MustCompile(`// ` + m + ` [^\n]*\n(//[^\n]*\n)*func \([a-z]* ?\*MySQL\) ` + m + `\(`)
 		if !re.MatchString(src) {
 			t.Errorf("workload.go has no documented method %s", m)
