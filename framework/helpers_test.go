@@ -27,7 +27,7 @@ import (
 // go test that is this test binary, so such a start is handed to the
 // framework before any test runs.
 func TestMain(m *testing.M) {
-	if executor.IsExecutorInvocation(os.Args[1:]) {
+	if executor.IsExecutorInvocation(os.Args) {
 		framework.Main(testworkload.New())
 	}
 	code := m.Run()

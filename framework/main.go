@@ -35,7 +35,7 @@ type Option func(*Config)
 // SIGTERM, and exits: 0 after a clean stop, 1 when the scheduler failed
 // (e.g. it lost its leadership), 2 for bad flags. It does not return.
 func Main(w stateful.Workload, opts ...Option) {
-	if executor.IsExecutorInvocation(os.Args[1:]) {
+	if executor.IsExecutorInvocation(os.Args) {
 		os.Exit(executorMain(w))
 	}
 	fs := flag.CommandLine
