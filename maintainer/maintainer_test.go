@@ -415,6 +415,18 @@ func TestStatsFollowTheCurrentAttempt(t *testing.T) {
 	if tasks[0].Stats["role"] != "master" || tasks[0].Stats[StatMemBytes] != "1024" || tasks[0].Stats[StatCPUSeconds] != "1.500" {
 		t.Fatalf("stats %v", tasks[0].Stats)
 	}
+	// A report whose workload figures failed keeps the last good ones and
+	// says why; the next good report clears the error.
+	f.m.Message(ctx, mesos.AgentID{Value: "agent-0"}, mesos.ExecutorID{Value: "st-0.1"},
+		encode(t, &protocol.Stats{TaskID: "st-0.1", State: "TASK_RUNNING", CPUSeconds: 2, MemBytes: 2048, Error: "workload stats: connection refused"}))
+	tasks = f.m.Handle().Tasks(&stateful.Instance{Name: "st"})
+	if tasks[0].Stats["role"] != "master" || tasks[0].Stats[StatMemBytes] != "2048" || tasks[0].Stats[StatError] == "" {
+		t.Fatalf("stats after a failed report: %v", tasks[0].Stats)
+	}
+	send("st-0.1", "master")
+	if tasks = f.m.Handle().Tasks(&stateful.Instance{Name: "st"}); tasks[0].Stats[StatError] != "" {
+		t.Fatalf("error kept after a good report: %v", tasks[0].Stats)
+	}
 	// A later attempt does not show the old attempt's figures.
 	if _, err := f.store.UpdateTask(ctx, "st", 0, func(tk *stateful.Task) error {
 		tk.TaskID, tk.Attempt = "st-0.2", 2

@@ -18,6 +18,9 @@ const (
 	StatCPUSeconds = "cpu_seconds"
 	StatMemBytes   = "mem_bytes"
 	StatTime       = "stats_time"
+	// StatError says why the latest report lacks the workload's own
+	// figures (the last good ones are shown meanwhile).
+	StatError = "stats_error"
 )
 
 // Message handles a framework message from an executor
@@ -60,7 +63,13 @@ func (m *Maintainer) recordStats(s *protocol.Stats) {
 	if !s.Time.IsZero() {
 		figures[StatTime] = s.Time.UTC().Format("2006-01-02T15:04:05Z07:00")
 	}
-	m.stats.put(id.Instance, id.Ordinal, s.TaskID, figures)
+	// A report whose workload figures failed keeps the last good ones, as
+	// stateful.StatsReporter promises, and says why they are stale.
+	keepWorkload := len(s.Workload) == 0 && s.Error != ""
+	if s.Error != "" {
+		figures[StatError] = s.Error
+	}
+	m.stats.put(id.Instance, id.Ordinal, s.TaskID, figures, keepWorkload)
 	glog.V(2).Infof("maintainer: stats of %s: %v", s.TaskID, figures)
 }
 
@@ -95,13 +104,20 @@ type taskStats struct {
 
 func newStatsCache() *statsCache { return &statsCache{by: map[string]map[int]taskStats{}} }
 
-func (c *statsCache) put(instance string, ordinal int, taskID string, figures map[string]string) {
+// put stores the figures of one report. With keepWorkload, the previous
+// report's figures of the same attempt stay under the new ones.
+func (c *statsCache) put(instance string, ordinal int, taskID string, figures map[string]string, keepWorkload bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inst := c.by[instance]
 	if inst == nil {
 		inst = map[int]taskStats{}
 		c.by[instance] = inst
+	}
+	if old, ok := inst[ordinal]; ok && keepWorkload && old.taskID == taskID {
+		merged := maps.Clone(old.figures)
+		maps.Copy(merged, figures)
+		figures = merged
 	}
 	inst[ordinal] = taskStats{taskID: taskID, figures: figures}
 }
