@@ -64,7 +64,8 @@ type Options struct {
 	Stats StatsProvider
 	// Health is the workload's own health check, run with each task's
 	// spec check (or alone when the spec has none) on every health
-	// interval; a task is healthy only when both pass. May be nil.
+	// interval; a task is healthy only when both pass (see
+	// HealthProvider). May be nil.
 	Health HealthProvider
 	// StatsInterval is how often each task's stats are sent; 0 means
 	// DefaultStatsInterval, negative disables stats.

@@ -681,7 +681,7 @@ func (h *hookRunner) check(ctx context.Context, timeout time.Duration) error {
 	default:
 	}
 	if ctx.Err() == context.DeadlineExceeded {
-		glog.Warningf("task %s: the workload health check did not return within its %v timeout; it counts as failed", h.task.ID, timeout)
+		glog.Warningf("task %s: the workload health check took longer than its %v timeout; it counts as failed", h.task.ID, timeout)
 	}
 	return fmt.Errorf("workload health check: no answer within %v", timeout)
 }
