@@ -147,6 +147,13 @@ type HealthCheck struct {
 	GraceS float64 `json:"grace_s,omitempty"`
 	// TimeoutS bounds one check; it must not exceed IntervalS.
 	TimeoutS float64 `json:"timeout_s,omitempty"`
+	// ConsecutiveFailures is how many failed checks in a row make the
+	// executor kill a task that was running, so that it is replaced. Unset
+	// means DefaultHealthConsecutiveFailures; 0 means never kill (failures
+	// are only reported). Set it high or to 0 for a check that fails for
+	// reasons a replacement would not fix, e.g. a replica whose master is
+	// gone.
+	ConsecutiveFailures *int `json:"consecutive_failures,omitempty"`
 }
 
 // Defaults applied by WithDefaults when neither the request nor the
@@ -156,6 +163,8 @@ const (
 	DefaultHealthIntervalS = 10.0
 	DefaultHealthGraceS    = 30.0
 	DefaultHealthTimeoutS  = 5.0
+	// DefaultHealthConsecutiveFailures is Mesos' own default.
+	DefaultHealthConsecutiveFailures = 3
 )
 
 // Interval returns IntervalS as a duration.
@@ -224,6 +233,10 @@ func (s Spec) WithDefaults(defaults Spec) Spec {
 		if out.Health.TimeoutS == 0 {
 			out.Health.TimeoutS = d.Health.TimeoutS
 		}
+		if out.Health.ConsecutiveFailures == nil && d.Health.ConsecutiveFailures != nil {
+			n := *d.Health.ConsecutiveFailures
+			out.Health.ConsecutiveFailures = &n
+		}
 	}
 	if h := out.Health; h != nil {
 		if h.IntervalS == 0 {
@@ -246,6 +259,10 @@ func (s Spec) Clone() Spec {
 	c.Env = maps.Clone(s.Env)
 	if s.Health != nil {
 		h := *s.Health
+		if h.ConsecutiveFailures != nil {
+			n := *h.ConsecutiveFailures
+			h.ConsecutiveFailures = &n
+		}
 		c.Health = &h
 	}
 	return c

@@ -24,6 +24,8 @@ const (
 	MaxCommandLen  = 16 << 10
 	MaxPathLen     = 4096
 	MaxHealthS     = 86400 // seconds, for interval, grace and timeout
+	// MaxConsecutiveFailures bounds HealthCheck.ConsecutiveFailures.
+	MaxConsecutiveFailures = 1000
 )
 
 // ValidationError says which field of a request is wrong and why. Field is
@@ -308,6 +310,9 @@ func (h *HealthCheck) validate(ports []string) error {
 	}
 	if h.TimeoutS > h.IntervalS {
 		return invalid("timeout_s", "%gs is longer than interval_s %gs", h.TimeoutS, h.IntervalS)
+	}
+	if n := h.ConsecutiveFailures; n != nil && (*n < 0 || *n > MaxConsecutiveFailures) {
+		return invalid("consecutive_failures", "%d is outside 0-%d (0: never kill)", *n, MaxConsecutiveFailures)
 	}
 	return nil
 }

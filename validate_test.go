@@ -148,6 +148,8 @@ func TestSpecValidate(t *testing.T) {
 		{"NaN grace", func(s *Spec) { s.Health.GraceS = math.NaN() }, "health.grace_s", "finite"},
 		{"zero timeout", func(s *Spec) { s.Health.TimeoutS = 0 }, "health.timeout_s", "positive"},
 		{"timeout above interval", func(s *Spec) { s.Health.TimeoutS = 6 }, "health.timeout_s", "longer than"},
+		{"negative consecutive failures", func(s *Spec) { n := -1; s.Health.ConsecutiveFailures = &n }, "health.consecutive_failures", "outside"},
+		{"huge consecutive failures", func(s *Spec) { n := 1001; s.Health.ConsecutiveFailures = &n }, "health.consecutive_failures", "outside"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -286,4 +288,29 @@ func TestWithDefaults(t *testing.T) {
 			t.Fatalf("ports = %v, want none (the request asked for none)", got.Ports)
 		}
 	})
+}
+
+func TestHealthConsecutiveFailuresDefaultsAndClone(t *testing.T) {
+	never, five := 0, 5
+	defaults := Spec{Command: "x", Health: &HealthCheck{Command: "true", ConsecutiveFailures: &never}}
+	got := Spec{Command: "y", Health: &HealthCheck{Command: "check"}}.WithDefaults(defaults)
+	if got.Health.ConsecutiveFailures == nil || *got.Health.ConsecutiveFailures != 0 {
+		t.Fatalf("consecutive_failures not taken from defaults: %+v", got.Health)
+	}
+	if got.Health.ConsecutiveFailures == defaults.Health.ConsecutiveFailures {
+		t.Fatal("WithDefaults shares the defaults' consecutive_failures pointer")
+	}
+	own := Spec{Command: "y", Health: &HealthCheck{Command: "check", ConsecutiveFailures: &five}}.WithDefaults(defaults)
+	if *own.Health.ConsecutiveFailures != 5 {
+		t.Fatalf("the request's consecutive_failures was overridden: %d", *own.Health.ConsecutiveFailures)
+	}
+	c := own.Clone()
+	*c.Health.ConsecutiveFailures = 9
+	if *own.Health.ConsecutiveFailures != 5 {
+		t.Fatal("Clone shares consecutive_failures")
+	}
+	got.CPU, got.Mem = 1, 64
+	if err := got.Validate(); err != nil {
+		t.Fatalf("0 (never kill) refused: %v", err)
+	}
 }

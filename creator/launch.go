@@ -354,6 +354,10 @@ func (l *Launcher) taskData(inst *stateful.Instance, t *stateful.Task, p offermg
 			Grace:    protocol.Duration(h.Grace()),
 			Timeout:  protocol.Duration(h.Timeout()),
 		}
+		if n := h.ConsecutiveFailures; n != nil {
+			v := *n
+			d.Health.ConsecutiveFailures = &v
+		}
 	}
 	return d, d.Validate()
 }
