@@ -32,8 +32,10 @@ type Workload interface {
 
 	// Config returns the arguments and environment for one launch of task,
 	// just before the toolkit launches it. task carries the placement of this
-	// launch (TaskID, Attempt, AgentID, Host, Ports). An error skips this
-	// launch; the task stays queued and is tried on a later offer.
+	// launch (TaskID, Attempt, AgentID, Host, Ports); inst.Tasks holds the
+	// instance's tasks as stored (e.g. the master's host and ports, which a
+	// slave's launch needs). An error skips this launch; the task stays
+	// queued and is tried on a later offer.
 	Config(ctx context.Context, inst *Instance, task *Task) (LaunchConfig, error)
 
 	// Start is called once a new instance has been accepted and stored,
@@ -125,6 +127,17 @@ type ExecFunc func(ctx context.Context, cmd []string) (ExecResult, error)
 // runs a command inside it. An error is logged and the previous figures kept.
 type StatsReporter interface {
 	Stats(ctx context.Context, task *Task, exec ExecFunc) (map[string]string, error)
+}
+
+// InstanceValidator is an optional interface of a Workload: it checks that
+// an instance is one the workload can run (e.g. Redis refuses type C), so
+// that a create or update request it cannot run is refused with 400 instead
+// of accepted and left queued. It is called with the instance as it would be
+// stored (defaults applied, the toolkit's own validation passed) and must not
+// block or change anything. Return a *ValidationError to name the field
+// ("type", "spec.network"); any other error is reported without one.
+type InstanceValidator interface {
+	ValidateInstance(inst *Instance) error
 }
 
 // HealthChecker is an optional interface of a Workload: a check the executor

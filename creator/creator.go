@@ -182,6 +182,9 @@ func (c *Creator) Create(ctx context.Context, inst *stateful.Instance) (*statefu
 	if err := c.runnable(doc.Spec); err != nil {
 		return nil, fmt.Errorf("create instance %q: %w", inst.Name, err)
 	}
+	if err := c.workloadAccepts(doc); err != nil {
+		return nil, fmt.Errorf("create instance %q: %w", inst.Name, err)
+	}
 	if err := c.store.CreateInstance(ctx, doc, doc.InitialTasks(c.cfg.Now())); err != nil {
 		return nil, err
 	}
@@ -224,7 +227,10 @@ func (c *Creator) Update(ctx context.Context, name string, generation int64, sla
 		w.Generation++
 		if newSpec != nil {
 			w.Spec = newSpec.Clone()
-			return nil
+			return c.workloadAccepts(w)
+		}
+		if err := c.workloadAccepts(w); err != nil {
+			return err
 		}
 		// Only the counts changed: the tasks run the current spec, so
 		// they are of the new generation too and nothing is rolled.
@@ -241,6 +247,30 @@ func (c *Creator) Update(ctx context.Context, name string, generation int64, sla
 	glog.Infof("creator: instance %s changed to generation %d (%d slaves, spec changed: %t)", name, inst.Generation, inst.Slaves, spec != nil)
 	c.enqueue(name)
 	return inst, nil
+}
+
+// workloadAccepts asks a workload that implements
+// stateful.InstanceValidator whether it can run inst, so that a request it
+// cannot run is refused (400) instead of accepted and left queued forever.
+func (c *Creator) workloadAccepts(inst *stateful.Instance) (err error) {
+	v, ok := c.w.(stateful.InstanceValidator)
+	if !ok {
+		return nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			glog.Errorf("creator: ValidateInstance(%s) panicked: %v", inst.Name, p)
+			err = fmt.Errorf("the workload's validation failed: %v", p)
+		}
+	}()
+	if err := v.ValidateInstance(inst.Clone()); err != nil {
+		var ve *stateful.ValidationError
+		if errors.As(err, &ve) {
+			return err
+		}
+		return &stateful.ValidationError{Msg: err.Error()}
+	}
+	return nil
 }
 
 // runnable refuses a spec the configured runtime cannot run.

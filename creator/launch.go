@@ -27,7 +27,7 @@ type Acceptor interface {
 
 // LaunchStore is the part of statemgr the launcher uses.
 type LaunchStore interface {
-	Instance(name string) (*stateful.Instance, error)
+	InstanceWithTasks(name string) (*stateful.Instance, error)
 	Task(name string, ordinal int) (*stateful.Task, error)
 	ApplyTaskUpdates(ctx context.Context, updates []statemgr.TaskUpdate) ([]statemgr.TaskResult, error)
 }
@@ -237,7 +237,10 @@ func (l *Launcher) unlaunch(ctx context.Context, tasks []prepared) {
 // the workload's Config and builds its TaskInfo.
 func (l *Launcher) prepare(ctx context.Context, p offermgr.Placement) (prepared, error) {
 	key := p.Demand.Key
-	inst, err := l.store.Instance(key.Instance)
+	// With its tasks: Config needs them (a slave's launch names its
+	// master's address), and a restarted scheduler may launch before any
+	// other callback has shown the workload the instance.
+	inst, err := l.store.InstanceWithTasks(key.Instance)
 	if err != nil {
 		return prepared{}, fmt.Errorf("%w: %w", errNotQueued, err)
 	}

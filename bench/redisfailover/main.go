@@ -55,7 +55,7 @@ func newWorkload() *workload.Redis {
 }
 
 func main() {
-	if executor.IsExecutorInvocation(os.Args[1:]) {
+	if executor.IsExecutorInvocation(os.Args) {
 		framework.Main(newWorkload())
 	}
 	runs := flag.Int("runs", 5, "instances created and failed over")

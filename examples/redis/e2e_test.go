@@ -31,7 +31,7 @@ import (
 // The framework starts its executor by running its own binary again; under
 // go test that is this test binary.
 func TestMain(m *testing.M) {
-	if executor.IsExecutorInvocation(os.Args[1:]) {
+	if executor.IsExecutorInvocation(os.Args) {
 		framework.Main(newWorkload())
 	}
 	// Logs go to the test's output (shown when it fails), not to files.
@@ -524,10 +524,13 @@ func TestSingleComesBackWithItsData(t *testing.T) {
 // check alone would pass seconds earlier; the workload's CheckHealth must
 // hold the slaves (and so the instance) back until their links are up.
 func TestSlavesHealthyOnlyOnceSynced(t *testing.T) {
-	t.Skip("framework.RunExecutor does not run the workload's stateful.HealthChecker yet (it logs so and the executor has no hook for it); remove this skip once it does")
 	needRedis(t)
 	env := start(t, "process")
 	ctx := testCtx(t, 2*time.Minute)
+	// An instance the workload cannot run is refused at request time.
+	if err := env.Create(ctx, map[string]any{"name": "peers", "type": "C", "masters": 3}); err == nil || !strings.Contains(err.Error(), "status 400") || !strings.Contains(err.Error(), `"field":"type"`) {
+		t.Fatalf("a C instance: %v; want 400 naming the type", err)
+	}
 	body := createBody("synced", map[string]any{"command": workload.DefaultCommand})
 	if err := env.Create(ctx, body); err != nil {
 		t.Fatal(err)

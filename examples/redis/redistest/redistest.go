@@ -6,7 +6,7 @@
 // program using this package (a test binary, a benchmark command) must hand
 // such a start to the framework first thing in TestMain or main:
 //
-//	if executor.IsExecutorInvocation(os.Args[1:]) {
+//	if executor.IsExecutorInvocation(os.Args) {
 //		framework.Main(w)
 //	}
 package redistest

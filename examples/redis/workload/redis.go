@@ -75,9 +75,10 @@ type Redis struct {
 }
 
 var (
-	_ stateful.Workload      = (*Redis)(nil)
-	_ stateful.StatsReporter = (*Redis)(nil)
-	_ stateful.HealthChecker = (*Redis)(nil)
+	_ stateful.Workload          = (*Redis)(nil)
+	_ stateful.StatsReporter     = (*Redis)(nil)
+	_ stateful.HealthChecker     = (*Redis)(nil)
+	_ stateful.InstanceValidator = (*Redis)(nil)
 )
 
 // New returns the workload with opts, defaults filled in.
@@ -150,6 +151,12 @@ func (r *Redis) Defaults() stateful.Spec {
 			IntervalS: 5,
 			GraceS:    60,
 			TimeoutS:  3,
+			// A slave fails CheckHealth while its master is lost, until the
+			// failover re-points it; a real Mesos master takes up to 75 s to
+			// declare an agent lost. Killing the slaves the failover needs
+			// would lose data, so only a server unhealthy for 2 minutes is
+			// replaced.
+			ConsecutiveFailures: ptr(24),
 		},
 	}
 }
@@ -185,18 +192,26 @@ func (r *Redis) remember(h stateful.Handle) {
 	r.mu.Unlock()
 }
 
+func ptr[T any](v T) *T { return &v }
+
+// ValidateInstance refuses, at request time (400), instances this example
+// cannot run.
+func (r *Redis) ValidateInstance(inst *stateful.Instance) error {
+	return checkInstance(inst)
+}
+
 func checkInstance(inst *stateful.Instance) error {
 	if inst.Type == stateful.TypeCluster {
-		return fmt.Errorf("instance %s: %w", inst.Name, errUnsupportedType)
+		return &stateful.ValidationError{Field: "type", Msg: errUnsupportedType.Error()}
 	}
 	if inst.Spec.Network == stateful.NetworkBridge {
 		// Health, stats and failover run redis-cli inside the task against
 		// the agent address the server binds; on a bridge the server cannot
 		// bind it.
-		return fmt.Errorf("instance %s: the Redis example needs host networking, not %q", inst.Name, inst.Spec.Network)
+		return &stateful.ValidationError{Field: "spec.network", Msg: fmt.Sprintf("the Redis example needs host networking, not %q", inst.Spec.Network)}
 	}
 	if !inst.Spec.HasPort(PortName) {
-		return fmt.Errorf("instance %s: spec.ports must name %q, the port redis-server listens on", inst.Name, PortName)
+		return &stateful.ValidationError{Field: "spec.ports", Msg: fmt.Sprintf("must name %q, the port redis-server listens on", PortName)}
 	}
 	return nil
 }
