@@ -1,0 +1,233 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mesos-stateful/stateful"
+)
+
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// writeList prints one line per instance.
+func writeList(w io.Writer, list []*stateful.Instance) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tTYPE\tMASTERS\tSLAVES\tSTATUS\tGENERATION")
+	for _, inst := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\n", inst.Name, inst.Type, inst.Masters, inst.Slaves, inst.Status, inst.Generation)
+	}
+	return tw.Flush()
+}
+
+// writeInstance prints an instance for people: what it is, then a table
+// of its tasks.
+func writeInstance(w io.Writer, inst *stateful.Instance, now time.Time) error {
+	tw := newTable(w)
+	fmt.Fprintf(tw, "Name:\t%s\n", inst.Name)
+	fmt.Fprintf(tw, "Type:\t%s\n", describeType(inst))
+	fmt.Fprintf(tw, "Status:\t%s\n", inst.Status)
+	if inst.Message != "" {
+		fmt.Fprintf(tw, "Message:\t%s\n", oneLine(inst.Message))
+	}
+	fmt.Fprintf(tw, "Generation:\t%d\n", inst.Generation)
+	s := inst.Spec
+	fmt.Fprintf(tw, "Resources:\tcpu %s, mem %s MB, disk %s MB\n", num(s.CPU), num(s.Mem), num(s.Disk))
+	if s.Image != "" {
+		fmt.Fprintf(tw, "Image:\t%s\n", s.Image)
+	}
+	if s.Command != "" {
+		fmt.Fprintf(tw, "Command:\t%s\n", oneLine(s.Command))
+	}
+	fmt.Fprintf(tw, "Network:\t%s, ports: %s\n", orDash(string(s.Network)), orDash(strings.Join(s.Ports, ", ")))
+	if s.Volume != "" {
+		fmt.Fprintf(tw, "Volume:\t%s\n", s.Volume)
+	}
+	if s.Health != nil {
+		fmt.Fprintf(tw, "Health:\t%s\n", describeHealth(s.Health))
+	}
+	if len(s.Env) > 0 {
+		// Values may be secrets: names only here, values with -json.
+		fmt.Fprintf(tw, "Env:\t%s\n", strings.Join(slices.Sorted(maps.Keys(s.Env)), ", "))
+	}
+	if !inst.CreatedAt.IsZero() {
+		fmt.Fprintf(tw, "Created:\t%s (%s ago)\n", inst.CreatedAt.Local().Format(time.DateTime), age(now.Sub(inst.CreatedAt)))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(inst.Tasks) == 0 {
+		_, err := fmt.Fprintln(w, "\nno tasks")
+		return err
+	}
+	fmt.Fprintln(w)
+	return writeTasks(w, inst)
+}
+
+// writeTasks prints the task table.
+func writeTasks(w io.Writer, inst *stateful.Instance) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tROLE\tSTATE\tHEALTHY\tHOST\tPORTS\tTASK-ID\tSTATS\tNOTE")
+	for _, t := range inst.Tasks {
+		healthy := "-"
+		if t.State != stateful.TaskQueued {
+			healthy = yesNo(t.Healthy)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			t.Name, t.Role, t.State, healthy, orDash(t.Host), orDash(portList(inst, t)),
+			orDash(t.TaskID), orDash(shortStats(t.Stats)), note(t))
+	}
+	return tw.Flush()
+}
+
+func describeType(inst *stateful.Instance) string {
+	switch inst.Type {
+	case stateful.TypeSingle:
+		return "S (single: 1 master)"
+	case stateful.TypeMasterSlave:
+		return fmt.Sprintf("MS (%d master, %d %s)", inst.Masters, inst.Slaves, plural(inst.Slaves, "slave", "slaves"))
+	case stateful.TypeCluster:
+		return fmt.Sprintf("C (cluster of %d %s)", inst.Masters, plural(inst.Masters, "peer", "peers"))
+	}
+	return string(inst.Type)
+}
+
+func describeHealth(h *stateful.HealthCheck) string {
+	what := "tcp port " + h.TCP
+	if h.Command != "" {
+		what = "command " + strconv.Quote(h.Command)
+	}
+	s := fmt.Sprintf("%s every %s (grace %s, timeout %s", what, h.Interval(), h.Grace(), h.Timeout())
+	if n := h.ConsecutiveFailures; n != nil {
+		if *n == 0 {
+			s += ", failures never kill"
+		} else {
+			s += fmt.Sprintf(", killed after %d failures", *n)
+		}
+	}
+	return s + ")"
+}
+
+// portList is "name=number" for each port the task was given, in the
+// spec's order and then any others by name.
+func portList(inst *stateful.Instance, t *stateful.Task) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, name := range inst.Spec.Ports {
+		if n, ok := t.Ports[name]; ok && !seen[name] {
+			parts = append(parts, fmt.Sprintf("%s=%d", name, n))
+			seen[name] = true
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.Ports)) {
+		if !seen[name] {
+			parts = append(parts, fmt.Sprintf("%s=%d", name, t.Ports[name]))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// shortStats keeps the figures that tell replication apart; -json has
+// the rest.
+func shortStats(stats map[string]string) string {
+	var parts []string
+	for _, k := range []string{stateful.StatRole, stateful.StatReplicationOffset} {
+		if v, ok := stats[k]; ok {
+			parts = append(parts, k+"="+oneLine(v))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// statsError is the stats key the scheduler sets when a report lacks the
+// workload's own figures.
+const statsError = "stats_error"
+
+// note says why a task is not simply running: why a queued one is not
+// placed, the last message of one that is not running and healthy, a
+// stats error.
+func note(t *stateful.Task) string {
+	var parts []string
+	switch {
+	case t.State == stateful.TaskQueued && t.Unplaced != "":
+		parts = append(parts, "not placed: "+t.Unplaced)
+	case t.State == stateful.TaskQueued:
+		parts = append(parts, "waiting for an offer")
+	case (t.State != stateful.TaskRunning || !t.Healthy) && t.Message != "":
+		parts = append(parts, t.Message)
+	}
+	if e := t.Stats[statsError]; e != "" {
+		parts = append(parts, "stats: "+e)
+	}
+	return oneLine(strings.Join(parts, "; "))
+}
+
+// summary is a one-line account of an instance, for progress lines.
+func summary(inst *stateful.Instance) string {
+	var b strings.Builder
+	b.WriteString(string(inst.Status))
+	if inst.Message != "" {
+		fmt.Fprintf(&b, " (%s)", oneLine(inst.Message))
+	}
+	for i, t := range inst.Tasks {
+		sep := ", "
+		if i == 0 {
+			sep = ": "
+		}
+		fmt.Fprintf(&b, "%s%s %s %s", sep, t.Name, t.Role, strings.TrimPrefix(string(t.State), "TASK_"))
+		if t.State == stateful.TaskRunning {
+			b.WriteString(" " + map[bool]string{true: "healthy", false: "unhealthy"}[t.Healthy])
+		}
+		if t.State == stateful.TaskQueued && t.Unplaced != "" {
+			fmt.Fprintf(&b, " (not placed: %s)", oneLine(t.Unplaced))
+		}
+	}
+	return b.String()
+}
+
+func age(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", max(0, int(d.Seconds())))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneLine keeps a table cell on its line: tabs and newlines become spaces.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
