@@ -363,8 +363,18 @@ func (c *Cluster) FailoverMaster() {
 // Done is closed once the cluster has stopped.
 func (c *Cluster) Done() <-chan struct{} { return c.closed }
 
-// Close stops the master and every agent and kills every process they
-// started. It is idempotent.
+// Close stops the cluster as one going away for good: the master stops
+// first (no more offers, launches or scheduler streams), then every
+// executor on every agent gets SHUTDOWN, all at once, and
+// ExecutorShutdownGracePeriod to stop its tasks and exit (the toolkit's
+// executor stops and removes its containers then; the built-in command
+// executor sends its task SIGTERM, then SIGKILL). Whatever still runs after
+// that is killed. So Close returns within about that grace period (plus a
+// few seconds at most for HTTP calls in flight), and leaves no process
+// behind. It is idempotent; concurrent calls wait for the first.
+//
+// RemoveAgent, unlike Close, kills at once: a lost host has no time to
+// stop anything.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
 		if c.server != nil {
@@ -384,11 +394,9 @@ func (c *Cluster) Close() error {
 			c.master.Close()
 		}
 		c.mu.Lock()
-		agents := c.agents
+		agents := append([]*agent.Agent(nil), c.agents...)
 		c.mu.Unlock()
-		for _, a := range agents {
-			a.Close()
-		}
+		c.stopAgents(agents)
 		if c.tmpDir != "" {
 			os.RemoveAll(c.tmpDir)
 		}
@@ -396,6 +404,28 @@ func (c *Cluster) Close() error {
 		glog.Infof("localmesos: stopped")
 	})
 	return nil
+}
+
+// stopAgents drains every agent in parallel, bounded by the executor
+// shutdown grace period, then closes it. A removed agent has nothing left
+// to drain.
+func (c *Cluster) stopAgents(agents []*agent.Agent) {
+	grace := c.cfg.ExecutorShutdownGracePeriod
+	if grace <= 0 {
+		grace = DefaultExecutorShutdownGracePeriod
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.Drain(ctx)
+			a.Close()
+		}()
+	}
+	wg.Wait()
 }
 
 // adminRoutes serves fault injection over HTTP:

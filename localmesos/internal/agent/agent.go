@@ -180,6 +180,8 @@ type Agent struct {
 	// again (ExecutorExited during recovery).
 	toMaster []func()
 	cmdExecs map[*commandExecutor]struct{}
+	// idleWaiters are the Drains waiting for the last executor to exit.
+	idleWaiters []chan struct{}
 }
 
 // New returns an agent that will talk to master. Start starts it.
@@ -306,7 +308,8 @@ func (a *Agent) Address() string {
 }
 
 // Close kills every process the agent started and stops it for good. No
-// goroutine of the agent is left once it returns.
+// goroutine of the agent is left once it returns. Drain first lets the
+// executors stop their tasks themselves.
 func (a *Agent) Close() {
 	a.life.Lock()
 	if a.closed {
@@ -431,6 +434,7 @@ func (a *Agent) stop(mode StopMode) {
 		a.frameworks = map[string]*framework{}
 		a.streams = map[streamKey]*updateStream{}
 		a.state = stateLost
+		a.notifyIdle()
 		return
 	}
 	// Only checkpointed state survives a restart: executors of

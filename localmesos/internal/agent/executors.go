@@ -63,6 +63,7 @@ func (a *Agent) launchExecutor(fw *framework, ex *executorEntry, tasks []mesos.T
 // containerExited runs on the mailbox when an executor's container ended
 // (its process exited, or the built-in executor finished).
 func (a *Agent) containerExited(c *container, status int32) {
+	defer a.notifyIdle()
 	glog.V(1).Infof("agent %s: container %s of executor '%s' exited (%s)", a.cfg.ID.Value, c.id, c.executorID.Value, waitStatusString(status))
 	switch a.state {
 	case stateStopped:
