@@ -125,11 +125,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	if *timeout <= 0 {
 		fmt.Fprintf(stderr, "statefulctl: -timeout must be positive, not %v\n", *timeout)
+		usage(global)
 		return exitUsage
 	}
 	c, err := client.New(apiURL(api), nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "statefulctl: -api: %v\n", err)
+		usage(global)
 		return exitUsage
 	}
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, api: c, timeout: *timeout}
