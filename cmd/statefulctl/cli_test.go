@@ -189,11 +189,12 @@ func TestGetShowsTasks(t *testing.T) {
 	inst := runningInstance("cache1")
 	inst.Tasks[2].State, inst.Tasks[2].Healthy, inst.Tasks[2].Message = stateful.TaskStarting, false, "health check failed: connection refused"
 	inst.Tasks[0].Stats["stats_error"] = "INFO timed out"
+	inst.Spec.Health.GraceS = 90
 	api.svc.put(inst)
 	r := cli(t, api.url, "", "get", "cache1")
 	expect(t, r, exitOK, []string{
 		"Status:      RUNNING",
-		"Health:      tcp port redis every 10s (grace 30s, timeout 5s)",
+		"Health:      tcp port redis every 10s (grace 1m30s, timeout 5s)",
 		"Env:         REDIS_PASSWORD\n",
 		"Created:     ", "(5m ago)",
 	}, nil)
@@ -358,7 +359,7 @@ func TestWaitForAStatusOtherThanRunning(t *testing.T) {
 	r := cli(t, api.url, "", "wait", "cache1", "-status", "degraded", "-interval", "5ms")
 	expect(t, r, exitOK, nil, nil)
 	lines := progressLines(t, r.stdout)
-	if len(lines) != 2 || lines[1] != "cache1 DEGRADED (master cache1-1 lost): cache1-0 slave RUNNING healthy, cache1-1 master FAILED, cache1-2 slave RUNNING healthy" {
+	if len(lines) != 2 || lines[1] != "cache1 DEGRADED: cache1-0 slave RUNNING healthy, cache1-1 master FAILED, cache1-2 slave RUNNING healthy" {
 		t.Errorf("progress: %q", lines)
 	}
 }
@@ -521,4 +522,14 @@ func TestAnswersThatAreNotTheAPIs(t *testing.T) {
 	expect(t, cli(t, srv.URL, "", "get", "garbled"), exitError, nil, []string{"unreadable answer"})
 	expect(t, cli(t, srv.URL, "", "health"), exitError, nil, []string{"503 Service Unavailable: service unavailable"})
 	expect(t, cli(t, srv.URL, "", "get", "-json", "garbled"), exitError, nil, []string{"unreadable answer"})
+}
+
+func TestDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Minute: "1m", 90 * time.Second: "1m30s", time.Hour: "1h", 1500 * time.Millisecond: "1.5s", 0: "0s",
+	} {
+		if got := duration(d); got != want {
+			t.Errorf("duration(%v) = %q, want %q", d, got, want)
+		}
+	}
 }

@@ -104,7 +104,7 @@ func describeHealth(h *stateful.HealthCheck) string {
 	if h.Command != "" {
 		what = "command " + strconv.Quote(h.Command)
 	}
-	s := fmt.Sprintf("%s every %s (grace %s, timeout %s", what, h.Interval(), h.Grace(), h.Timeout())
+	s := fmt.Sprintf("%s every %s (grace %s, timeout %s", what, duration(h.Interval()), duration(h.Grace()), duration(h.Timeout()))
 	if n := h.ConsecutiveFailures; n != nil {
 		if *n == 0 {
 			s += ", failures never kill"
@@ -169,13 +169,12 @@ func note(t *stateful.Task) string {
 	return oneLine(strings.Join(parts, "; "))
 }
 
-// summary is a one-line account of an instance, for progress lines.
+// summary is a one-line account of an instance, for progress lines. The
+// instance's message is left out: it retells the tasks' states, which the
+// line shows as they are now.
 func summary(inst *stateful.Instance) string {
 	var b strings.Builder
 	b.WriteString(string(inst.Status))
-	if inst.Message != "" {
-		fmt.Fprintf(&b, " (%s)", oneLine(inst.Message))
-	}
 	for i, t := range inst.Tasks {
 		sep := ", "
 		if i == 0 {
@@ -202,6 +201,18 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// duration drops the zero units Duration.String keeps: 1m, not 1m0s.
+func duration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
