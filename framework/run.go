@@ -89,7 +89,10 @@ func Run(ctx context.Context, cfg Config, w stateful.Workload) (err error) {
 
 	master := cfg.Master
 	if cfg.local() {
-		cluster, err := localmesos.Start(ctx, cfg.localConfig(cfg.DataDir))
+		// Not tied to ctx: the cluster closes (gracefully: its executors
+		// stop and remove their tasks) after the scheduler parts stopped,
+		// not while they still run.
+		cluster, err := localmesos.Start(context.WithoutCancel(ctx), cfg.localConfig(cfg.DataDir))
 		if err != nil {
 			return fmt.Errorf("framework: embedded Mesos cluster: %w", err)
 		}
