@@ -238,6 +238,24 @@ func (r *DockerRuntime) CleanupOrphans(ctx context.Context, frameworkID string) 
 	return errors.Join(errs...)
 }
 
+// RemoveOwn stops and removes whatever containers of the framework this
+// executor process started are still there. It is the last sweep before
+// the executor exits: every task has been stopped by then, and a stopped
+// task's container is removed, but a container the engine created while
+// its start was being cancelled, or one whose removal failed, would
+// otherwise outlive us (nobody removes it until another executor of the
+// framework starts on this host).
+func (r *DockerRuntime) RemoveOwn(ctx context.Context, frameworkID string) error {
+	if frameworkID == "" {
+		return nil
+	}
+	removed, err := r.client.Cleanup(ctx, map[string]string{dockerlib.LabelFrameworkID: frameworkID, LabelExecutorProcess: r.owner}, 0)
+	if len(removed) > 0 {
+		glog.Warningf("executor: removed %d container(s) of ours that outlived their task", len(removed))
+	}
+	return err
+}
+
 // processIdentity is LabelExecutorProcess's value for pid.
 func processIdentity(pid int) (string, error) {
 	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))

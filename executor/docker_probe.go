@@ -18,6 +18,12 @@ type orphanCleaner interface {
 	CleanupOrphans(ctx context.Context, frameworkID string) error
 }
 
+// ownRemover is implemented by a runtime that can remove what this
+// executor process started.
+type ownRemover interface {
+	RemoveOwn(ctx context.Context, frameworkID string) error
+}
+
 // dockerProbe connects to the Docker engine on first need and remembers
 // the outcome, so that "auto" costs one probe, not one per task.
 type dockerProbe struct {
@@ -68,5 +74,21 @@ func (p *dockerProbe) cleanup(ctx context.Context, frameworkID string) {
 	}
 	if err := c.CleanupOrphans(ctx, frameworkID); err != nil {
 		glog.Warningf("executor: cleaning up containers of dead executors: %v", err)
+	}
+}
+
+// removeOwn removes the containers this executor started that are still
+// there, if Docker was ever reached: without an engine nothing of ours can
+// be left, and the sweep must not wait for a probe.
+func (p *dockerProbe) removeOwn(ctx context.Context, frameworkID string) {
+	p.mu.Lock()
+	rt := p.rt
+	p.mu.Unlock()
+	r, ok := rt.(ownRemover)
+	if !ok {
+		return
+	}
+	if err := r.RemoveOwn(ctx, frameworkID); err != nil {
+		glog.Warningf("executor: removing our containers before exiting: %v", err)
 	}
 }

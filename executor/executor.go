@@ -52,6 +52,9 @@ const (
 	// shutdownMargin is kept free of the shutdown grace period, so that
 	// we exit before the agent kills us.
 	shutdownMargin = 500 * time.Millisecond
+	// sweepTimeout bounds the last sweep for containers of ours (a list
+	// call when, as it should be, there is none).
+	sweepTimeout = 3 * time.Second
 )
 
 // Options configure Run. The zero value works.
@@ -270,6 +273,9 @@ func (e *runner) run(ctx context.Context) error {
 	e.stopAll(0)
 	e.cancelMon()
 	e.wg.Wait()
+	sweepCtx, cancelSweep := context.WithTimeout(context.Background(), sweepTimeout)
+	e.docker.removeOwn(sweepCtx, e.cfg.FrameworkID)
+	cancelSweep()
 	err := e.quitErr
 	if err != nil {
 		glog.Errorf("executor %s: exiting: %v", e.cfg.ExecutorID, err)
