@@ -190,6 +190,7 @@ func TestGetShowsTasks(t *testing.T) {
 	inst.Tasks[2].State, inst.Tasks[2].Healthy, inst.Tasks[2].Message = stateful.TaskStarting, false, "health check failed: connection refused"
 	inst.Tasks[0].Stats["stats_error"] = "INFO timed out"
 	inst.Spec.Health.GraceS = 90
+	inst.Tasks[1].Stats["stats_time"] = time.Now().Add(-4500 * time.Millisecond).UTC().Format(time.RFC3339)
 	api.svc.put(inst)
 	r := cli(t, api.url, "", "get", "cache1")
 	expect(t, r, exitOK, []string{
@@ -203,12 +204,18 @@ func TestGetShowsTasks(t *testing.T) {
 	}
 	rows := map[string]*regexp.Regexp{
 		"cache1-0": regexp.MustCompile(`cache1-0 +slave +TASK_RUNNING +yes +127\.0\.0\.2 +redis=31000,metrics=31100 +cache1-0\.1 +role=slave replication_offset=1000 +stats: INFO timed out\n`),
-		"cache1-1": regexp.MustCompile(`cache1-1 +master +TASK_RUNNING +yes +127\.0\.0\.3 +redis=31001,metrics=31101 +cache1-1\.1 +role=master replication_offset=1001 *\n`),
+		"cache1-1": regexp.MustCompile(`cache1-1 +master +TASK_RUNNING +yes +127\.0\.0\.3 +redis=31001,metrics=31101 +cache1-1\.1 +role=master replication_offset=1001 \([45]s old\)\n`),
 		"cache1-2": regexp.MustCompile(`cache1-2 +slave +TASK_STARTING +no +127\.0\.0\.4 .* health check failed: connection refused\n`),
 	}
 	for name, re := range rows {
 		if !re.MatchString(r.stdout) {
 			t.Errorf("row of %s does not match %s: %v", name, re, r)
+		}
+	}
+
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if strings.HasSuffix(line, " ") {
+			t.Errorf("line with trailing blanks: %q", line)
 		}
 	}
 
@@ -441,6 +448,8 @@ func TestMasterAndAddr(t *testing.T) {
 		{[]string{"addr", "cache1", "2"}, "127.0.0.4 31002\n"},
 		{[]string{"addr", "cache1", "cache1-0", "metrics"}, "127.0.0.2 31100\n"},
 		{[]string{"-api", strings.TrimPrefix(api.url, "http://"), "master", "cache1"}, "127.0.0.3 31001\n"},
+		{[]string{"master", "cache1", "-task-id"}, "cache1-1.1\n"},
+		{[]string{"addr", "-task-id", "cache1", "2"}, "cache1-2.1\n"},
 	} {
 		env := api.url
 		if slices.Contains(tc.args, "-api") {
@@ -461,6 +470,7 @@ func TestMasterAndAddr(t *testing.T) {
 	api.svc.put(peers)
 	failed := runningInstance("failed")
 	failed.Tasks[1].State = stateful.TaskFailed
+	failed.Tasks[2].State, failed.Tasks[2].TaskID = stateful.TaskQueued, ""
 	api.svc.put(failed)
 	for _, tc := range []struct {
 		args      []string
@@ -470,6 +480,7 @@ func TestMasterAndAddr(t *testing.T) {
 		{[]string{"master", "failed"}, "task failed-1 (master) is TASK_FAILED, not running"},
 		{[]string{"master", "cache1", "http"}, `task cache1-1 has no port named "http" (it has: redis=31001,metrics=31101)`},
 		{[]string{"addr", "cache1", "7"}, "instance cache1 has no task cache1-7"},
+		{[]string{"addr", "failed", "2", "-task-id"}, "task failed-2 (slave) has not been launched yet"},
 	} {
 		r := cli(t, api.url, "", tc.args...)
 		expect(t, r, exitError, nil, []string{tc.stderrHas})

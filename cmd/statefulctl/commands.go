@@ -291,7 +291,11 @@ func checkWaitFlags(fs *flag.FlagSet, timeout, interval time.Duration) error {
 	return nil
 }
 
-func setupMaster(*flag.FlagSet) action {
+// taskIDUsage explains -task-id of master and addr.
+const taskIDUsage = "print the task's Mesos task ID instead (containers carry it in the label io.stateful.task-id)"
+
+func setupMaster(fs *flag.FlagSet) action {
+	taskID := fs.Bool("task-id", false, taskIDUsage)
 	return func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
 		name, err := instanceName(fs, args[0])
 		if err != nil {
@@ -305,11 +309,12 @@ func setupMaster(*flag.FlagSet) action {
 		if err != nil {
 			return err
 		}
-		return a.printAddr(inst, task, args[1:])
+		return a.printTask(inst, task, *taskID, args[1:])
 	}
 }
 
-func setupAddr(*flag.FlagSet) action {
+func setupAddr(fs *flag.FlagSet) action {
+	taskID := fs.Bool("task-id", false, taskIDUsage)
 	return func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
 		name, err := instanceName(fs, args[0])
 		if err != nil {
@@ -325,7 +330,7 @@ func setupAddr(*flag.FlagSet) action {
 		}
 		for _, t := range inst.Tasks {
 			if t.Ordinal == ordinal {
-				return a.printAddr(inst, t, args[2:])
+				return a.printTask(inst, t, *taskID, args[2:])
 			}
 		}
 		return fmt.Errorf("instance %s has no task %s", name, stateful.TaskName(name, ordinal))
@@ -378,10 +383,18 @@ func taskOrdinal(instance, s string) (int, error) {
 	return n, nil
 }
 
-// printAddr prints "HOST PORT" of a running task: the port named by
+// printTask prints "HOST PORT" of a running task: the port named by
 // portArg, else the spec's first. A task that is not running has no
-// address worth connecting to, so that is an error.
-func (a *app) printAddr(inst *stateful.Instance, t *stateful.Task, portArg []string) error {
+// address worth connecting to, so that is an error. With taskID it prints
+// the current attempt's task ID instead, whatever its state.
+func (a *app) printTask(inst *stateful.Instance, t *stateful.Task, taskID bool, portArg []string) error {
+	if taskID {
+		if t.TaskID == "" {
+			return fmt.Errorf("task %s (%s) has not been launched yet", t.Name, t.Role)
+		}
+		fmt.Fprintln(a.stdout, t.TaskID)
+		return nil
+	}
 	if t.State != stateful.TaskRunning || t.Host == "" {
 		return fmt.Errorf("task %s (%s) is %s, not running", t.Name, t.Role, t.State)
 	}

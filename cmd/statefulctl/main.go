@@ -82,8 +82,8 @@ func commands() []command {
 		{"update", "NAME [-spec JSON | -spec-file FILE] [-slaves N]", "change an instance's spec (rolled out task by task)", 1, 1, "NAME", setupUpdate},
 		{"delete", "NAME [-wait] [-timeout D]", "destroy an instance", 1, 1, "NAME", setupDelete},
 		{"wait", "NAME [-status S] [-timeout D] [-interval D]", "wait until an instance has a status (RUNNING: and every task healthy)", 1, 1, "NAME", setupWait},
-		{"master", "NAME [PORTNAME]", "print HOST PORT of the task holding the master role", 1, 2, "NAME", setupMaster},
-		{"addr", "NAME ORDINAL|TASK [PORTNAME]", "print HOST PORT of a task", 2, 3, "NAME and ORDINAL", setupAddr},
+		{"master", "NAME [PORTNAME] [-task-id]", "print HOST PORT of the task holding the master role", 1, 2, "NAME", setupMaster},
+		{"addr", "NAME ORDINAL|TASK [PORTNAME] [-task-id]", "print HOST PORT of a task", 2, 3, "NAME and ORDINAL", setupAddr},
 		{"health", "", "show whether the scheduler is healthy", 0, 0, "", setupHealth},
 	}
 }

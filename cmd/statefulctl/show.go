@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"maps"
@@ -13,54 +14,80 @@ import (
 	"github.com/mesos-stateful/stateful"
 )
 
-func newTable(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+// table aligns tab-separated rows into columns, without the trailing
+// blanks tabwriter leaves where the last cells are empty.
+type table struct {
+	out io.Writer
+	buf bytes.Buffer
+	tw  *tabwriter.Writer
+}
+
+func newTable(out io.Writer) *table {
+	t := &table{out: out}
+	t.tw = tabwriter.NewWriter(&t.buf, 0, 0, 2, ' ', 0)
+	return t
+}
+
+func (t *table) row(format string, args ...any) { fmt.Fprintf(t.tw, format+"\n", args...) }
+
+// flush writes the aligned rows.
+func (t *table) flush() error {
+	if err := t.tw.Flush(); err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	for line := range strings.Lines(t.buf.String()) {
+		out.WriteString(strings.TrimRight(line, " \n"))
+		out.WriteByte('\n')
+	}
+	_, err := t.out.Write(out.Bytes())
+	return err
 }
 
 // writeList prints one line per instance.
 func writeList(w io.Writer, list []*stateful.Instance) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "NAME\tTYPE\tMASTERS\tSLAVES\tSTATUS\tGENERATION")
+	tw.row("NAME\tTYPE\tMASTERS\tSLAVES\tSTATUS\tGENERATION")
 	for _, inst := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\n", inst.Name, inst.Type, inst.Masters, inst.Slaves, inst.Status, inst.Generation)
+		tw.row("%s\t%s\t%d\t%d\t%s\t%d", inst.Name, inst.Type, inst.Masters, inst.Slaves, inst.Status, inst.Generation)
 	}
-	return tw.Flush()
+	return tw.flush()
 }
 
 // writeInstance prints an instance for people: what it is, then a table
 // of its tasks.
 func writeInstance(w io.Writer, inst *stateful.Instance, now time.Time) error {
 	tw := newTable(w)
-	fmt.Fprintf(tw, "Name:\t%s\n", inst.Name)
-	fmt.Fprintf(tw, "Type:\t%s\n", describeType(inst))
-	fmt.Fprintf(tw, "Status:\t%s\n", inst.Status)
+	tw.row("Name:\t%s", inst.Name)
+	tw.row("Type:\t%s", describeType(inst))
+	tw.row("Status:\t%s", inst.Status)
 	if inst.Message != "" {
-		fmt.Fprintf(tw, "Message:\t%s\n", oneLine(inst.Message))
+		tw.row("Message:\t%s", oneLine(inst.Message))
 	}
-	fmt.Fprintf(tw, "Generation:\t%d\n", inst.Generation)
+	tw.row("Generation:\t%d", inst.Generation)
 	s := inst.Spec
-	fmt.Fprintf(tw, "Resources:\tcpu %s, mem %s MB, disk %s MB\n", num(s.CPU), num(s.Mem), num(s.Disk))
+	tw.row("Resources:\tcpu %s, mem %s MB, disk %s MB", num(s.CPU), num(s.Mem), num(s.Disk))
 	if s.Image != "" {
-		fmt.Fprintf(tw, "Image:\t%s\n", s.Image)
+		tw.row("Image:\t%s", s.Image)
 	}
 	if s.Command != "" {
-		fmt.Fprintf(tw, "Command:\t%s\n", oneLine(s.Command))
+		tw.row("Command:\t%s", oneLine(s.Command))
 	}
-	fmt.Fprintf(tw, "Network:\t%s, ports: %s\n", orDash(string(s.Network)), orDash(strings.Join(s.Ports, ", ")))
+	tw.row("Network:\t%s, ports: %s", orDash(string(s.Network)), orDash(strings.Join(s.Ports, ", ")))
 	if s.Volume != "" {
-		fmt.Fprintf(tw, "Volume:\t%s\n", s.Volume)
+		tw.row("Volume:\t%s", s.Volume)
 	}
 	if s.Health != nil {
-		fmt.Fprintf(tw, "Health:\t%s\n", describeHealth(s.Health))
+		tw.row("Health:\t%s", describeHealth(s.Health))
 	}
 	if len(s.Env) > 0 {
 		// Values may be secrets: names only here, values with -json.
-		fmt.Fprintf(tw, "Env:\t%s\n", strings.Join(slices.Sorted(maps.Keys(s.Env)), ", "))
+		tw.row("Env:\t%s", strings.Join(slices.Sorted(maps.Keys(s.Env)), ", "))
 	}
 	if !inst.CreatedAt.IsZero() {
-		fmt.Fprintf(tw, "Created:\t%s (%s ago)\n", inst.CreatedAt.Local().Format(time.DateTime), age(now.Sub(inst.CreatedAt)))
+		tw.row("Created:\t%s (%s ago)", inst.CreatedAt.Local().Format(time.DateTime), age(now.Sub(inst.CreatedAt)))
 	}
-	if err := tw.Flush(); err != nil {
+	if err := tw.flush(); err != nil {
 		return err
 	}
 	if len(inst.Tasks) == 0 {
@@ -68,23 +95,23 @@ func writeInstance(w io.Writer, inst *stateful.Instance, now time.Time) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	return writeTasks(w, inst)
+	return writeTasks(w, inst, now)
 }
 
 // writeTasks prints the task table.
-func writeTasks(w io.Writer, inst *stateful.Instance) error {
+func writeTasks(w io.Writer, inst *stateful.Instance, now time.Time) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "NAME\tROLE\tSTATE\tHEALTHY\tHOST\tPORTS\tTASK-ID\tSTATS\tNOTE")
+	tw.row("NAME\tROLE\tSTATE\tHEALTHY\tHOST\tPORTS\tTASK-ID\tSTATS\tNOTE")
 	for _, t := range inst.Tasks {
 		healthy := "-"
 		if t.State != stateful.TaskQueued {
 			healthy = yesNo(t.Healthy)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		tw.row("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s",
 			t.Name, t.Role, t.State, healthy, orDash(t.Host), orDash(portList(inst, t)),
-			orDash(t.TaskID), orDash(shortStats(t.Stats)), note(t))
+			orDash(t.TaskID), orDash(shortStats(t.Stats, now)), note(t))
 	}
-	return tw.Flush()
+	return tw.flush()
 }
 
 func describeType(inst *stateful.Instance) string {
@@ -134,21 +161,28 @@ func portList(inst *stateful.Instance, t *stateful.Task) string {
 	return strings.Join(parts, ",")
 }
 
-// shortStats keeps the figures that tell replication apart; -json has
-// the rest.
-func shortStats(stats map[string]string) string {
+// shortStats keeps the figures that tell replication apart, and how old
+// they are (the executor reports every few seconds, so a role can lag a
+// failover); -json has the rest.
+func shortStats(stats map[string]string, now time.Time) string {
 	var parts []string
 	for _, k := range []string{stateful.StatRole, stateful.StatReplicationOffset} {
 		if v, ok := stats[k]; ok {
 			parts = append(parts, k+"="+oneLine(v))
 		}
 	}
+	if at, err := time.Parse(time.RFC3339, stats[statsTime]); err == nil && len(parts) > 0 {
+		parts = append(parts, "("+age(now.Sub(at))+" old)")
+	}
 	return strings.Join(parts, " ")
 }
 
-// statsError is the stats key the scheduler sets when a report lacks the
-// workload's own figures.
-const statsError = "stats_error"
+// Stats keys the scheduler adds to the workload's figures: why a report
+// lacks them, and when the figures were taken.
+const (
+	statsError = "stats_error"
+	statsTime  = "stats_time"
+)
 
 // note says why a task is not simply running: why a queued one is not
 // placed, the last message of one that is not running and healthy, a
