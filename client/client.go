@@ -225,8 +225,15 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (int, []
 		}
 		r = bytes.NewReader(raw)
 	}
+	// path is already escaped (instancePath): keep it so, so that a name
+	// with a '/' stays one segment.
 	u := *c.base
-	u.Path += path
+	u.RawPath = c.base.EscapedPath() + path
+	unescaped, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	u.Path = unescaped
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)

@@ -385,6 +385,16 @@ func TestWaitTimesOutWithTheLastState(t *testing.T) {
 	}
 }
 
+func TestWaitGivesUpOnADeletedInstance(t *testing.T) {
+	api := startAPI(t)
+	inst := runningInstance("cache1")
+	inst.Status = stateful.StatusDeleting
+	api.svc.put(inst)
+	r := cli(t, api.url, "", "wait", "cache1", "-timeout", "1m")
+	expect(t, r, exitError, []string{"cache1 DELETING: "}, []string{"statefulctl wait: cache1 is being deleted; it will not be RUNNING"})
+	expect(t, cli(t, api.url, "", "wait", "cache1", "-status", "DELETING"), exitOK, nil, nil)
+}
+
 func TestWaitTimesOutWithoutAnswer(t *testing.T) {
 	// A listener that accepts and never answers: each request runs into
 	// -timeout, the wait into its own.

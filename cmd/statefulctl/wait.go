@@ -46,6 +46,10 @@ func (a *app) waitStatus(ctx context.Context, name string, want stateful.Instanc
 		if err != nil {
 			return false, err
 		}
+		if inst.Status == stateful.StatusDeleting && want != stateful.StatusDeleting {
+			// A destroy is never undone.
+			return false, fmt.Errorf("%s is being deleted; it will not be %s", name, want)
+		}
 		return reached(inst, want), nil
 	})
 }
