@@ -405,6 +405,8 @@ func TestWaitTimesOutWithoutAnswer(t *testing.T) {
 	t.Cleanup(func() { ln.Close() })
 	r := cli(t, "http://"+ln.Addr().String(), "", "-timeout", "50ms", "wait", "cache1", "-timeout", "300ms", "-interval", "10ms")
 	expect(t, r, exitError, []string{"cache1 no answer: "}, []string{"gave up waiting for cache1 to be RUNNING after 300ms; last: no answer:"})
+	r = cli(t, "http://"+ln.Addr().String(), "", "-timeout", "50ms", "get", "cache1")
+	expect(t, r, exitError, nil, []string{"context deadline exceeded", "(no answer from http://" + ln.Addr().String() + " within -timeout 50ms)"})
 }
 
 func TestDeleteWait(t *testing.T) {

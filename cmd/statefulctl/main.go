@@ -149,7 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case errors.Is(err, errUsage):
 		return exitUsage
 	default:
-		fmt.Fprintf(stderr, "statefulctl %s: %v\n", cmd.name, explain(err, c))
+		fmt.Fprintf(stderr, "statefulctl %s: %v\n", cmd.name, explain(err, c, *timeout))
 		return exitError
 	}
 }
@@ -163,9 +163,12 @@ func apiURL(s string) string {
 }
 
 // explain adds a hint to errors whose cause an operator may not guess.
-func explain(err error, c *client.Client) error {
-	if errors.Is(err, syscall.ECONNREFUSED) {
+func explain(err error, c *client.Client, timeout time.Duration) error {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("%w\n(nothing answers at %s: is the framework running? set -api or $%s)", err, c.Base(), envAPI)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w\n(no answer from %s within -timeout %v)", err, c.Base(), timeout)
 	}
 	return err
 }
