@@ -38,10 +38,40 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	stepTimeout   = 30 * time.Second
-	pollInterval  = 50 * time.Millisecond
-	testResources = "cpus:4;mem:4096;disk:4096;ports:[33000-33899]"
+	stepTimeout  = 30 * time.Second
+	pollInterval = 50 * time.Millisecond
+	// The agents' task ports. They must lie outside the kernel's ephemeral
+	// range (32768-60999 by default): whatever binds port 0 gets a port
+	// from there (the agents' own listeners on the very IPs the tasks bind,
+	// a replicating redis-server's outgoing connection bound to its
+	// address, a test elsewhere on the host listening on all addresses),
+	// and a task offered that port cannot bind it: redis-server exits
+	// with status 1, and its relaunch, sticky to that agent, gets the same
+	// lowest free port and fails again. (Real Mesos agents offer
+	// [31000-32000] by default, below that range too.) 31xxx is used by
+	// other packages' tests, whose Docker tasks may publish such ports on
+	// all addresses, so ours are lower still.
+	testPortsBegin, testPortsEnd = 24000, 24899
 )
+
+var testResources = fmt.Sprintf("cpus:4;mem:4096;disk:4096;ports:[%d-%d]", testPortsBegin, testPortsEnd)
+
+// checkTestPorts fails the test if the kernel may hand out the task ports
+// as ephemeral ports.
+func checkTestPorts(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return // not Linux: nothing known
+	}
+	var low, high int
+	if _, err := fmt.Sscan(string(b), &low, &high); err != nil {
+		t.Fatalf("ip_local_port_range %q: %v", b, err)
+	}
+	if testPortsBegin <= high && low <= testPortsEnd {
+		t.Fatalf("the task ports %d-%d overlap the kernel's ephemeral ports %d-%d (net.ipv4.ip_local_port_range): tasks would fail to bind", testPortsBegin, testPortsEnd, low, high)
+	}
+}
 
 // agentNets counts the clusters this process started: each gets agent
 // addresses of its own (127.33.<n>.2, .3, ...), so a workload process of an
@@ -59,6 +89,7 @@ func testAgentIP() string {
 // process; it is closed when the test ends.
 func startCluster(t *testing.T, agents int) *localmesos.Cluster {
 	t.Helper()
+	checkTestPorts(t)
 	cfg := localmesos.NewConfig()
 	cfg.Port = 0
 	cfg.Agents = agents
@@ -84,18 +115,25 @@ func startCluster(t *testing.T, agents int) *localmesos.Cluster {
 	return c
 }
 
-// logSandboxes logs the end of every executor's stderr, to see why tasks
-// failed.
+// logSandboxes logs the end of every executor run's stderr (the executor's
+// log and the task's stderr) and stdout (where a workload such as
+// redis-server logs why it exited), to see why tasks failed. The "latest"
+// links are skipped: they repeat a run.
 func logSandboxes(t *testing.T, workDir string) {
-	files, _ := filepath.Glob(filepath.Join(workDir, "*", "slaves", "*", "frameworks", "*", "executors", "*", "runs", "*", "stderr"))
-	more, _ := filepath.Glob(filepath.Join(workDir, "slaves", "*", "frameworks", "*", "executors", "*", "runs", "*", "stderr"))
-	for _, f := range append(files, more...) {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
+	for _, name := range []string{"stderr", "stdout"} {
+		files, _ := filepath.Glob(filepath.Join(workDir, "*", "slaves", "*", "frameworks", "*", "executors", "*", "runs", "*", name))
+		more, _ := filepath.Glob(filepath.Join(workDir, "slaves", "*", "frameworks", "*", "executors", "*", "runs", "*", name))
+		for _, f := range append(files, more...) {
+			if filepath.Base(filepath.Dir(f)) == "latest" {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil || len(bytes.TrimSpace(b)) == 0 {
+				continue
+			}
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			t.Logf("%s:\n%s", f, strings.Join(lines[max(0, len(lines)-8):], "\n"))
 		}
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		t.Logf("%s:\n%s", f, strings.Join(lines[max(0, len(lines)-8):], "\n"))
 	}
 }
 
@@ -103,6 +141,7 @@ func logSandboxes(t *testing.T, workDir string) {
 // running against master with embedded etcd in dataDir.
 func testConfig(t *testing.T, master, dataDir string) framework.Config {
 	t.Helper()
+	checkTestPorts(t)
 	cfg := framework.NewConfig()
 	cfg.HTTPAddr = freeAddr(t)
 	cfg.Master = master
