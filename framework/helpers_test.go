@@ -42,10 +42,10 @@ const (
 	pollInterval = 50 * time.Millisecond
 	// The agents' task ports. They must lie outside the kernel's ephemeral
 	// range (32768-60999 by default): whatever binds port 0 gets a port
-	// from there (the agents' own listeners on the very IPs the tasks bind,
-	// a replicating redis-server's outgoing connection bound to its
-	// address, a test elsewhere on the host listening on all addresses),
-	// and a task offered that port cannot bind it: redis-server exits
+	// from there (the agents' own listeners on the very IPs the tasks
+	// bind; a test elsewhere on the host listening on all addresses, such
+	// as a host-network redis container), and a task offered that port
+	// cannot bind it: redis-server exits
 	// with status 1, and its relaunch, sticky to that agent, gets the same
 	// lowest free port and fails again. (Real Mesos agents offer
 	// [31000-32000] by default, below that range too.) 31xxx is used by
