@@ -21,7 +21,9 @@ import (
 //     (retried after a panic);
 //   - Config: once per launch, after StartMaster/StartSlave;
 //   - MasterRunning/SlaveRunning: once per attempt, after it is RUNNING and
-//     healthy (SlaveRunning retried after an error; it Execs in the slave);
+//     healthy (SlaveRunning retried after an error; it Execs in the slave,
+//     and refuses while the master is not RUNNING yet: a slave may come up
+//     first, Mesos orders nothing between agents);
 //   - SlaveLost: when a slave's attempt ends, then the slave is relaunched;
 //   - MasterLost: when the master's attempt ends: the default failover
 //     promotes the slave, and the old master comes back as a slave.
@@ -90,12 +92,17 @@ func TestEveryCallbackAtItsMoment(t *testing.T) {
 // "<callback>#<attempt>[: err|panic]" (the attempt the task had when
 // called; Config sees the attempt being launched) must be exactly want's.
 // The instance's successful Start must come before any task's callback.
+// SlaveRunning's refusals while the master is not running are left out:
+// how many there are depends only on which task Mesos starts first.
 func checkCalls(t *testing.T, calls []testworkload.Call, want map[string][]string) {
 	t.Helper()
 	got := map[string][]string{}
 	started := -1
 	for i, c := range calls {
 		if c.Instance != "cb" {
+			continue
+		}
+		if c.Callback == "SlaveRunning" && c.Err == testworkload.ErrMasterNotRunning.Error() {
 			continue
 		}
 		key, s := c.Instance, c.Callback

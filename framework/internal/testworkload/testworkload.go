@@ -83,7 +83,8 @@ func (w *Workload) Defaults() stateful.Spec {
 	return s
 }
 
-// Fail makes the next n calls of callback fail (n > 0) or panic (n < 0).
+// Fail makes the next n calls of callback that would otherwise succeed
+// fail (n > 0) or panic (n < 0).
 func (w *Workload) Fail(callback string, n int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -95,6 +96,24 @@ func (w *Workload) Calls() []Call {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]Call(nil), w.calls...)
+}
+
+// ErrMasterNotRunning is SlaveRunning's answer while the instance's master
+// is not RUNNING: the maintainer calls SlaveRunning as soon as the slave
+// runs and is healthy, and tasks on different agents come up in no
+// particular order, so the callback fails until the master runs and the
+// maintainer retries it.
+var ErrMasterNotRunning = errors.New("master not running yet")
+
+// noteFailure notes a call that failed for a reason of its own; pending
+// faults are left for a later call.
+func (w *Workload) noteFailure(c Call, err error) error {
+	c.Err = err.Error()
+	w.mu.Lock()
+	w.calls = append(w.calls, c)
+	w.mu.Unlock()
+	appendLog(c)
+	return err
 }
 
 // record notes a call and applies a pending fault.
@@ -197,9 +216,7 @@ func (w *Workload) SlaveRunning(ctx context.Context, h stateful.Handle, inst *st
 		}
 	}
 	if master == nil || !master.State.IsRunning() {
-		c.Err = "master not running yet"
-		w.record(c)
-		return errors.New("master not running yet")
+		return w.noteFailure(c, ErrMasterNotRunning)
 	}
 	cmd := []string{"sh", "-c", "echo replica of " + master.Host + ":" + strconv.Itoa(master.Ports[Port])}
 	if w.Redis {
@@ -209,9 +226,7 @@ func (w *Workload) SlaveRunning(ctx context.Context, h stateful.Handle, inst *st
 	defer cancel()
 	res, err := h.Exec(ctx, t, cmd)
 	if err != nil {
-		c.Err = err.Error()
-		w.record(c)
-		return err
+		return w.noteFailure(c, err)
 	}
 	c.Detail = fmt.Sprintf("exit %d: %s", res.ExitCode, trim(res.Stdout))
 	return w.record(c)
