@@ -366,6 +366,13 @@ type masterTask struct {
 // state (active, unreachable; not completed ones).
 func masterTasks(t *testing.T, masterURL string) []masterTask {
 	t.Helper()
+	return masterTasksOf(t, masterURL, false)
+}
+
+// masterTasksOf returns the tasks of every framework in the master's
+// state: active and unreachable ones, and completed ones if asked.
+func masterTasksOf(t *testing.T, masterURL string, completed bool) []masterTask {
+	t.Helper()
 	code, b, err := do(http.MethodGet, masterURL+"/master/state", nil)
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET /master/state: %d %v", code, err)
@@ -374,6 +381,7 @@ func masterTasks(t *testing.T, masterURL string) []masterTask {
 		Frameworks []struct {
 			Tasks            []masterTask `json:"tasks"`
 			UnreachableTasks []masterTask `json:"unreachable_tasks"`
+			CompletedTasks   []masterTask `json:"completed_tasks"`
 		} `json:"frameworks"`
 	}
 	if err := json.Unmarshal(b, &state); err != nil {
@@ -383,6 +391,9 @@ func masterTasks(t *testing.T, masterURL string) []masterTask {
 	for _, f := range state.Frameworks {
 		out = append(out, f.Tasks...)
 		out = append(out, f.UnreachableTasks...)
+		if completed {
+			out = append(out, f.CompletedTasks...)
+		}
 	}
 	return out
 }
