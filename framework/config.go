@@ -56,8 +56,15 @@ const (
 // embedded defaults of DESIGN §7; each top-level field is also a flag (and a
 // key of the --config file) of the same name as in the table there.
 type Config struct {
-	// HTTPAddr is where the REST API listens (--http).
+	// HTTPAddr is where the REST API listens (--http). Its port may be 0
+	// for any free one; APIReady then learns which.
 	HTTPAddr string
+	// APIReady, if not nil, is called with the address the REST API
+	// listens on (host:port, with the actual port) once it accepts
+	// connections: after this scheduler was elected leader, before it may
+	// be subscribed to Mesos. It is called from Run's goroutines, at most
+	// once per Run, and must not block. It has no flag.
+	APIReady func(addr string)
 	// Master is "local" (an embedded localmesos cluster) or the URL of the
 	// Mesos master, several separated by commas (--master).
 	Master string

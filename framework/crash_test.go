@@ -59,7 +59,8 @@ type subprocess struct {
 	t       *testing.T
 	bin     string
 	args    []string
-	api     string
+	api     string // the REST API's URL, new with every start
+	apiFile string // where the process writes its API's address
 	logPath string
 	calls   string
 	cmd     *exec.Cmd
@@ -70,15 +71,14 @@ type subprocess struct {
 // dataDir and waits until it is healthy.
 func startSubprocess(t *testing.T, cluster *localmesos.Cluster, dataDir string) *subprocess {
 	t.Helper()
-	addr := freeAddr(t)
 	p := &subprocess{
 		t:       t,
 		bin:     buildTestFramework(t),
-		api:     "http://" + addr,
+		apiFile: filepath.Join(dataDir, "api-addr"),
 		logPath: filepath.Join(dataDir, "scheduler.log"),
 		calls:   filepath.Join(dataDir, "callbacks.jsonl"),
 		args: []string{
-			"--http=" + addr, "--master=" + cluster.MasterURL(), "--etcd=embedded", "--data-dir=" + dataDir,
+			"--http=127.0.0.1:0", "--master=" + cluster.MasterURL(), "--etcd=embedded", "--data-dir=" + dataDir,
 			"--runtime=process", "--name=crash", "--executor-mode=path", "--volume-root=" + filepath.Join(dataDir, "volumes"), "-v=1",
 		},
 	}
@@ -94,9 +94,13 @@ func (p *subprocess) start() {
 		p.t.Fatal(err)
 	}
 	defer logf.Close()
+	if err := os.Remove(p.apiFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		p.t.Fatal(err)
+	}
+	p.api = ""
 	p.cmd = exec.Command(p.bin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.Env = append(os.Environ(), testworkload.LogEnv+"="+p.calls)
+	p.cmd.Env = append(os.Environ(), testworkload.LogEnv+"="+p.calls, testworkload.APIAddrFileEnv+"="+p.apiFile)
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -110,6 +114,13 @@ func (p *subprocess) start() {
 		case <-p.exited:
 			p.t.Fatalf("scheduler exited: %s\n%s", p.cmd.ProcessState, p.logTail())
 		default:
+		}
+		if p.api == "" {
+			addr, err := os.ReadFile(p.apiFile)
+			if err != nil {
+				return false, "the REST API does not listen yet: " + err.Error()
+			}
+			p.api = "http://" + string(addr)
 		}
 		code, body, err := do(http.MethodGet, p.api+"/v1/health", nil)
 		if err != nil {

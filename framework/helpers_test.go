@@ -143,7 +143,7 @@ func testConfig(t *testing.T, master, dataDir string) framework.Config {
 	t.Helper()
 	checkTestPorts(t)
 	cfg := framework.NewConfig()
-	cfg.HTTPAddr = freeAddr(t)
+	cfg.HTTPAddr = "127.0.0.1:0" // see startScheduler
 	cfg.Master = master
 	cfg.LocalAgents = 3
 	cfg.Etcd = framework.EtcdEmbedded
@@ -183,7 +183,9 @@ func testConfig(t *testing.T, master, dataDir string) framework.Config {
 
 // scheduler is a framework run in this process.
 type scheduler struct {
+	// api is the REST API's URL, known once it serves (waitHealthy).
 	api     string
+	apiAddr chan string // from Config.APIReady
 	cancel  context.CancelFunc
 	stopped chan struct{}
 	err     error
@@ -193,8 +195,20 @@ type scheduler struct {
 // its health check passes; it is stopped when the test ends.
 func runScheduler(t *testing.T, cfg framework.Config, w stateful.Workload) *scheduler {
 	t.Helper()
+	s := startScheduler(t, cfg, w)
+	s.waitHealthy(t)
+	return s
+}
+
+// startScheduler runs the framework with cfg in this process, its REST API
+// on a free port it picks itself, without waiting for anything; it is
+// stopped when the test ends.
+func startScheduler(t *testing.T, cfg framework.Config, w stateful.Workload) *scheduler {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &scheduler{api: "http://" + cfg.HTTPAddr, cancel: cancel, stopped: make(chan struct{})}
+	s := &scheduler{apiAddr: make(chan string, 1), cancel: cancel, stopped: make(chan struct{})}
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.APIReady = func(addr string) { s.apiAddr <- addr }
 	go func() {
 		defer close(s.stopped)
 		s.err = framework.Run(ctx, cfg, w)
@@ -204,11 +218,36 @@ func runScheduler(t *testing.T, cfg framework.Config, w stateful.Workload) *sche
 			t.Errorf("scheduler: %v", err)
 		}
 	})
+	return s
+}
+
+// serving reports whether the scheduler's REST API listens, and sets api
+// when it does.
+func (s *scheduler) serving() bool {
+	if s.api != "" {
+		return true
+	}
+	select {
+	case addr := <-s.apiAddr:
+		s.api = "http://" + addr
+		return true
+	default:
+		return false
+	}
+}
+
+// waitHealthy waits until the scheduler serves its REST API and its health
+// check passes.
+func (s *scheduler) waitHealthy(t *testing.T) {
+	t.Helper()
 	eventually(t, "scheduler healthy", func() (bool, string) {
 		select {
 		case <-s.stopped:
 			t.Fatalf("scheduler stopped before it was healthy: %v", s.err)
 		default:
+		}
+		if !s.serving() {
+			return false, "the REST API does not listen yet"
 		}
 		code, body, err := do(http.MethodGet, s.api+"/v1/health", nil)
 		if err != nil {
@@ -216,7 +255,6 @@ func runScheduler(t *testing.T, cfg framework.Config, w stateful.Workload) *sche
 		}
 		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
 	})
-	return s
 }
 
 // stop stops the scheduler and returns the error Run returned.

@@ -3,7 +3,6 @@ package framework_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -31,31 +30,16 @@ func TestLeadership(t *testing.T) {
 	first := runScheduler(t, config(), w)
 	call(t, http.MethodPost, first.api+"/v1/instances", createBody("kept", stateful.TypeMasterSlave, 1, 1), http.StatusAccepted)
 
-	standbyCfg := config()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	standby := &scheduler{api: "http://" + standbyCfg.HTTPAddr, cancel: cancel, stopped: make(chan struct{})}
-	go func() {
-		defer close(standby.stopped)
-		standby.err = framework.Run(ctx, standbyCfg, w)
-	}()
-	t.Cleanup(func() { standby.stop() })
-
+	standby := startScheduler(t, config(), w)
 	before := waitRunning(t, first.api, "kept")
-	if _, _, err := do(http.MethodGet, standby.api+"/v1/health", nil); err == nil {
-		t.Fatal("the standby serves the API while the first scheduler leads")
+	if standby.serving() {
+		t.Fatalf("the standby serves the API at %s while the first scheduler leads", standby.api)
 	}
 
 	if err := first.stop(); err != nil {
 		t.Fatalf("first scheduler: %v", err)
 	}
-	eventually(t, "the standby leads", func() (bool, string) {
-		code, body, err := do(http.MethodGet, standby.api+"/v1/health", nil)
-		if err != nil {
-			return false, err.Error()
-		}
-		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
-	})
+	standby.waitHealthy(t)
 	after := waitRunning(t, standby.api, "kept")
 	for i, task := range after.Tasks {
 		if task.TaskID != before.Tasks[i].TaskID {
@@ -78,6 +62,7 @@ func TestLeadership(t *testing.T) {
 		if !errors.Is(standby.err, framework.ErrLeadershipLost) {
 			t.Errorf("Run returned %v, want ErrLeadershipLost", standby.err)
 		}
+		standby.err = nil // checked: the cleanup's stop must not report it
 	case <-time.After(stepTimeout):
 		t.Fatal("the scheduler kept running after losing its leadership")
 	}

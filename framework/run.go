@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -276,7 +277,7 @@ type runnable struct {
 func (s *scheduler) runnables() []runnable {
 	rs := []runnable{
 		{"leadership", s.watchLeadership},
-		{"rest api", s.api.Run},
+		{"rest api", s.serveAPI},
 	}
 	if s.binary != nil {
 		rs = append(rs, runnable{"executor binary server", s.binary.Run})
@@ -290,6 +291,19 @@ func (s *scheduler) runnables() []runnable {
 		runnable{"offer manager", s.offers.Start},
 		runnable{"controller", s.ctrl.Start},
 	)
+}
+
+// serveAPI serves the REST API on HTTPAddr until ctx ends, telling
+// APIReady where once it listens.
+func (s *scheduler) serveAPI(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	if s.cfg.APIReady != nil {
+		s.cfg.APIReady(ln.Addr().String())
+	}
+	return s.api.Serve(ctx, ln)
 }
 
 // watchLeadership ends the scheduler when the leadership term ends.

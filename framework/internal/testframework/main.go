@@ -1,10 +1,15 @@
 // Command testframework is a framework built with the toolkit around the
 // test workload, with the short timers of tests; the framework's crash
-// tests run it as a subprocess.
+// tests run it as a subprocess. When STATEFUL_TEST_API_ADDR_FILE names a
+// file, it writes its REST API's address there once the API listens.
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/golang/glog"
 
 	"github.com/mesos-stateful/stateful/framework"
 	"github.com/mesos-stateful/stateful/framework/internal/testworkload"
@@ -30,5 +35,21 @@ func main() {
 		c.Mesos.ReconcileBackoff = 200 * time.Millisecond
 		c.Mesos.ReconcileMaxBackoff = time.Second
 		c.Mesos.ReconcileInterval = 3 * time.Second
+		if path := os.Getenv(testworkload.APIAddrFileEnv); path != "" {
+			c.APIReady = func(addr string) { writeAddr(path, addr) }
+		}
 	})
+}
+
+// writeAddr writes addr to path through a rename, so that a reader never
+// sees a partial address.
+func writeAddr(path, addr string) {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(addr), 0o644); err != nil {
+		glog.Errorf("testframework: writing the API address: %v", err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		glog.Errorf("testframework: writing the API address: %v", err)
+	}
 }

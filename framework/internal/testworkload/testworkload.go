@@ -24,6 +24,11 @@ import (
 // LogEnv names the file callbacks are appended to.
 const LogEnv = "STATEFUL_TEST_CALLBACK_LOG"
 
+// APIAddrFileEnv names the file the test framework binary
+// (internal/testframework) writes its REST API's address to once it
+// listens, so that a test can run it with --http=127.0.0.1:0.
+const APIAddrFileEnv = "STATEFUL_TEST_API_ADDR_FILE"
+
 // HealthGateEnv names a directory that gates every task's health (see
 // CheckHealth). Executors inherit it from the environment of the agents
 // that start them, which is the test process's.
