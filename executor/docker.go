@@ -181,7 +181,7 @@ func (r *DockerRuntime) containerSpec(spec StartSpec) (dockerlib.ContainerSpec, 
 	switch {
 	case d.Command != "":
 		cs.Entrypoint = []string{"/bin/sh", "-c"}
-		cs.Cmd = []string{d.Command}
+		cs.Cmd = []string{shellCommand(d.Command)}
 	case len(d.Args) > 0:
 		cs.Cmd = d.Args
 	}

@@ -59,7 +59,7 @@ func (ProcessRuntime) Start(ctx context.Context, spec StartSpec) (Workload, erro
 	var argv []string
 	switch {
 	case d.Command != "":
-		argv = []string{"/bin/sh", "-c", d.Command}
+		argv = []string{"/bin/sh", "-c", shellCommand(d.Command)}
 	case len(d.Args) > 0:
 		argv = d.Args
 	default:
