@@ -23,20 +23,27 @@ func TestWorkloadHealthGatesRunning(t *testing.T) {
 	call(t, http.MethodPost, s.api+"/v1/instances", createBody("gated", stateful.TypeSingle, 1, 0), http.StatusAccepted)
 
 	marker := filepath.Join(gate, "gated")
-	eventually(t, "the executor runs CheckHealth and it fails 3 times", func() (bool, string) {
+	// The executor's TASK_STARTING reaches the scheduler on its own time
+	// (through the agent and the master): wait for it as well as for the
+	// failed checks.
+	eventually(t, "the executor runs CheckHealth, it fails 3 times, and the task is TASK_STARTING", func() (bool, string) {
 		b, err := os.ReadFile(marker + ".failed")
 		n := bytes.Count(b, []byte("\n"))
-		return n >= 3, fmt.Sprintf("%d failed checks (%v)", n, err)
+		inst, code := get(t, s.api, "gated")
+		if inst == nil || len(inst.Tasks) != 1 {
+			return false, fmt.Sprintf("%d failed checks (%v); GET status %d", n, err, code)
+		}
+		if inst.Tasks[0].State == stateful.TaskRunning {
+			t.Fatalf("the task is RUNNING while its health check fails: %s", describe(inst))
+		}
+		return n >= 3 && inst.Tasks[0].State == stateful.TaskStarting, fmt.Sprintf("%d failed checks (%v); %s", n, err, describe(inst))
 	})
 	inst, code := get(t, s.api, "gated")
 	if inst == nil {
 		t.Fatalf("GET gated: status %d", code)
 	}
-	if inst.Status != stateful.StatusCreating || len(inst.Tasks) != 1 || inst.Tasks[0].State == stateful.TaskRunning {
-		t.Fatalf("while its health check fails the instance should be CREATING with a task not yet RUNNING: %s", describe(inst))
-	}
-	if inst.Tasks[0].State != stateful.TaskStarting {
-		t.Errorf("the started, unhealthy task should be TASK_STARTING: %s", describe(inst))
+	if inst.Status != stateful.StatusCreating || len(inst.Tasks) != 1 || inst.Tasks[0].State != stateful.TaskStarting {
+		t.Fatalf("while its health check fails the instance should be CREATING with its task TASK_STARTING: %s", describe(inst))
 	}
 
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
