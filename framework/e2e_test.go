@@ -31,7 +31,11 @@ func createBody(name string, typ stateful.InstanceType, masters, slaves int) map
 func TestInstancesComeUpSpread(t *testing.T) {
 	cluster := startCluster(t, 3)
 	w := testworkload.New()
-	s := runScheduler(t, testConfig(t, cluster.MasterURL(), t.TempDir()), w)
+	cfg := testConfig(t, cluster.MasterURL(), t.TempDir())
+	// Spread is what is checked: no sharing of an agent however long a
+	// task waits for a sibling-free one on a loaded machine.
+	cfg.Offers.Policy.CoLocateAfter = time.Hour
+	s := runScheduler(t, cfg, w)
 
 	call(t, http.MethodPost, s.api+"/v1/instances", createBody("single", stateful.TypeSingle, 1, 0), http.StatusAccepted)
 	call(t, http.MethodPost, s.api+"/v1/instances", createBody("pair", stateful.TypeMasterSlave, 1, 2), http.StatusAccepted)

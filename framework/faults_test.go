@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/framework/internal/testworkload"
@@ -17,7 +18,11 @@ import (
 func TestAgentLoss(t *testing.T) {
 	cluster := startCluster(t, 4)
 	w := testworkload.New()
-	s := runScheduler(t, testConfig(t, cluster.MasterURL(), t.TempDir()), w)
+	cfg := testConfig(t, cluster.MasterURL(), t.TempDir())
+	// Spread over the agents left is checked: a task waiting for a
+	// sibling-free agent on a loaded machine must not share one instead.
+	cfg.Offers.Policy.CoLocateAfter = time.Hour
+	s := runScheduler(t, cfg, w)
 
 	call(t, http.MethodPost, s.api+"/v1/instances", createBody("ha", stateful.TypeMasterSlave, 1, 2), http.StatusAccepted)
 	call(t, http.MethodPost, s.api+"/v1/instances", createBody("solo", stateful.TypeSingle, 1, 0), http.StatusAccepted)
