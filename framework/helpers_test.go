@@ -38,7 +38,10 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	stepTimeout  = 30 * time.Second
+	// stepTimeout bounds each wait of a test: generous, for a 2-core CI
+	// machine running every package's tests at once; a passing test never
+	// waits for it.
+	stepTimeout  = 60 * time.Second
 	pollInterval = 50 * time.Millisecond
 	// The agents' task ports. They must lie outside the kernel's ephemeral
 	// range (32768-60999 by default): whatever binds port 0 gets a port
