@@ -152,7 +152,10 @@ func TestWatchReloadsAfterCompaction(t *testing.T) {
 	if err := leader.SetFrameworkID(ctx, "fw-9"); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := e.Client().Compact(ctx, leader.cache.rev)
+	leader.cache.mu.RLock()
+	compactAt := leader.cache.rev
+	leader.cache.mu.RUnlock()
+	resp, err := e.Client().Compact(ctx, compactAt)
 	if err != nil {
 		t.Fatal(resp, err)
 	}

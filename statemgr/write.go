@@ -223,6 +223,11 @@ func (s *Store) CreateInstance(ctx context.Context, inst *stateful.Instance, tas
 //
 // It returns the instance as stored, with its tasks.
 func (s *Store) UpdateInstance(ctx context.Context, name string, mutate func(*stateful.Instance) error) (*stateful.Instance, error) {
+	// A follower's cache may lag: say it is not the leader rather than
+	// answer from that cache (e.g. "not found").
+	if _, err := s.fence(); err != nil {
+		return nil, fmt.Errorf("update instance %q: %w", name, err)
+	}
 	for range s.opts.retries {
 		snap, ok := s.cache.snapshot(name)
 		if !ok {
@@ -357,6 +362,12 @@ type TaskResult struct {
 // results carry err too), while earlier transactions stay committed.
 func (s *Store) ApplyTaskUpdates(ctx context.Context, updates []TaskUpdate) ([]TaskResult, error) {
 	results := make([]TaskResult, len(updates))
+	if _, err := s.fence(); err != nil {
+		for i := range results {
+			results[i] = TaskResult{Err: err}
+		}
+		return results, err
+	}
 	// Group updates by task, in order of first appearance.
 	type group struct {
 		name    string
@@ -483,6 +494,9 @@ func (s *Store) mutateTask(t *stateful.Task, mutate func(*stateful.Task) error) 
 // returned wrapped and nothing is deleted. The transaction requires the
 // documents precondition saw to be unchanged and is retried on conflict.
 func (s *Store) DeleteInstance(ctx context.Context, name string, precondition func(*stateful.Instance) error) error {
+	if _, err := s.fence(); err != nil {
+		return fmt.Errorf("delete instance %q: %w", name, err)
+	}
 	for range s.opts.retries {
 		snap, ok := s.cache.snapshot(name)
 		if !ok {
