@@ -30,6 +30,12 @@ func TestMain(m *testing.M) {
 	if executor.IsExecutorInvocation(os.Args) {
 		framework.Main(testworkload.New())
 	}
+	// Built with -race, this binary (and so every executor) sleeps a second
+	// when it exits, for late race reports (GORACE atexit_sleep_ms, 1000 by
+	// default): each test cluster's Close then waited its whole shutdown
+	// grace period for every executor and killed it. Executors inherit the
+	// agents' environment, which is this process's.
+	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	code := m.Run()
 	if testBinary.path != "" {
 		os.RemoveAll(filepath.Dir(testBinary.path))
