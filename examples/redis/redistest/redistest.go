@@ -175,6 +175,9 @@ func FastConfig(masterURL, dataDir, httpAddr, runtime string) framework.Config {
 	cfg.Mesos.ReconcileBackoff = 200 * time.Millisecond
 	cfg.Mesos.ReconcileMaxBackoff = time.Second
 	cfg.Mesos.ReconcileInterval = 3 * time.Second
+	// Tests wait for INFO figures in GET; the default 10 s would make
+	// every such wait take that long.
+	cfg.ExecutorStatsInterval = time.Second
 	return cfg
 }
 
