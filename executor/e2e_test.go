@@ -129,7 +129,7 @@ func startClusterWith(t *testing.T, checkpoint bool) *cluster {
 	t.Cleanup(func() {
 		// Tear down (kills everything) and check that nothing is left.
 		_, _ = c.call(&scheduler.Call{Type: scheduler.Call_TEARDOWN})
-		eventually(t, 15*time.Second, "no process of the framework is left after teardown", func() bool {
+		eventually(t, e2eWait, "no process of the framework is left after teardown", func() bool {
 			return len(frameworkProcesses(c.fwID)) == 0
 		})
 	})
@@ -341,7 +341,7 @@ func (c *cluster) waitMessage(within time.Duration, what string, match func(prot
 func (c *cluster) exec(l launched, id string, cmd ...string) *protocol.ExecResult {
 	c.t.Helper()
 	c.send(l, &protocol.Exec{ID: id, TaskID: l.taskID, Cmd: cmd, TimeoutSeconds: 10})
-	return c.waitMessage(15*time.Second, "exec result "+id, func(m protocol.Message) bool {
+	return c.waitMessage(e2eWait, "exec result "+id, func(m protocol.Message) bool {
 		r, ok := m.(*protocol.ExecResult)
 		return ok && r.ID == id
 	}).(*protocol.ExecResult)
@@ -410,7 +410,7 @@ func TestE2EProcessRedis(t *testing.T) {
 		t.Errorf("updates = %v, want STARTING then RUNNING(healthy)", got)
 	}
 
-	c.waitMessage(15*time.Second, "a stats message for the task", func(m protocol.Message) bool {
+	c.waitMessage(e2eWait, "a stats message for the task", func(m protocol.Message) bool {
 		s, ok := m.(*protocol.Stats)
 		return ok && s.TaskID == l.taskID && s.ExecutorID == l.executorID && s.MemBytes > 0 && s.State == "TASK_RUNNING"
 	})
@@ -430,14 +430,14 @@ func TestE2EProcessRedis(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	failed := c.waitState(l.taskID, mesos.TASK_FAILED, 15*time.Second)
+	failed := c.waitState(l.taskID, mesos.TASK_FAILED, e2eWait)
 	if !strings.Contains(failed.GetMessage(), "exit code 137") || failed.GetSource() != mesos.SOURCE_EXECUTOR {
 		t.Errorf("TASK_FAILED: source %v message %q", failed.GetSource(), failed.GetMessage())
 	}
 	if sd, err := protocol.DecodeStatusData(failed.Data); err != nil || sd.ExitCode == nil || *sd.ExitCode != 137 {
 		t.Errorf("status data %+v, %v", sd, err)
 	}
-	eventually(t, 15*time.Second, "the idle executor exits", func() bool { return len(frameworkProcesses(c.fwID)) == 0 })
+	eventually(t, e2eWait, "the idle executor exits", func() bool { return len(frameworkProcesses(c.fwID)) == 0 })
 }
 
 func TestE2EProcessKillAndTeardown(t *testing.T) {
@@ -456,7 +456,7 @@ func TestE2EProcessKillAndTeardown(t *testing.T) {
 	if _, err := c.call(calls.Kill(a.taskID, a.agentID)); err != nil {
 		t.Fatal(err)
 	}
-	c.waitState(a.taskID, mesos.TASK_KILLED, 15*time.Second)
+	c.waitState(a.taskID, mesos.TASK_KILLED, e2eWait)
 	if alive(pidA) {
 		t.Error("the killed task's redis-server is still running")
 	}
@@ -467,7 +467,7 @@ func TestE2EProcessKillAndTeardown(t *testing.T) {
 	if _, err := c.call(&scheduler.Call{Type: scheduler.Call_TEARDOWN}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "nothing of the framework is left after TEARDOWN", func() bool {
+	eventually(t, e2eWait, "nothing of the framework is left after TEARDOWN", func() bool {
 		return len(frameworkProcesses(c.fwID)) == 0
 	})
 	if got := redisPingAt(b.host, b.ports["redis"]); got == "PONG" {
@@ -492,7 +492,7 @@ func TestE2ENeverHealthyNeverRuns(t *testing.T) {
 			t.Errorf("a task that never answered was reported RUNNING: %v", c.states(l.taskID))
 		}
 	}
-	eventually(t, 15*time.Second, "no process left", func() bool { return len(frameworkProcesses(c.fwID)) == 0 })
+	eventually(t, e2eWait, "no process left", func() bool { return len(frameworkProcesses(c.fwID)) == 0 })
 }
 
 func TestE2EKillExecutorLeavesNoProcess(t *testing.T) {
@@ -514,7 +514,7 @@ func TestE2EKillExecutorLeavesNoProcess(t *testing.T) {
 	if failed.GetSource() != mesos.SOURCE_AGENT {
 		t.Errorf("TASK_FAILED from %v, want the agent's (the executor is dead)", failed.GetSource())
 	}
-	eventually(t, 15*time.Second, "no process of the killed executor is left", func() bool {
+	eventually(t, e2eWait, "no process of the killed executor is left", func() bool {
 		return len(frameworkProcesses(c.fwID)) == 0 && !alive(pid)
 	})
 }
@@ -582,7 +582,7 @@ func dockerE2E(t *testing.T) (*cluster, *dockerlib.Client) {
 		// After a TEARDOWN (the executors stop their containers) nothing
 		// may be left.
 		_, _ = c.call(&scheduler.Call{Type: scheduler.Call_TEARDOWN})
-		eventually(t, 15*time.Second, "no process of the framework is left after teardown", func() bool {
+		eventually(t, e2eWait, "no process of the framework is left after teardown", func() bool {
 			return len(frameworkProcesses(c.fwID)) == 0
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -706,3 +706,8 @@ func TestE2EDockerKilledExecutorsContainerIsCleanedUp(t *testing.T) {
 		return true
 	})
 }
+
+// e2eWait bounds each wait of the end-to-end tests: generous, for a 2-core
+// CI machine running every package's tests at once; a passing test never
+// waits it out.
+const e2eWait = 45 * time.Second

@@ -31,8 +31,9 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 )
 
-// execWait bounds every wait of these tests.
-const execWait = 15 * time.Second
+// execWait bounds every wait of these tests: generous, for a loaded 2-core
+// CI machine; a passing test never waits it out.
+const execWait = 45 * time.Second
 
 // execBuildTestexec builds the testexec executor into dir.
 func execBuildTestexec(t *testing.T, dir string) string {
