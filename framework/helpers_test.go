@@ -19,6 +19,7 @@ import (
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/executor"
 	"github.com/mesos-stateful/stateful/framework"
+	"github.com/mesos-stateful/stateful/framework/frameworktest"
 	"github.com/mesos-stateful/stateful/framework/internal/testworkload"
 	"github.com/mesos-stateful/stateful/localmesos"
 )
@@ -151,42 +152,19 @@ func logSandboxes(t *testing.T, workDir string) {
 func testConfig(t *testing.T, master, dataDir string) framework.Config {
 	t.Helper()
 	checkTestPorts(t)
-	cfg := framework.NewConfig()
-	cfg.HTTPAddr = "127.0.0.1:0" // see startScheduler
-	cfg.Master = master
+	cfg := frameworktest.Config(master, dataDir)
 	cfg.LocalAgents = 3
-	cfg.Etcd = framework.EtcdEmbedded
-	cfg.DataDir = dataDir
 	cfg.Runtime = "process"
 	cfg.Name = "e2e"
-	cfg.ExecutorMode = framework.ExecutorPath
+	cfg.ExecutorStatsInterval = 0 // the executor's default; callbacks_test sets its own
 	cfg.Creator.StickyWait = 3 * time.Second
-	cfg.Creator.RelaunchBackoff = 100 * time.Millisecond
-	cfg.Creator.RelaunchMaxBackoff = time.Second
-	cfg.Creator.KillRetry = time.Second
-	cfg.Creator.CallbackTimeout = 15 * time.Second
-	cfg.ResyncInterval = 2 * time.Second
-	cfg.RetryBackoff = 50 * time.Millisecond
-	cfg.RetryMaxBackoff = time.Second
-	cfg.LeaderTTL = 2 * time.Second
-	cfg.ShutdownGrace = 15 * time.Second
-	cfg.Offers.DeclineRefuse = 200 * time.Millisecond
-	cfg.Offers.IdleRefuse = time.Second
-	cfg.Offers.ReviveInterval = 100 * time.Millisecond
-	cfg.Offers.ResyncInterval = 200 * time.Millisecond
 	cfg.Offers.Policy.CoLocateAfter = 3 * time.Second
-	cfg.Mesos.SubscribeBackoff = 100 * time.Millisecond
-	cfg.Mesos.SubscribeMaxBackoff = time.Second
-	cfg.Mesos.ReconcileBackoff = 200 * time.Millisecond
-	cfg.Mesos.ReconcileMaxBackoff = time.Second
-	cfg.Mesos.ReconcileInterval = 3 * time.Second
 	cfg.Local.AllocationInterval = 50 * time.Millisecond
 	cfg.Local.HeartbeatInterval = time.Second
 	cfg.Local.ExecutorShutdownGracePeriod = time.Second
 	cfg.Local.StatusUpdateRetryInterval = time.Second
 	cfg.LocalResources = testResources
 	cfg.Local.FirstAgentIP = testAgentIP()
-	cfg.VolumeRoot = filepath.Join(dataDir, "volumes")
 	return cfg
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/examples/redis/workload"
 	"github.com/mesos-stateful/stateful/framework"
+	"github.com/mesos-stateful/stateful/framework/frameworktest"
 	"github.com/mesos-stateful/stateful/localmesos"
 )
 
@@ -143,41 +144,11 @@ func (e *Env) Close() error {
 // masterURL, embedded etcd in dataDir, the REST API on httpAddr, the executor
 // run from this binary's path, and timers short enough for tests.
 func FastConfig(masterURL, dataDir, httpAddr, runtime string) framework.Config {
-	cfg := framework.NewConfig()
+	cfg := frameworktest.Config(masterURL, dataDir)
 	cfg.HTTPAddr = httpAddr
-	cfg.Master = masterURL
-	cfg.Etcd = framework.EtcdEmbedded
-	cfg.DataDir = dataDir
-	// Against a master given by URL the framework would keep volumes under
-	// /var/lib, where one run's data would greet the next.
-	cfg.VolumeRoot = filepath.Join(dataDir, "volumes")
 	cfg.Runtime = runtime
 	cfg.Name = FrameworkName
-	cfg.ExecutorMode = framework.ExecutorPath
-	cfg.Creator.StickyWait = 2 * time.Second
-	cfg.Creator.RelaunchBackoff = 100 * time.Millisecond
-	cfg.Creator.RelaunchMaxBackoff = time.Second
-	cfg.Creator.KillRetry = time.Second
 	cfg.Creator.CallbackTimeout = 30 * time.Second
-	cfg.ResyncInterval = 2 * time.Second
-	cfg.RetryBackoff = 50 * time.Millisecond
-	cfg.RetryMaxBackoff = time.Second
-	cfg.LeaderTTL = 2 * time.Second
-	cfg.ShutdownGrace = 15 * time.Second
-	cfg.Offers.DeclineRefuse = 200 * time.Millisecond
-	cfg.Offers.IdleRefuse = time.Second
-	cfg.Offers.ReviveInterval = 100 * time.Millisecond
-	cfg.Offers.ResyncInterval = 200 * time.Millisecond
-	// After a host loss three tasks share two agents.
-	cfg.Offers.Policy.CoLocateAfter = 2 * time.Second
-	cfg.Mesos.SubscribeBackoff = 100 * time.Millisecond
-	cfg.Mesos.SubscribeMaxBackoff = time.Second
-	cfg.Mesos.ReconcileBackoff = 200 * time.Millisecond
-	cfg.Mesos.ReconcileMaxBackoff = time.Second
-	cfg.Mesos.ReconcileInterval = 3 * time.Second
-	// Tests wait for INFO figures in GET; the default 10 s would make
-	// every such wait take that long.
-	cfg.ExecutorStatsInterval = time.Second
 	return cfg
 }
 
