@@ -39,7 +39,7 @@ func closeTimed(t *testing.T, c *Cluster) time.Duration {
 // it acknowledged and exits 0 by itself, well within the grace period.
 func closeCustomExecutor(t *testing.T, bin string) {
 	cfg := execConfig(t)
-	c := execStart(t, cfg)
+	c := startCluster(t, cfg)
 	ag := c.Agents()[0]
 	s := execSubscribe(t, c, execFrameworkInfo("close-custom", false))
 	s.launch(s.offer(nil), execTask("task-1", execRecexec(bin, nil), ""))
@@ -83,7 +83,7 @@ func closeCommandTask(t *testing.T) {
 	// SIGKILL comes 2 s (the command executor's reserve) before the end
 	// of the grace period: leave the trap a second.
 	cfg.ExecutorShutdownGracePeriod = 3 * time.Second
-	c := execStart(t, cfg)
+	c := startCluster(t, cfg)
 	ag := c.Agents()[0]
 	s := execSubscribe(t, c, execFrameworkInfo("close-command", false))
 	marker := filepath.Join(t.TempDir(), "got-sigterm")
@@ -117,7 +117,7 @@ func closeCommandTask(t *testing.T) {
 func closeUnresponsiveExecutor(t *testing.T) {
 	cfg := execConfig(t)
 	cfg.ExecutorShutdownGracePeriod = time.Second
-	c := execStart(t, cfg)
+	c := startCluster(t, cfg)
 	s := execSubscribe(t, c, execFrameworkInfo("close-unresponsive", false))
 	started := filepath.Join(t.TempDir(), "started")
 	value := "trap '' TERM; touch " + started + "; while :; do sleep 0.05; done"

@@ -56,7 +56,7 @@ func execEventsLog(c *Cluster, agentID, fwID string) string {
 // tasks one after the other, answers RUNNING and FINISHED, and gets
 // SHUTDOWN when its framework is torn down.
 func execHappyPath(t *testing.T, bin string) {
-	c := execStart(t, execConfig(t))
+	c := startCluster(t, execConfig(t))
 	ag := c.Agents()[0]
 	rec := execNewRecorder(t, ag.Address)
 	s := execSubscribe(t, c, execFrameworkInfo("example", true))
@@ -84,7 +84,7 @@ func execHappyPath(t *testing.T, bin string) {
 
 // execMessageKill is custom-executor-message-kill.jsonl.
 func execMessageKill(t *testing.T, bin string) {
-	c := execStart(t, execConfig(t))
+	c := startCluster(t, execConfig(t))
 	ag := c.Agents()[0]
 	agentID := mesos.AgentID{Value: ag.ID}
 	rec := execNewRecorder(t, ag.Address)
@@ -156,7 +156,7 @@ func execCPUs(o mesos.Offer) float64 {
 
 // execTeardown is custom-executor-teardown.jsonl.
 func execTeardown(t *testing.T, bin string) {
-	c := execStart(t, execConfig(t))
+	c := startCluster(t, execConfig(t))
 	ag := c.Agents()[0]
 	rec := execNewRecorder(t, ag.Address)
 	s := execSubscribe(t, c, execFrameworkInfo("custom-exec-teardown", false))
@@ -193,7 +193,7 @@ func execTeardown(t *testing.T, bin string) {
 func execRestartRecovery(t *testing.T, bin string) {
 	cfg := execConfig(t)
 	cfg.ExecutorReregistrationTimeout = 2 * time.Second
-	c := execStart(t, cfg)
+	c := startCluster(t, cfg)
 	ag := c.Agents()[0]
 	agentID := mesos.AgentID{Value: ag.ID}
 	rec := execNewRecorder(t, ag.Address)
@@ -259,7 +259,7 @@ func execRestartRecovery(t *testing.T, bin string) {
 // real agent, localmesos leaves none of the task's processes behind. A
 // custom executor's death gives FAILURE as well.
 func execDeath(t *testing.T, bin string) {
-	c := execStart(t, execConfig(t))
+	c := startCluster(t, execConfig(t))
 	ag := c.Agents()[0]
 	s := execSubscribe(t, c, execFrameworkInfo("exec-death", true, mesos.FrameworkInfo_Capability_PARTITION_AWARE))
 	o := s.offer(nil)
@@ -314,7 +314,7 @@ func execDeath(t *testing.T, bin string) {
 // execEnvironment is executor-environment.txt: the variables an executor
 // gets.
 func execEnvironment(t *testing.T, bin string) {
-	c := execStart(t, execConfig(t))
+	c := startCluster(t, execConfig(t))
 	ag := c.Agents()[0]
 	s := execSubscribe(t, c, execFrameworkInfo("env", true))
 	s.launch(s.offer(nil), execTask("task-1", execRecexec(bin, nil), "finish"))

@@ -8,7 +8,6 @@ package localmesos
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -46,36 +45,15 @@ func execBuildTestexec(t *testing.T, dir string) string {
 	return bin
 }
 
-// execConfig is a one-agent cluster with the custom-executor transcripts'
-// resources and timers short enough for tests.
+// execConfig is the transcripts' cluster with timers short enough for the
+// executor tests.
 func execConfig(t *testing.T) Config {
-	cfg := NewConfig()
-	cfg.Port = 0
-	cfg.Agents = 1
-	cfg.Resources = "cpus:2;mem:2048;disk:4096;ports:[31000-31099]"
-	cfg.WorkDir = t.TempDir()
-	cfg.AllocationInterval = 100 * time.Millisecond
+	cfg := transcriptConfig(t)
 	cfg.AgentPingTimeout = 5 * time.Second
-	cfg.ExecutorRegistrationTimeout = 10 * time.Second
 	cfg.ExecutorShutdownGracePeriod = 3 * time.Second
 	cfg.ExecutorReregistrationTimeout = time.Second
 	cfg.StatusUpdateRetryInterval = 5 * time.Second
 	return cfg
-}
-
-// execStart starts a cluster; the test's cleanup closes it and checks that
-// no process it started is left.
-func execStart(t *testing.T, cfg Config) *Cluster {
-	t.Helper()
-	c, err := Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("start cluster: %v", err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		execNoProcessesLeft(t, cfg.WorkDir)
-	})
-	return c
 }
 
 // execProcessesIn lists live processes whose environment or working

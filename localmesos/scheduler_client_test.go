@@ -221,7 +221,7 @@ func (sc *schedClient) offer() mesos.Offer {
 func TestSchedulerClient(t *testing.T) {
 	for _, codec := range []encoding.MediaType{codecs.MediaTypeProtobuf, codecs.MediaTypeJSON} {
 		t.Run(strings.TrimPrefix(string(codec), "application/"), func(t *testing.T) {
-			c := schedStart(t, schedConfig(t))
+			c := startCluster(t, schedConfig(t))
 			sc := schedRunClient(t, c, codec, schedFrameworkInfo("client", time.Minute), "")
 			sub := sc.awaitType(scheduler.Event_SUBSCRIBED)
 			if sub.Subscribed.MasterInfo == nil || sub.Subscribed.MasterInfo.ID == "" {
@@ -329,7 +329,7 @@ func TestSchedulerClient(t *testing.T) {
 // failover_timeout keeps its framework and tasks; after the timeout the
 // framework is gone ("Framework has been removed").
 func TestSchedulerClientFailover(t *testing.T) {
-	c := schedStart(t, schedConfig(t))
+	c := startCluster(t, schedConfig(t))
 	info := schedFrameworkInfo("failover", 30*time.Second)
 	a := schedRunClient(t, c, codecs.MediaTypeProtobuf, info, "")
 	a.awaitType(scheduler.Event_SUBSCRIBED)
@@ -380,7 +380,7 @@ func TestSchedulerClientFailover(t *testing.T) {
 // TestSchedulerClientAgentRemoval: losing the agent of a running task
 // gives TASK_LOST (REASON_AGENT_REMOVED, no uuid) and FAILURE{agent_id}.
 func TestSchedulerClientAgentRemoval(t *testing.T) {
-	c := schedStart(t, schedConfig(t))
+	c := startCluster(t, schedConfig(t))
 	info := schedFrameworkInfo("loss", time.Minute)
 	info.Checkpoint = proto.Bool(true)
 	sc := schedRunClient(t, c, codecs.MediaTypeProtobuf, info, "")
@@ -410,7 +410,7 @@ func TestSchedulerClientAgentRemoval(t *testing.T) {
 // master, explicit reconciliation goes unanswered until the agent has
 // re-registered, and then reports the task still running.
 func TestSchedulerClientMasterFailover(t *testing.T) {
-	c := schedStart(t, schedConfig(t))
+	c := startCluster(t, schedConfig(t))
 	info := schedFrameworkInfo("master-failover", time.Minute)
 	info.Checkpoint = proto.Bool(true)
 	sc := schedRunClient(t, c, codecs.MediaTypeProtobuf, info, "")
@@ -461,7 +461,7 @@ func TestSchedulerClientMasterFailover(t *testing.T) {
 // listed in executor_ids while it lives, MESSAGE goes both ways, and
 // SHUTDOWN ends it with FAILURE{agent_id, executor_id, status 0}.
 func TestSchedulerClientCustomExecutor(t *testing.T) {
-	c := schedStart(t, schedConfig(t))
+	c := startCluster(t, schedConfig(t))
 	sc := schedRunClient(t, c, codecs.MediaTypeProtobuf, schedFrameworkInfo("custom", time.Minute), "")
 	sc.awaitType(scheduler.Event_SUBSCRIBED)
 	var command mesos.CommandInfo

@@ -122,33 +122,16 @@ func schedExecutorCommand(t *testing.T) string {
 	return `{"value":` + strconv.Quote(self) + `,"shell":false,"arguments":["example-executor"],"environment":{"variables":[{"name":"` + schedExecutorEnv + `","value":"1"},{"name":"GORACE","value":"atexit_sleep_ms=0"}]}}`
 }
 
-// schedConfig is a one-agent cluster with the transcripts' resources and
-// timers short enough for tests.
+// schedConfig is the transcripts' cluster with timers short enough for the
+// scheduler tests.
 func schedConfig(t *testing.T) Config {
-	cfg := NewConfig()
-	cfg.Port = 0
-	cfg.Agents = 1
-	cfg.Resources = "cpus:2;mem:2048;disk:4096;ports:[31000-31099]"
-	cfg.WorkDir = t.TempDir()
+	cfg := transcriptConfig(t)
 	cfg.HeartbeatInterval = 15 * time.Second
-	cfg.AllocationInterval = 100 * time.Millisecond
 	cfg.AgentPingTimeout = 500 * time.Millisecond
-	cfg.ExecutorRegistrationTimeout = 10 * time.Second
 	cfg.ExecutorShutdownGracePeriod = time.Second
 	cfg.ExecutorReregistrationTimeout = 500 * time.Millisecond
 	cfg.StatusUpdateRetryInterval = 2 * time.Second
 	return cfg
-}
-
-// schedStart starts a cluster that the test stops.
-func schedStart(t *testing.T, cfg Config) *Cluster {
-	t.Helper()
-	c, err := Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("start cluster: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 // schedFrame is one event as generic JSON (Mesos' field names), with the

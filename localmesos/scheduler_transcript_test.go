@@ -588,7 +588,7 @@ func (r *schedReplay) offerDelay(min time.Duration) func(*schedReplay) {
 // PARTITION_AWARE), reconciliation, DECLINE filters, SUPPRESS/REVIVE,
 // KILL and TEARDOWN, with two real command tasks.
 func TestSchedulerTranscriptErrors(t *testing.T) {
-	c := schedStart(t, schedTranscriptConfig(t))
+	c := startCluster(t, schedTranscriptConfig(t))
 	r := newSchedReplay(t, c, loadTranscript(t, "scheduler-errors"))
 	r.sections = []schedSection{
 		{note: "with filters refuse_seconds 1 ", end: r.offerDelay(time.Second)},
@@ -604,7 +604,7 @@ func TestSchedulerTranscriptErrors(t *testing.T) {
 // on the old stream, and an expired failover_timeout ("Framework cannot
 // be found", then "Framework has been removed").
 func TestSchedulerTranscriptFailover(t *testing.T) {
-	c := schedStart(t, schedTranscriptConfig(t))
+	c := startCluster(t, schedTranscriptConfig(t))
 	r := newSchedReplay(t, c, loadTranscript(t, "scheduler-failover"))
 	r.run()
 }
@@ -614,7 +614,7 @@ func TestSchedulerTranscriptFailover(t *testing.T) {
 // without offer IDs and SUPPRESS, and the task's three updates, each
 // acknowledged.
 func TestSchedulerTranscriptCommandTask(t *testing.T) {
-	c := schedStart(t, schedTranscriptConfig(t))
+	c := startCluster(t, schedTranscriptConfig(t))
 	r := newSchedReplay(t, c, loadTranscript(t, "command-task-msh"))
 	r.run()
 }
@@ -632,7 +632,7 @@ func TestSchedulerTranscriptAgentLoss(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel() // each scenario has its own cluster and mostly waits
-			c := schedStart(t, schedTranscriptConfig(t))
+			c := startCluster(t, schedTranscriptConfig(t))
 			r := newSchedReplay(t, c, all.scenario(name))
 			r.sections = []schedSection{
 				{note: "kill -9 the agent process", start: func(r *schedReplay) {
@@ -661,7 +661,7 @@ func TestSchedulerTranscriptAgentLoss(t *testing.T) {
 func TestSchedulerTranscriptHappyPath(t *testing.T) {
 	cfg := schedTranscriptConfig(t)
 	cfg.Resources = "cpus:0.15;mem:512;disk:1024;ports:[31000-31009]"
-	c := schedStart(t, cfg)
+	c := startCluster(t, cfg)
 	r := newSchedReplay(t, c, loadTranscript(t, "scheduler-happy-path"))
 	// The recorded executor was fetched from the scheduler's URI; here
 	// this test binary plays example-executor.

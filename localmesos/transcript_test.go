@@ -7,11 +7,13 @@ package localmesos
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // record is one line of a transcript.
@@ -138,4 +140,33 @@ func TestTranscriptsLoad(t *testing.T) {
 			t.Errorf("%s: no requests", name)
 		}
 	}
+}
+
+// transcriptConfig is a one-agent cluster with the agent resources the
+// transcripts were recorded with (cpus:2;mem:2048;disk:4096;ports:[31000-31099])
+// and a fast allocator; tests set the timers their scenario needs.
+func transcriptConfig(t *testing.T) Config {
+	cfg := NewConfig()
+	cfg.Port = 0
+	cfg.Agents = 1
+	cfg.Resources = "cpus:2;mem:2048;disk:4096;ports:[31000-31099]"
+	cfg.WorkDir = t.TempDir()
+	cfg.AllocationInterval = 100 * time.Millisecond
+	cfg.ExecutorRegistrationTimeout = 10 * time.Second
+	return cfg
+}
+
+// startCluster starts a cluster; the test's cleanup closes it and checks
+// that no process it started is left.
+func startCluster(t *testing.T, cfg Config) *Cluster {
+	t.Helper()
+	c, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		execNoProcessesLeft(t, cfg.WorkDir)
+	})
+	return c
 }

@@ -127,42 +127,16 @@ func (m *execMaster) waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// nextUpdate returns the next status update the agent forwarded.
-func (m *execMaster) nextUpdate(t testing.TB) wire.StatusUpdate {
+// nextRecord waits for the next record of one kind that no earlier call
+// consumed; list reads that kind's records (under m.mu, held by waitFor).
+func nextRecord[T any](t testing.TB, m *execMaster, what, kind string, list func() []T) T {
 	t.Helper()
-	var u wire.StatusUpdate
-	m.waitFor(t, "a status update", func() bool {
-		if i := m.cursor["update"]; i < len(m.updates) {
-			u = m.updates[i]
-			m.cursor["update"] = i + 1
-			return true
-		}
-		return false
-	})
-	return u
-}
-
-func (m *execMaster) nextExit(t testing.TB) execExit {
-	t.Helper()
-	var e execExit
-	m.waitFor(t, "an executor exit", func() bool {
-		if i := m.cursor["exit"]; i < len(m.exits) {
-			e = m.exits[i]
-			m.cursor["exit"] = i + 1
-			return true
-		}
-		return false
-	})
-	return e
-}
-
-func (m *execMaster) nextRegistration(t testing.TB) wire.Registration {
-	t.Helper()
-	var r wire.Registration
-	m.waitFor(t, "a registration", func() bool {
-		if i := m.cursor["reg"]; i < len(m.regs) {
-			r = m.regs[i]
-			m.cursor["reg"] = i + 1
+	var r T
+	m.waitFor(t, what, func() bool {
+		records := list()
+		if i := m.cursor[kind]; i < len(records) {
+			r = records[i]
+			m.cursor[kind] = i + 1
 			return true
 		}
 		return false
@@ -170,18 +144,25 @@ func (m *execMaster) nextRegistration(t testing.TB) wire.Registration {
 	return r
 }
 
+// nextUpdate returns the next status update the agent forwarded.
+func (m *execMaster) nextUpdate(t testing.TB) wire.StatusUpdate {
+	t.Helper()
+	return nextRecord(t, m, "a status update", "update", func() []wire.StatusUpdate { return m.updates })
+}
+
+func (m *execMaster) nextExit(t testing.TB) execExit {
+	t.Helper()
+	return nextRecord(t, m, "an executor exit", "exit", func() []execExit { return m.exits })
+}
+
+func (m *execMaster) nextRegistration(t testing.TB) wire.Registration {
+	t.Helper()
+	return nextRecord(t, m, "a registration", "reg", func() []wire.Registration { return m.regs })
+}
+
 func (m *execMaster) nextMessage(t testing.TB) execMessage {
 	t.Helper()
-	var msg execMessage
-	m.waitFor(t, "an executor message", func() bool {
-		if i := m.cursor["msg"]; i < len(m.messages) {
-			msg = m.messages[i]
-			m.cursor["msg"] = i + 1
-			return true
-		}
-		return false
-	})
-	return msg
+	return nextRecord(t, m, "an executor message", "msg", func() []execMessage { return m.messages })
 }
 
 // pending counts records of a kind not consumed yet.
