@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/client"
 	"github.com/mesos-stateful/stateful/dockerlib"
 	"github.com/mesos-stateful/stateful/examples/redis/redisimage"
 	"github.com/mesos-stateful/stateful/examples/redis/redistest"
@@ -532,7 +534,8 @@ func TestSlavesHealthyOnlyOnceSynced(t *testing.T) {
 	env := start(t, "process")
 	ctx := testCtx(t, 2*time.Minute)
 	// An instance the workload cannot run is refused at request time.
-	if err := env.Create(ctx, map[string]any{"name": "peers", "type": "C", "masters": 3}); err == nil || !strings.Contains(err.Error(), "status 400") || !strings.Contains(err.Error(), `"field":"type"`) {
+	var refused *client.Error
+	if err := env.Create(ctx, map[string]any{"name": "peers", "type": "C", "masters": 3}); !errors.As(err, &refused) || refused.StatusCode != http.StatusBadRequest || refused.Field != "type" {
 		t.Fatalf("a C instance: %v; want 400 naming the type", err)
 	}
 	body := createBody("synced", map[string]any{"command": workload.DefaultCommand})

@@ -12,12 +12,10 @@
 package redistest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/client"
 	"github.com/mesos-stateful/stateful/examples/redis/workload"
 	"github.com/mesos-stateful/stateful/framework"
 	"github.com/mesos-stateful/stateful/framework/frameworktest"
@@ -54,6 +53,7 @@ type Env struct {
 	Cluster *localmesos.Cluster
 	// API is the REST API's base URL, http://127.0.0.1:port.
 	API string
+	api *client.Client
 
 	cancel  context.CancelFunc
 	stopped chan struct{}
@@ -89,30 +89,37 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redistest: localmesos: %w", err)
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		cluster.Close()
-		return nil, err
-	}
-	cfg := FastConfig(cluster.MasterURL(), filepath.Join(opts.WorkDir, "framework"), addr, opts.Runtime)
+	cfg := FastConfig(cluster.MasterURL(), filepath.Join(opts.WorkDir, "framework"), "127.0.0.1:0", opts.Runtime)
+	apiAddr := make(chan string, 1)
+	cfg.APIReady = func(addr string) { apiAddr <- addr }
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e := &Env{Cluster: cluster, API: "http://" + addr, cancel: cancel, stopped: make(chan struct{})}
+	e := &Env{Cluster: cluster, cancel: cancel, stopped: make(chan struct{})}
 	go func() {
 		defer close(e.stopped)
 		e.err = framework.Run(runCtx, cfg, opts.Workload)
 	}()
-	err = Poll(ctx, "the framework to be healthy", func() (bool, string) {
-		select {
-		case <-e.stopped:
-			return true, ""
-		default:
-		}
-		code, body, err := e.do(ctx, http.MethodGet, "/v1/health", nil)
-		if err != nil {
-			return false, err.Error()
-		}
-		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
-	})
+	select {
+	case addr := <-apiAddr:
+		e.API = "http://" + addr
+		e.api, err = client.New(e.API, nil)
+	case <-e.stopped:
+	case <-ctx.Done():
+		err = fmt.Errorf("redistest: the REST API never listened: %w", ctx.Err())
+	}
+	if err == nil && e.api != nil {
+		err = Poll(ctx, "the framework to be healthy", func() (bool, string) {
+			select {
+			case <-e.stopped:
+				return true, ""
+			default:
+			}
+			h, err := e.api.Health(ctx)
+			if err != nil {
+				return false, err.Error()
+			}
+			return h.OK(), fmt.Sprint(h.Problems)
+		})
+	}
 	select {
 	case <-e.stopped:
 		err = fmt.Errorf("redistest: the framework stopped at start: %w", e.err)
@@ -168,80 +175,39 @@ func Poll(ctx context.Context, what string, check func() (done bool, msg string)
 	}
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("redistest: free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// do sends a request to the REST API and returns the status and body.
-func (e *Env) do(ctx context.Context, method, path string, body any) (int, []byte, error) {
-	var r io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		r = bytes.NewReader(raw)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, e.API+path, r)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-// Create posts an instance and expects 202.
+// Create posts an instance and expects 202; body is a create request in
+// the API's JSON shape (name, type, masters, slaves, spec).
 func (e *Env) Create(ctx context.Context, body any) error {
-	code, b, err := e.do(ctx, http.MethodPost, "/v1/instances", body)
+	raw, err := json.Marshal(body)
 	if err != nil {
-		return fmt.Errorf("POST /v1/instances: %w", err)
+		return fmt.Errorf("create: %w", err)
 	}
-	if code != http.StatusAccepted {
-		return fmt.Errorf("POST /v1/instances: status %d: %s", code, b)
+	var req client.CreateRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return fmt.Errorf("create: %w", err)
 	}
-	return nil
+	_, err = e.api.Create(ctx, req)
+	return err
 }
 
 // Delete destroys an instance and expects 202.
 func (e *Env) Delete(ctx context.Context, name string) error {
-	code, b, err := e.do(ctx, http.MethodDelete, "/v1/instances/"+name, nil)
-	if err != nil {
-		return fmt.Errorf("DELETE %s: %w", name, err)
-	}
-	if code != http.StatusAccepted {
-		return fmt.Errorf("DELETE %s: status %d: %s", name, code, b)
-	}
-	return nil
+	_, err := e.api.Delete(ctx, name)
+	return err
 }
 
 // Get returns the instance with its tasks; nil and the status code when it
 // is not 200.
 func (e *Env) Get(ctx context.Context, name string) (*stateful.Instance, int, error) {
-	code, b, err := e.do(ctx, http.MethodGet, "/v1/instances/"+name, nil)
-	if err != nil {
-		return nil, 0, fmt.Errorf("GET %s: %w", name, err)
+	inst, err := e.api.Get(ctx, name)
+	var apiErr *client.Error
+	switch {
+	case errors.As(err, &apiErr):
+		return nil, apiErr.StatusCode, nil
+	case err != nil:
+		return nil, 0, err
 	}
-	if code != http.StatusOK {
-		return nil, code, nil
-	}
-	var inst stateful.Instance
-	if err := json.Unmarshal(b, &inst); err != nil {
-		return nil, code, fmt.Errorf("GET %s: %w: %s", name, err, b)
-	}
-	return &inst, code, nil
+	return inst, http.StatusOK, nil
 }
 
 // WaitHealthy waits until the instance is RUNNING with every task running
