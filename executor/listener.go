@@ -2,6 +2,7 @@ package executor
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -20,13 +21,13 @@ type listenerChecker interface {
 	// checkListener returns nil if every socket listening on port for host
 	// (an IP, or "" for any) belongs to one of the workload's processes,
 	// and at least one does.
-	checkListener(host string, port uint32) error
+	checkListener(ctx context.Context, host string, port uint32) error
 }
 
 // checkListener implements listenerChecker for a process-runtime task: its
 // processes are those of its process group, and it shares the executor's
 // network namespace.
-func (p *process) checkListener(host string, port uint32) error {
+func (p *process) checkListener(_ context.Context, host string, port uint32) error {
 	// The task shares the executor's network namespace.
 	inodes, err := listeningSockets("/proc/self/net", net.ParseIP(host), port)
 	if err != nil {
@@ -39,15 +40,73 @@ func (p *process) checkListener(host string, port uint32) error {
 	if err != nil {
 		return err
 	}
-	ours := make(map[uint64]bool)
+	pids := make([]int, 0, len(stats))
 	for pid := range stats {
+		pids = append(pids, pid)
+	}
+	return checkOwners(inodes, pids, port, fmt.Sprintf("process group %d", p.pgid))
+}
+
+// checkListener implements listenerChecker for a container: the sockets
+// are looked up in the container's own network namespace (the host's, on
+// the host network), and its processes are those in its PID namespace.
+func (c *container) checkListener(ctx context.Context, host string, port uint32) error {
+	st, err := c.client.Inspect(ctx, c.id)
+	if err != nil {
+		return err
+	}
+	if !st.Running || st.Pid <= 0 {
+		return fmt.Errorf("container %s is not running", shortContainerID(c.id))
+	}
+	netNS, pidNS := namespace(st.Pid, "net"), namespace(st.Pid, "pid")
+	if netNS == "" || pidNS == "" {
+		// Not ours to inspect (an executor without the rights): the
+		// connect alone has to do.
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if netNS != namespace(os.Getpid(), "net") {
+		// Its own network namespace (bridge): the port is published at
+		// the same number inside, bound to the container's address.
+		ip = nil
+	}
+	inodes, err := listeningSockets(fmt.Sprintf("/proc/%d/net", st.Pid), ip, port)
+	if err != nil {
+		return err
+	}
+	if len(inodes) == 0 {
+		return fmt.Errorf("nothing in container %s listens on port %d", shortContainerID(c.id), port)
+	}
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && namespace(pid, "pid") == pidNS {
+			pids = append(pids, pid)
+		}
+	}
+	return checkOwners(inodes, pids, port, "container "+shortContainerID(c.id))
+}
+
+// namespace returns the identity of a namespace of pid, e.g.
+// "net:[4026531840]", or "" if it cannot be read.
+func namespace(pid int, kind string) string {
+	l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, kind))
+	return l
+}
+
+// checkOwners returns nil if every socket in inodes is open in one of
+// pids, and otherwise an error naming the process that holds the first
+// one that is not; whose names the task's processes.
+func checkOwners(inodes []uint64, pids []int, port uint32, whose string) error {
+	ours := make(map[uint64]bool)
+	for _, pid := range pids {
 		for _, ino := range socketInodes(pid) {
 			ours[ino] = true
 		}
 	}
 	for _, ino := range inodes {
 		if !ours[ino] {
-			return fmt.Errorf("port %d is held by %s, not by this task's processes (process group %d); a workload left behind by an earlier task?", port, describeSocketOwner(ino), p.pgid)
+			return fmt.Errorf("port %d is held by %s, not by this task's processes (%s); a workload left behind by an earlier task?", port, describeSocketOwner(ino), whose)
 		}
 	}
 	return nil

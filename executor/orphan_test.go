@@ -285,3 +285,57 @@ func TestE2EOrphanOnTheTaskPortDoesNotMakeItHealthy(t *testing.T) {
 		}
 	}
 }
+
+// The TCP check of a Docker task asks the container's own network
+// namespace (bridge) or, on the host network, which processes hold the
+// port: its own redis-server passes either way, a host process that is not
+// the container's does not.
+func TestDockerTCPHealthCheckRefusesAListenerThatIsNotTheContainers(t *testing.T) {
+	needRedis(t)
+	cli, fw := dockerFor(t)
+	rt, err := NewDockerRuntime(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	health := protocol.Health{TCPPort: "redis", Timeout: protocol.Duration(5 * time.Second)}
+	started := 0
+	start := func(network string, port uint32) Workload {
+		started++
+		d := redisContainerTask(port, network)
+		d.Version = protocol.TaskDataVersion
+		d.Runtime = protocol.RuntimeDocker
+		w, err := rt.Start(ctx, StartSpec{TaskID: fmt.Sprintf("cache1-0.%d", started), ExecutorID: "exec-1", FrameworkID: fw, Sandbox: t.TempDir(), Host: "127.0.0.1", Data: &d})
+		if err != nil {
+			t.Fatalf("start a %s container: %v", network, err)
+		}
+		t.Cleanup(func() { _ = w.Stop(context.Background(), 0) })
+		return w
+	}
+
+	for _, network := range []string{protocol.NetworkHost, protocol.NetworkBridge} {
+		port := freePort(t)
+		w := start(network, port)
+		c := healthChecker{health: health, spec: true, workload: w, host: "127.0.0.1", ports: map[string]uint32{"redis": port}}
+		eventually(t, 30*time.Second, "the "+network+" container's redis-server passes the TCP check", func() bool {
+			return c.check(ctx) == nil
+		})
+	}
+
+	// A host-network container asked about a port a host process holds.
+	orphanPort := freePort(t)
+	orphan := exec.Command("redis-server", "--port", fmt.Sprint(orphanPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = orphan.Process.Kill(); _ = orphan.Wait() })
+	eventually(t, 10*time.Second, "the orphan redis-server answers", func() bool { return redisPing(orphanPort) == "PONG" })
+	w := start(protocol.NetworkHost, freePort(t))
+	c := healthChecker{health: health, spec: true, workload: w, host: "127.0.0.1", ports: map[string]uint32{"redis": orphanPort}}
+	err = c.check(ctx)
+	want := fmt.Sprintf("pid %d (redis-server)", orphan.Process.Pid)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("check = %v, want an error naming %s", err, want)
+	}
+}
