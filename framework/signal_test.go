@@ -81,3 +81,25 @@ func TestSIGTERMEndsAStartStuckOnEtcd(t *testing.T) {
 		t.Errorf("the half-started etcd did not stop\n%s", logTail())
 	}
 }
+
+// Issue 10's case as an operator meets it: the scheduler was killed during
+// its very first start, leaving an embedded etcd that never committed
+// anything. The next start repairs it (the old member is kept aside) and
+// serves; creating an instance works.
+func TestStartAfterACrashDuringTheFirstEtcdStart(t *testing.T) {
+	cluster := startCluster(t, 1)
+	dataDir := t.TempDir()
+	statemgrtest.NeverCommittedDir(t, filepath.Join(dataDir, "etcd"))
+
+	p := startSubprocess(t, cluster, dataDir) // fails the test unless healthy
+	if aside, _ := filepath.Glob(filepath.Join(dataDir, "etcd", "member.never-committed-*")); len(aside) != 1 {
+		t.Errorf("moved-aside members %v, want one", aside)
+	}
+	if !strings.Contains(p.logTail(), "never committed anything") {
+		t.Errorf("the repair is not logged:\n%s", p.logTail())
+	}
+	call(t, "POST", p.api+"/v1/instances", map[string]any{"name": "after", "type": "S"}, 202)
+	if _, code := get(t, p.api, "after"); code != 200 {
+		t.Errorf("GET after create: %d", code)
+	}
+}
