@@ -83,9 +83,11 @@ func validateLabel(s string) error {
 	case s[0] == '-' || s[len(s)-1] == '-':
 		return &ValidationError{Msg: fmt.Sprintf("%q must not start or end with '-'", s)}
 	}
-	for _, c := range []byte(s) {
+	// By rune, so that "cafè" is reported as having 'è', not the first
+	// byte of its UTF-8 encoding; invalid UTF-8 shows as U+FFFD.
+	for _, c := range s {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return &ValidationError{Msg: fmt.Sprintf("%q has %q; only a-z, 0-9 and '-' are allowed", s, rune(c))}
+			return &ValidationError{Msg: fmt.Sprintf("%q has %q; only a-z, 0-9 and '-' are allowed", s, c)}
 		}
 	}
 	return nil

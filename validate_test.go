@@ -43,7 +43,8 @@ func TestInstanceValidate(t *testing.T) {
 		{"underscore in name", func(i *Instance) { i.Name = "a_b" }, "name", "'_'"},
 		{"leading dash", func(i *Instance) { i.Name = "-a" }, "name", "start or end"},
 		{"trailing dash", func(i *Instance) { i.Name = "a-" }, "name", "start or end"},
-		{"non-ascii name", func(i *Instance) { i.Name = "caché" }, "name", "only a-z"},
+		{"non-ascii name", func(i *Instance) { i.Name = "caché" }, "name", "has 'é'; only a-z"},
+		{"invalid utf-8 name", func(i *Instance) { i.Name = "ab\xffc" }, "name", "has '\ufffd'"},
 
 		{"missing type", func(i *Instance) { i.Type = "" }, "type", "required"},
 		{"unknown type", func(i *Instance) { i.Type = "M" }, "type", "unknown type"},

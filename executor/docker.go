@@ -48,6 +48,7 @@ type dockerClient interface {
 	Stats(ctx context.Context, id string) (dockerlib.Stats, error)
 	LogsSince(ctx context.Context, id string, since time.Time, stdout, stderr io.Writer) error
 	List(ctx context.Context, selector map[string]string) ([]dockerlib.ContainerInfo, error)
+	Inspect(ctx context.Context, id string) (dockerlib.ContainerState, error)
 	Cleanup(ctx context.Context, selector map[string]string, grace time.Duration) ([]string, error)
 }
 

@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,9 +37,18 @@ const (
 // ProcessRuntime runs a task as a plain process: its command through
 // /bin/sh -c (or its args directly) in its own process group, with the
 // task's environment, the volume (or else the sandbox) as working
-// directory, and its output in the sandbox. A watchdog in the process group
-// kills the whole group when the executor goes away, even by SIGKILL, so a
-// dead executor leaves no workload behind.
+// directory, and its output in the sandbox.
+//
+// No workload outlives its executor, even one killed by SIGKILL, by two
+// means. The task's main process (the workload itself when the command is
+// simple enough for "exec") gets SIGKILL from the kernel when the executor
+// dies (PR_SET_PDEATHSIG, from an OS thread that lives as long as the
+// workload). And a watchdog in the process group, which the executor
+// restarts if it dies, kills the whole group, grandchildren included, when
+// the executor goes away. What escapes both: a process that leaves the
+// group (setsid) and is not the main process, if the watchdog is killed
+// in the same instant as the executor. (cgroup v2 would close that gap;
+// /sys/fs/cgroup is not a writable v2 hierarchy everywhere this runs.)
 type ProcessRuntime struct{}
 
 // Name implements Runtime.
@@ -89,28 +100,36 @@ func (ProcessRuntime) Start(ctx context.Context, spec StartSpec) (Workload, erro
 	cmd.Env = env
 	cmd.Stdout = stdout
 	cmd.Stderr = errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// Stdout may not be a file (tests): bound the copy after exit.
 	cmd.WaitDelay = drainWait
-	if err := cmd.Start(); err != nil {
+	reaped := make(chan struct{})
+	if err := startOnOwnThread(cmd, reaped); err != nil {
 		errR.Close()
 		return nil, fmt.Errorf("start %q: %w", argv[0], err)
 	}
 	p := &process{
-		cmd:     cmd,
-		pgid:    cmd.Process.Pid,
-		dir:     dir,
-		env:     env,
-		tail:    newTailBuffer(stderrTailBytes),
-		done:    make(chan struct{}),
-		drained: make(chan struct{}),
+		cmd:       cmd,
+		pgid:      cmd.Process.Pid,
+		dir:       dir,
+		env:       env,
+		tail:      newTailBuffer(stderrTailBytes),
+		reaped:    reaped,
+		done:      make(chan struct{}),
+		drained:   make(chan struct{}),
+		keeperEnd: make(chan struct{}),
 	}
 	go p.copyStderr(errR, stderr)
-	if err := p.startWatchdog(); err != nil {
+	p.wdMu.Lock()
+	err = p.startWatchdog()
+	p.wdMu.Unlock()
+	if err != nil {
 		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
 		_ = cmd.Wait()
+		close(reaped)
 		return nil, fmt.Errorf("start watchdog: %w", err)
 	}
+	go p.keepWatchdog()
 	go p.wait()
 	glog.V(1).Infof("process runtime: task %s started as process group %d in %s", spec.TaskID, p.pgid, dir)
 	return p, nil
@@ -133,15 +152,39 @@ func processEnv(task map[string]string) []string {
 	return envList(env)
 }
 
-type process struct {
-	cmd  *exec.Cmd
-	pgid int
-	dir  string
-	env  []string
-	tail *tailBuffer
+// startOnOwnThread starts cmd from a goroutine locked to its OS thread,
+// which stays until reaped is closed (after cmd's Wait returned) and then
+// ends with its thread. The kernel sends the child its Pdeathsig when the
+// thread that forked it exits, not only the process: started from any
+// thread, the child could be killed whenever the Go runtime retires that
+// thread.
+func startOnOwnThread(cmd *exec.Cmd, reaped <-chan struct{}) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Never unlocked: the thread goes when this goroutine returns.
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			<-reaped
+		}
+	}()
+	return <-started
+}
 
+type process struct {
+	cmd    *exec.Cmd
+	pgid   int
+	dir    string
+	env    []string
+	tail   *tailBuffer
+	reaped chan struct{} // closed once cmd.Wait returned
+
+	wdMu         sync.Mutex
 	watchdog     *exec.Cmd
 	watchdogPipe *os.File
+	wdStopping   bool          // the task ended; no new watchdog
+	keeperEnd    chan struct{} // closed when keepWatchdog returns
 
 	done    chan struct{}
 	drained chan struct{}
@@ -153,6 +196,7 @@ type process struct {
 // open. The EOF comes when we close it (the task has ended) or when the
 // executor dies for any reason; the watchdog then SIGKILLs the group. Being
 // a member, it also keeps the group ID from being reused while it waits.
+// The caller holds wdMu.
 func (p *process) startWatchdog() error {
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -176,6 +220,42 @@ func (p *process) startWatchdog() error {
 	return nil
 }
 
+// watchdogRestartWait spaces the attempts to replace a dead watchdog that
+// cannot be started again.
+const watchdogRestartWait = time.Second
+
+// keepWatchdog replaces the watchdog whenever it dies while the task runs
+// (someone killed it), so that a later death of the executor still takes
+// the whole process group with it. It returns once the task has ended.
+func (p *process) keepWatchdog() {
+	defer close(p.keeperEnd)
+	for {
+		p.wdMu.Lock()
+		wd := p.watchdog
+		p.wdMu.Unlock()
+		err := wd.Wait()
+		for {
+			p.wdMu.Lock()
+			if p.wdStopping {
+				p.wdMu.Unlock()
+				return
+			}
+			p.watchdogPipe.Close()
+			glog.Warningf("process runtime: the watchdog of process group %d died (%v); starting another", p.pgid, err)
+			err = p.startWatchdog()
+			p.wdMu.Unlock()
+			if err == nil {
+				break
+			}
+			glog.Errorf("process runtime: restarting the watchdog of process group %d: %v", p.pgid, err)
+			select {
+			case <-p.reaped:
+			case <-time.After(watchdogRestartWait):
+			}
+		}
+	}
+}
+
 func (p *process) copyStderr(r *os.File, sink io.Writer) {
 	defer close(p.drained)
 	defer r.Close()
@@ -196,10 +276,14 @@ func (p *process) copyStderr(r *os.File, sink io.Writer) {
 
 func (p *process) wait() {
 	err := p.cmd.Wait()
+	close(p.reaped)
 	status := exitStatusOf(p.cmd.ProcessState, err)
 	// The main process is gone: the rest of its group goes with it.
+	p.wdMu.Lock()
+	p.wdStopping = true
 	p.watchdogPipe.Close()
-	_ = p.watchdog.Wait()
+	p.wdMu.Unlock()
+	<-p.keeperEnd
 	select {
 	case <-p.drained:
 	case <-time.After(drainWait):
@@ -297,33 +381,44 @@ func (p *process) Usage(context.Context) (Usage, error) {
 
 // groupUsage sums CPU time and resident memory over a process group.
 func groupUsage(pgid int) (Usage, error) {
-	entries, err := os.ReadDir("/proc")
+	stats, err := groupStats(pgid)
 	if err != nil {
-		return Usage{}, fmt.Errorf("read /proc: %w", err)
+		return Usage{}, err
+	}
+	if len(stats) == 0 {
+		return Usage{}, fmt.Errorf("process group %d has no processes", pgid)
 	}
 	page := uint64(os.Getpagesize())
 	var u Usage
-	found := false
+	for _, f := range stats {
+		u.CPUSeconds += float64(f.utime+f.stime) / userHZ
+		u.MemBytes += f.rssPages * page
+	}
+	return u, nil
+}
+
+// groupStats returns the /proc/<pid>/stat figures of the live members of
+// process group pgid, by pid.
+func groupStats(pgid int) (map[int]procStat, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("read /proc: %w", err)
+	}
+	out := make(map[int]procStat)
 	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
 		if err != nil {
 			continue // exited meanwhile
 		}
-		f, ok := statFields(stat)
-		if !ok || f.pgrp != pgid {
-			continue
+		if f, ok := statFields(stat); ok && f.pgrp == pgid {
+			out[pid] = f
 		}
-		found = true
-		u.CPUSeconds += float64(f.utime+f.stime) / userHZ
-		u.MemBytes += f.rssPages * page
 	}
-	if !found {
-		return Usage{}, fmt.Errorf("process group %d has no processes", pgid)
-	}
-	return u, nil
+	return out, nil
 }
 
 type procStat struct {

@@ -623,6 +623,13 @@ func (c healthChecker) checkSpec(ctx context.Context) error {
 			return fmt.Errorf("tcp connect to %s: %w", addr, err)
 		}
 		conn.Close()
+		// A connect proves that something listens, not that it is this
+		// task: ask the workload whose the listener is, where it can tell.
+		if lc, ok := c.workload.(listenerChecker); ok {
+			if err := lc.checkListener(ctx, c.host, port); err != nil {
+				return fmt.Errorf("tcp %s: %w", addr, err)
+			}
+		}
 		return nil
 	}
 	argv := c.health.Args

@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/golang/glog"
 
@@ -63,6 +65,7 @@ func Main(w stateful.Workload, opts ...Option) {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go exitIfStopHangs(ctx, stop, 2*cfg.ShutdownGrace+hardStopMargin)
 	err := Run(ctx, cfg, w)
 	stop()
 	if err != nil {
@@ -72,6 +75,29 @@ func Main(w stateful.Workload, opts ...Option) {
 	}
 	glog.Flush()
 	os.Exit(0)
+}
+
+// hardStopMargin is added to twice the shutdown grace (the parts' stop,
+// then the closing of the embedded cluster and etcd) to bound how long the
+// process may take to exit after SIGTERM or SIGINT.
+const hardStopMargin = 15 * time.Second
+
+// exitIfStopHangs makes SIGTERM and SIGINT end the process in bounded time
+// even if something in Run ignores its context: once ctx ends (the first
+// signal), a second signal kills the process at once (the default action is
+// restored), and if Run has not returned within bound the goroutines'
+// stacks are logged and the process exits with status 1. It returns only
+// by exiting; Main exits before it otherwise.
+func exitIfStopHangs(ctx context.Context, restoreSignals context.CancelFunc, bound time.Duration) {
+	<-ctx.Done()
+	restoreSignals()
+	glog.Infof("framework: stopping (a second SIGTERM or SIGINT ends the process at once; it exits anyway after %v)", bound)
+	time.Sleep(bound)
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	glog.Errorf("framework: not stopped %v after the signal; exiting. Goroutines:\n%s", bound, buf)
+	glog.Flush()
+	os.Exit(1)
 }
 
 // executorMain runs the executor for an agent and returns the exit code.

@@ -52,6 +52,15 @@ func decodeCreate(body []byte, defaults stateful.Spec) (*stateful.Instance, erro
 	if err := decodeStrict(body, &req); err != nil {
 		return nil, err
 	}
+	var raw struct {
+		Spec json.RawMessage `json:"spec"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, &stateful.ValidationError{Msg: fmt.Sprintf("invalid request: %v", err)}
+	}
+	if err := refuseExplicitZeros(raw.Spec); err != nil {
+		return nil, err
+	}
 	inst := &stateful.Instance{
 		Name: req.Name,
 		Type: req.Type,
@@ -90,7 +99,68 @@ func parsePatch(body []byte, name string) (*patchRequest, error) {
 	if req.Slaves == nil && !req.hasSpec() && req.Type == nil && req.Masters == nil {
 		return nil, errNothingGiven()
 	}
+	if err := refuseExplicitZeros(req.Spec); err != nil {
+		return nil, err
+	}
 	return &req, nil
+}
+
+// defaultedByZero lists the spec fields (by JSON path below "spec") whose
+// zero value Spec.WithDefaults reads as "not given". An explicit 0 or ""
+// there would silently become the default, so it is refused; null, like
+// leaving the field out, asks for the default. disk is not listed: 0 is a
+// real amount ("no disk") that clients marshalling a stateful.Spec send.
+var defaultedByZero = map[string][]string{
+	"":       {"cpu", "mem", "image", "command", "network", "volume"},
+	"health": {"interval_s", "grace_s", "timeout_s"},
+}
+
+// refuseExplicitZeros returns a *stateful.ValidationError naming the first
+// field of spec (a JSON object that passed checkSchema, or empty) given as
+// 0 or "" where that value would mean "use the default".
+func refuseExplicitZeros(spec json.RawMessage) error {
+	return refuseZerosIn(spec, "")
+}
+
+func refuseZerosIn(raw json.RawMessage, sub string) error {
+	if len(raw) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil
+	}
+	prefix := "spec"
+	if sub != "" {
+		prefix += "." + sub
+	}
+	var given map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &given); err != nil {
+		return &stateful.ValidationError{Field: prefix, Msg: fmt.Sprintf("invalid: %v", err)}
+	}
+	for _, key := range defaultedByZero[sub] {
+		v, ok := given[key]
+		if !ok {
+			continue
+		}
+		var str string
+		switch {
+		case len(v) > 0 && v[0] == '"' && json.Unmarshal(v, &str) == nil && str == "":
+			return &stateful.ValidationError{Field: join(prefix, key), Msg: `must not be "" (it would silently mean the default); leave it out or give null for the default`}
+		case isZeroNumber(v):
+			return &stateful.ValidationError{Field: join(prefix, key), Msg: "must not be 0 (0 would silently mean the default); leave it out or give null for the default"}
+		}
+	}
+	if sub == "" {
+		return refuseZerosIn(given["health"], "health")
+	}
+	return nil
+}
+
+// isZeroNumber reports whether v is a JSON number equal to 0 (0, 0.0,
+// -0, 0e3); a string is never a number here.
+func isZeroNumber(v json.RawMessage) bool {
+	if len(v) == 0 || v[0] == '"' {
+		return false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	return err == nil && f == 0
 }
 
 func errNothingGiven() error {

@@ -270,7 +270,7 @@ func TestCreate(t *testing.T) {
 		{name: "name leading dash", method: "POST", path: "/v1/instances", body: `{"name": "-a", "type": "S"}`, code: 400, field: "name"},
 		{name: "name underscore", method: "POST", path: "/v1/instances", body: `{"name": "a_b", "type": "S"}`, code: 400, field: "name"},
 		{name: "name too long", method: "POST", path: "/v1/instances", body: `{"name": "` + strings.Repeat("a", 64) + `", "type": "S"}`, code: 400, field: "name", errHas: "64"},
-		{name: "name unicode", method: "POST", path: "/v1/instances", body: `{"name": "caché", "type": "S"}`, code: 400, field: "name"},
+		{name: "name unicode", method: "POST", path: "/v1/instances", body: `{"name": "cafè", "type": "S"}`, code: 400, field: "name", errHas: `"cafè" has 'è'`},
 		{name: "name not a string", method: "POST", path: "/v1/instances", body: `{"name": 7, "type": "S"}`, code: 400, field: "name", errHas: "must be a string"},
 
 		// Type and counts.
@@ -303,6 +303,32 @@ func TestCreate(t *testing.T) {
 		{name: "env value not a string", method: "POST", path: "/v1/instances", body: msBody("x", `{"env": {"X": 1}}`), code: 400, field: "spec.env.X"},
 		{name: "volume relative", method: "POST", path: "/v1/instances", body: msBody("x", `{"volume": "data"}`), code: 400, field: "spec.volume"},
 		{name: "spec not an object", method: "POST", path: "/v1/instances", body: msBody("x", `[1]`), code: 400, field: "spec", errHas: "must be an object"},
+
+		// An explicit zero would silently mean the default: refused, naming
+		// the field; null (like leaving it out) asks for the default.
+		{name: "cpu zero", method: "POST", path: "/v1/instances", body: msBody("x", `{"cpu": 0}`), code: 400, field: "spec.cpu", errHas: "must not be 0"},
+		{name: "cpu zero written 0.0", method: "POST", path: "/v1/instances", body: msBody("x", `{"cpu": 0.0}`), code: 400, field: "spec.cpu", errHas: "must not be 0"},
+		{name: "mem zero", method: "POST", path: "/v1/instances", body: msBody("x", `{"mem": 0}`), code: 400, field: "spec.mem", errHas: "leave it out or give null"},
+		{name: "command empty", method: "POST", path: "/v1/instances", body: msBody("x", `{"command": ""}`), code: 400, field: "spec.command", errHas: `must not be ""`},
+		{name: "image empty", method: "POST", path: "/v1/instances", body: msBody("x", `{"image": ""}`), code: 400, field: "spec.image"},
+		{name: "network empty", method: "POST", path: "/v1/instances", body: msBody("x", `{"network": ""}`), code: 400, field: "spec.network"},
+		{name: "health interval zero", method: "POST", path: "/v1/instances", body: msBody("x", `{"health": {"tcp": "redis", "interval_s": 0}}`), code: 400, field: "spec.health.interval_s"},
+		{name: "health grace zero", method: "POST", path: "/v1/instances", body: msBody("x", `{"health": {"tcp": "redis", "grace_s": 0}}`), code: 400, field: "spec.health.grace_s"},
+		{name: "command 0 is a command", method: "POST", path: "/v1/instances", body: `{"name": "z0", "type": "S", "spec": {"command": "0"}}`, code: 202, reaches: true,
+			check: ok(func(t *testing.T, inst *stateful.Instance) {
+				if inst.Spec.Command != "0" {
+					t.Errorf("command %q, want \"0\"", inst.Spec.Command)
+				}
+			})},
+		{name: "disk zero is no disk request, allowed", method: "POST", path: "/v1/instances", body: `{"name": "z1", "type": "S", "spec": {"disk": 0}}`, code: 202, reaches: true},
+		{name: "nulls take the defaults", method: "POST", path: "/v1/instances",
+			body: `{"name": "z2", "type": "S", "spec": {"cpu": null, "mem": null, "command": null, "health": {"tcp": "redis", "interval_s": null}}}`, code: 202, reaches: true,
+			check: ok(func(t *testing.T, inst *stateful.Instance) {
+				d := redisDefaults()
+				if inst.Spec.CPU != d.CPU || inst.Spec.Mem != d.Mem || inst.Spec.Health.IntervalS != stateful.DefaultHealthIntervalS {
+					t.Errorf("spec %+v health %+v, want the defaults' cpu, mem and interval", inst.Spec, inst.Spec.Health)
+				}
+			})},
 		{name: "deep nesting", method: "POST", path: "/v1/instances", body: msBody("x", `{"env": {"X": `+strings.Repeat("[", 100000)+`}}`), code: 400, field: "spec.env.X"},
 
 		// Unknown, repeated and misspelt keys.
@@ -528,6 +554,9 @@ func TestPatch(t *testing.T) {
 		{name: "slaves on S", method: "PATCH", path: "/v1/instances/single", body: `{"slaves": 1}`, code: 400, field: "slaves"},
 		{name: "slaves on C", method: "PATCH", path: "/v1/instances/ring", body: `{"slaves": 1}`, code: 400, field: "slaves"},
 		{name: "bad spec", method: "PATCH", path: p, body: `{"spec": {"cpu": -2}}`, code: 400, field: "spec.cpu"},
+		{name: "zero mem", method: "PATCH", path: p, body: `{"spec": {"mem": 0}}`, code: 400, field: "spec.mem", errHas: "must not be 0"},
+		{name: "empty command", method: "PATCH", path: p, body: `{"slaves": 3, "spec": {"command": ""}}`, code: 400, field: "spec.command"},
+		{name: "zero health timeout", method: "PATCH", path: p, body: `{"spec": {"health": {"tcp": "redis", "timeout_s": 0}}}`, code: 400, field: "spec.health.timeout_s"},
 		{name: "unknown spec field", method: "PATCH", path: p, body: `{"spec": {"memory": 512}}`, code: 400, field: "spec.memory"},
 		{name: "ports without the health port", method: "PATCH", path: p, body: `{"spec": {"ports": ["a"]}}`, code: 400, field: "spec.health.tcp"},
 		{name: "trailing garbage", method: "PATCH", path: p, body: `{"slaves": 3}]`, code: 400},

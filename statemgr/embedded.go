@@ -8,15 +8,26 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/golang/glog"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/storage/wal"
+	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
+	"go.uber.org/zap"
 )
 
 // DefaultEmbeddedStartTimeout bounds StartEmbedded when ctx has no earlier
 // deadline.
 const DefaultEmbeddedStartTimeout = time.Minute
+
+// embeddedCloseTimeout bounds the stop of the server. etcd's Close alone
+// blocks forever on a server that never became ready (closeEtcd works
+// around the one such wait known); past this, Close returns an error and
+// leaves the rest of the stop to the process's exit.
+const embeddedCloseTimeout = 15 * time.Second
 
 // Embedded is a single-member etcd server running inside this process, for
 // --etcd=embedded and for tests. It listens on loopback only, on ports the
@@ -32,13 +43,37 @@ type Embedded struct {
 // StartEmbedded starts an embedded etcd keeping its data in dir (created
 // 0700 if missing) and returns once it serves clients. etcd's own log goes,
 // at level warn and above, to dir/etcd.log rather than to the process's
-// output. Either everything is started or, on error, nothing is left running.
+// output. Either everything is started or, on error, nothing is left running
+// (but for a server that would not stop within embeddedCloseTimeout, which
+// the error says).
+//
+// It returns within the earlier of ctx's deadline and
+// DefaultEmbeddedStartTimeout, or soon after ctx is cancelled, whatever
+// state dir is in. A member that a crash during its very first start left
+// without anything ever committed is moved aside (to dir/member.never-
+// committed-<time>, logged) and a fresh one is started: it cannot hold
+// data. A directory in use by another process is an error at once.
 func StartEmbedded(ctx context.Context, dir string) (_ *Embedded, err error) {
 	if dir == "" {
 		return nil, errors.New("start embedded etcd: empty data directory")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultEmbeddedStartTimeout)
+		defer cancel()
+	}
+	if err := checkNotInUse(dir); err != nil {
+		return nil, fmt.Errorf("start embedded etcd in %s: %w", dir, err)
+	}
+	moved, err := setAsideNeverCommitted(dir)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd in %s: %w", dir, err)
+	}
+	if moved != "" {
+		glog.Warningf("statemgr: embedded etcd in %s: the member had never committed anything (a crash during its first start); moved it to %s and starting a fresh one", dir, moved)
 	}
 	cfg := embed.NewConfig()
 	cfg.Name = "stateful"
@@ -61,21 +96,18 @@ func StartEmbedded(ctx context.Context, dir string) (_ *Embedded, err error) {
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = "1h"
 
-	e, err := embed.StartEtcd(cfg)
+	e, err := startEtcd(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", dir, err)
 	}
 	defer func() {
 		if err != nil {
-			e.Close()
+			if cerr := closeEtcd(e); cerr != nil {
+				err = fmt.Errorf("%w; %v", err, cerr)
+			}
 		}
 	}()
 
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultEmbeddedStartTimeout)
-		defer cancel()
-	}
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-e.Server.StopNotify():
@@ -83,7 +115,7 @@ func StartEmbedded(ctx context.Context, dir string) (_ *Embedded, err error) {
 	case err := <-e.Err():
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", dir, err)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("start embedded etcd in %s: not ready: %w", dir, ctx.Err())
+		return nil, fmt.Errorf("start embedded etcd in %s: not ready: %w; its log is %s; if no other process uses this directory and it holds nothing you need, move it aside and start again", dir, ctx.Err(), cfg.LogOutputs[0])
 	}
 
 	endpoints := make([]string, 0, len(e.Clients))
@@ -120,7 +152,121 @@ func (e *Embedded) Close() error {
 		if cerr := e.client.Close(); cerr != nil && !errors.Is(cerr, context.Canceled) {
 			err = fmt.Errorf("close embedded etcd client: %w", cerr)
 		}
-		e.etcd.Close()
+		err = errors.Join(err, closeEtcd(e.etcd))
 	})
 	return err
+}
+
+// startEtcd runs embed.StartEtcd, which takes no context and can block
+// (opening a database another process holds waits for its lock forever),
+// so that it returns when ctx ends. A server that starts after that is
+// closed in the background.
+func startEtcd(ctx context.Context, cfg *embed.Config) (*embed.Etcd, error) {
+	type result struct {
+		e   *embed.Etcd
+		err error
+	}
+	started := make(chan result, 1)
+	go func() {
+		e, err := embed.StartEtcd(cfg)
+		started <- result{e, err}
+	}()
+	select {
+	case r := <-started:
+		return r.e, r.err
+	case <-ctx.Done():
+		// Owned by nobody once we return: it ends when StartEtcd does,
+		// or with the process.
+		go func() {
+			if r := <-started; r.err == nil {
+				_ = closeEtcd(r.e)
+			}
+		}()
+		return nil, fmt.Errorf("not started: %w", ctx.Err())
+	}
+}
+
+// closeEtcd stops e, waiting at most embeddedCloseTimeout.
+func closeEtcd(e *embed.Etcd) error {
+	done := make(chan struct{})
+	// If Close blocks for good, this goroutine lives until the process
+	// exits; the caller is told, rather than blocked with it.
+	go func() {
+		select {
+		case <-e.Server.ReadyNotify():
+		default:
+			// etcd's Close waits for the client servers, which a server
+			// that never became ready only gives up on once it is
+			// stopping: stop it first.
+			e.Server.HardStop()
+		}
+		e.Close()
+		close(done)
+	}()
+	t := time.NewTimer(embeddedCloseTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("embedded etcd did not stop within %v; it is left to stop with the process", embeddedCloseTimeout)
+	}
+}
+
+// checkNotInUse fails when another process holds the lock of dir's
+// database: etcd would wait for it forever.
+func checkNotInUse(dir string) error {
+	db := filepath.Join(dir, "member", "snap", "db")
+	f, err := os.Open(db)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// bbolt takes an exclusive flock; try the same without waiting.
+	switch err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); {
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		return fmt.Errorf("%s is locked: another process (an earlier framework still running?) uses this data directory; stop it first", db)
+	case err != nil:
+		return fmt.Errorf("check %s: %w", db, err)
+	}
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+}
+
+// setAsideNeverCommitted renames dir/member when it provably never
+// committed anything: a WAL whose hard state has Commit 0 and that holds
+// no entries, and no snapshot. A kill -9 during the very first start,
+// after etcd created its WAL and before raft wrote to it, leaves exactly
+// that; etcd restarts it as a member of no cluster, which never becomes
+// ready. Nothing was ever written through such a member (a single member
+// commits every write), so a fresh one loses nothing; the old one is kept.
+// It returns where the member went, or "" if it was left alone.
+func setAsideNeverCommitted(dir string) (string, error) {
+	member := filepath.Join(dir, "member")
+	walDir := filepath.Join(member, "wal")
+	if !wal.Exist(walDir) {
+		return "", nil
+	}
+	snaps, err := filepath.Glob(filepath.Join(member, "snap", "*.snap"))
+	if err != nil || len(snaps) > 0 {
+		return "", err
+	}
+	lg := zap.NewNop()
+	w, err := wal.OpenForRead(lg, walDir, walpb.Snapshot{})
+	if err != nil {
+		// Not ours to judge: etcd reports (or repairs) what it can read.
+		return "", nil
+	}
+	_, hs, ents, err := w.ReadAll()
+	w.Close()
+	if err != nil || hs.Commit != 0 || len(ents) != 0 {
+		return "", nil
+	}
+	aside := fmt.Sprintf("%s.never-committed-%s", member, time.Now().UTC().Format("20060102T150405.000000000Z"))
+	if err := os.Rename(member, aside); err != nil {
+		return "", fmt.Errorf("move aside a member that never committed anything: %w", err)
+	}
+	return aside, nil
 }
