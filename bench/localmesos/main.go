@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -42,7 +43,14 @@ func main() {
 	tasks := flag.Int("tasks", 500, "command tasks to launch")
 	offerFor := flag.Duration("offer-time", 3*time.Second, "how long to count offers")
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is printed)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	if *agents < 2 || *tasks < 1 || *runs < 1 {
 		fmt.Fprintln(os.Stderr, "localmesos-bench: need -agents >= 2, -tasks >= 1, -runs >= 1")
 		os.Exit(2)

@@ -130,6 +130,9 @@ func (m *Master) allocate() {
 	now := time.Now()
 	made := map[string][]*offer{}
 	for _, a := range agents {
+		if !a.mayHaveAllocatable() {
+			continue
+		}
 		avail := a.available()
 		if !allocatable(avail) {
 			continue

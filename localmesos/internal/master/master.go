@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gogo/protobuf/proto"
@@ -113,6 +114,11 @@ type Master struct {
 	// roleAllocations counts offers made per role: the DRF tie-breaker.
 	roleAllocations map[string]int
 	allocPending    bool
+	// allocTicked is set by the allocation loop while its pass waits in
+	// the mailbox: a pass that takes longer than the interval must not
+	// pile up passes ahead of every call (each would wait behind all of
+	// them, and the queue would grow without bound).
+	allocTicked atomic.Bool
 	generation      int // bumped on Failover; stale timers compare it
 }
 
@@ -313,7 +319,13 @@ func (m *Master) allocationLoop() {
 		case <-m.done:
 			return
 		case <-t.C:
-			m.post(m.allocate)
+			if m.allocTicked.Swap(true) {
+				continue
+			}
+			m.post(func() {
+				m.allocTicked.Store(false)
+				m.allocate()
+			})
 		}
 	}
 }
