@@ -119,7 +119,7 @@ type Master struct {
 	// pile up passes ahead of every call (each would wait behind all of
 	// them, and the queue would grow without bound).
 	allocTicked atomic.Bool
-	generation      int // bumped on Failover; stale timers compare it
+	generation  int // bumped on Failover; stale timers compare it
 }
 
 // New returns a master. Close stops it.
