@@ -491,8 +491,10 @@ func (m *Master) statusUpdate(agentID string, u wire.StatusUpdate) {
 	}
 	if len(u.Status.UUID) != 16 {
 		glog.Warningf("ignoring status update for task %s from agent %s: uuid is not 16 bytes", u.Status.TaskID.Value, agentID)
+		m.invalidStatusUpdates++
 		return
 	}
+	m.validStatusUpdates++
 	fid := u.FrameworkID.Value
 	f := m.frameworks[fid]
 	t := a.tasks[fid][u.Status.TaskID.Value]
@@ -535,6 +537,7 @@ func (m *Master) updateTask(t *mesos.Task, st mesos.TaskStatus, latest *mesos.Ta
 		state = *latest
 	}
 	if !isTerminal(t.GetState()) {
+		m.countTerminal(t.GetState(), state)
 		if t.GetState() != state {
 			glog.V(2).Infof("task %s of framework %s: %s -> %s", t.TaskID.Value, t.FrameworkID.Value, t.GetState(), state)
 		}

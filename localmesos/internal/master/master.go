@@ -114,6 +114,11 @@ type Master struct {
 	// roleAllocations counts offers made per role: the DRF tie-breaker.
 	roleAllocations map[string]int
 	allocPending    bool
+	// terminalCounts counts tasks that reached each terminal state (the
+	// master/tasks_* counters); the status update counters likewise.
+	terminalCounts       map[mesos.TaskState]int
+	validStatusUpdates   int
+	invalidStatusUpdates int
 	// allocTicked is set by the allocation loop while its pass waits in
 	// the mailbox: a pass that takes longer than the interval must not
 	// pile up passes ahead of every call (each would wait behind all of
@@ -141,6 +146,7 @@ func New(cfg Config) (*Master, error) {
 		offers:          map[string]*offer{},
 		startTime:       time.Now(),
 		roleAllocations: map[string]int{},
+		terminalCounts:  map[mesos.TaskState]int{},
 	}
 	m.elect(newUUID())
 	m.loop.Add(1)
@@ -195,7 +201,8 @@ func (m *Master) ID() string {
 	return m.publicID
 }
 
-// Handler serves /api/v1/scheduler, /master/state, /state and /health.
+// Handler serves /api/v1/scheduler, /master/state, /state, /health and
+// /metrics/snapshot.
 func (m *Master) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/scheduler", m.serveScheduler)
@@ -203,6 +210,7 @@ func (m *Master) Handler() http.Handler {
 	mux.HandleFunc("/state", m.serveState)
 	mux.HandleFunc("/master/health", m.serveHealth)
 	mux.HandleFunc("/health", m.serveHealth)
+	mux.HandleFunc("/metrics/snapshot", m.serveMetrics)
 	return mux
 }
 

@@ -3,12 +3,13 @@ package master
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/gogo/protobuf/proto"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/mesos-stateful/stateful/localmesos/internal/mesosjson"
 )
 
 // Resources are kept in the pre-refinement ("legacy") format inside the
@@ -258,41 +259,9 @@ func formatScalar(v float64) string {
 	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
-// stateResources is the resource summary of /master/state: every scalar
-// by name (cpus, mem, disk and gpus always present) and ranges/sets as
-// text.
-func stateResources(rs []mesos.Resource) map[string]any {
-	out := map[string]any{"cpus": 0.0, "mem": 0.0, "disk": 0.0, "gpus": 0.0}
-	ranges := map[string]mesos.Ranges{}
-	sets := map[string][]string{}
-	for i := range rs {
-		r := rs[i]
-		switch r.GetType() {
-		case mesos.SCALAR:
-			prev, _ := out[r.GetName()].(float64)
-			out[r.GetName()] = roundScalar(prev + r.GetScalar().GetValue())
-		case mesos.RANGES:
-			ranges[r.GetName()] = append(ranges[r.GetName()], r.GetRanges().GetRange()...)
-		case mesos.SET:
-			sets[r.GetName()] = append(sets[r.GetName()], r.GetSet().GetItem()...)
-		}
-	}
-	for name, rg := range ranges {
-		parts := []string{}
-		for _, x := range rg.Sort().Squash() {
-			parts = append(parts, fmt.Sprintf("%d-%d", x.Begin, x.End))
-		}
-		out[name] = "[" + strings.Join(parts, ", ") + "]"
-	}
-	for name, items := range sets {
-		sort.Strings(items)
-		out[name] = "{" + strings.Join(items, ", ") + "}"
-	}
-	return out
-}
+// stateResources is the resource summary of /master/state.
+func stateResources(rs []mesos.Resource) map[string]any { return mesosjson.ResourceSummary(rs) }
 
-// roundScalar keeps Mesos' three decimal digits of fixed-point precision.
-func roundScalar(v float64) float64 { return math.Round(v*1000) / 1000 }
 
 // quantities are scalar totals by name, for DRF shares.
 type quantities map[string]float64

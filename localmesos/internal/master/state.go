@@ -8,6 +8,8 @@ import (
 
 	"github.com/golang/glog"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/mesos-stateful/stateful/localmesos/internal/mesosjson"
 )
 
 // serveState is GET /master/state (and /state): the master's view in the
@@ -23,7 +25,7 @@ func (m *Master) serveState(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "Master is shutting down")
 		return
 	}
-	b, err := json.Marshal(state)
+	b, err := mesosjson.Document(state)
 	if err != nil {
 		glog.Errorf("encoding /master/state: %v", err)
 		writeText(w, http.StatusInternalServerError, "Failed to encode state: "+err.Error())
@@ -40,9 +42,9 @@ func secs(t time.Time) float64 {
 	return float64(t.UnixNano()) / 1e9
 }
 
-// rawJSON renders a mesos-go message with its own JSON encoder.
+// rawJSON renders a mesos-go message as Mesos writes it.
 func rawJSON(v json.Marshaler) json.RawMessage {
-	b, err := v.MarshalJSON()
+	b, err := mesosjson.Marshal(v)
 	if err != nil {
 		return json.RawMessage("null")
 	}
