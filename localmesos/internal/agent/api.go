@@ -110,6 +110,9 @@ func encodeEvent(codec encoding.Codec, ev *executor.Event) ([]byte, error) {
 func (a *Agent) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/executor", a.serveExecutorAPI)
+	mux.HandleFunc("/state", a.serveState)
+	mux.HandleFunc("/slave(1)/state", a.serveState)
+	mux.HandleFunc("/metrics/snapshot", a.serveMetrics)
 	return mux
 }
 

@@ -250,48 +250,4 @@ func (m *Master) frameworkState(f *framework) map[string]any {
 	return s
 }
 
-func taskState(t *mesos.Task) map[string]any {
-	role := "*"
-	if len(t.Resources) > 0 {
-		role = t.Resources[0].GetAllocationInfo().GetRole()
-	}
-	var statuses []any
-	for i := range t.Statuses {
-		st := t.Statuses[i]
-		s := map[string]any{"state": st.GetState().String(), "timestamp": st.GetTimestamp()}
-		if st.Healthy != nil {
-			s["healthy"] = st.GetHealthy()
-		}
-		if st.Labels != nil {
-			s["labels"] = rawJSON(st.Labels)
-		}
-		if st.ContainerStatus != nil {
-			s["container_status"] = rawJSON(st.ContainerStatus)
-		}
-		statuses = append(statuses, s)
-	}
-	s := map[string]any{
-		"id":           t.TaskID.Value,
-		"name":         t.Name,
-		"framework_id": t.FrameworkID.Value,
-		"executor_id":  t.GetExecutorID().GetValue(),
-		"slave_id":     t.AgentID.Value,
-		"state":        t.GetState().String(),
-		"resources":    stateResources(t.Resources),
-		"role":         role,
-		"statuses":     nonNil(statuses),
-	}
-	if t.Labels != nil {
-		s["labels"] = rawJSON(t.Labels)
-	}
-	if t.Container != nil {
-		s["container"] = rawJSON(t.Container)
-	}
-	if t.Discovery != nil {
-		s["discovery"] = rawJSON(t.Discovery)
-	}
-	if t.User != nil {
-		s["user"] = t.GetUser()
-	}
-	return s
-}
+func taskState(t *mesos.Task) map[string]any { return mesosjson.Task(t) }

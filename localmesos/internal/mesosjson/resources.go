@@ -1,6 +1,7 @@
 package mesosjson
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -41,4 +42,68 @@ func ResourceSummary(rs []mesos.Resource) map[string]any {
 		out[name] = "{" + strings.Join(items, ", ") + "}"
 	}
 	return out
+}
+
+// Task is a task in the state endpoints' shape (Mesos' model(Task)).
+func Task(t *mesos.Task) map[string]any {
+	role := "*"
+	if len(t.Resources) > 0 {
+		role = t.Resources[0].GetAllocationInfo().GetRole()
+	}
+	var statuses []any
+	for i := range t.Statuses {
+		st := t.Statuses[i]
+		s := map[string]any{"state": st.GetState().String(), "timestamp": st.GetTimestamp()}
+		if st.Healthy != nil {
+			s["healthy"] = st.GetHealthy()
+		}
+		if st.Labels != nil {
+			s["labels"] = raw(st.Labels)
+		}
+		if st.ContainerStatus != nil {
+			s["container_status"] = raw(st.ContainerStatus)
+		}
+		statuses = append(statuses, s)
+	}
+	s := map[string]any{
+		"id":           t.TaskID.Value,
+		"name":         t.Name,
+		"framework_id": t.FrameworkID.Value,
+		"executor_id":  t.GetExecutorID().GetValue(),
+		"slave_id":     t.AgentID.Value,
+		"state":        t.GetState().String(),
+		"resources":    ResourceSummary(t.Resources),
+		"role":         role,
+		"statuses":     nonEmpty(statuses),
+	}
+	if t.Labels != nil {
+		s["labels"] = raw(t.Labels)
+	}
+	if t.Container != nil {
+		s["container"] = raw(t.Container)
+	}
+	if t.Discovery != nil {
+		s["discovery"] = raw(t.Discovery)
+	}
+	if t.User != nil {
+		s["user"] = t.GetUser()
+	}
+	return s
+}
+
+// raw renders a message for a document: as Mesos writes it, or null.
+func raw(v json.Marshaler) json.RawMessage {
+	b, err := Marshal(v)
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	return b
+}
+
+// nonEmpty writes an absent list as [] (state endpoints always list).
+func nonEmpty(v []any) []any {
+	if v == nil {
+		return []any{}
+	}
+	return v
 }
