@@ -262,7 +262,6 @@ func formatScalar(v float64) string {
 // stateResources is the resource summary of /master/state.
 func stateResources(rs []mesos.Resource) map[string]any { return mesosjson.ResourceSummary(rs) }
 
-
 // quantities are scalar totals by name, for DRF shares.
 type quantities map[string]float64
 

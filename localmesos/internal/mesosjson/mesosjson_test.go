@@ -133,7 +133,7 @@ func TestDefaultsAndAbsentFields(t *testing.T) {
 
 func TestDouble(t *testing.T) {
 	for v, want := range map[float64]string{
-		15: "15.0", 0: "0.0", 0.1: "0.1", 2048: "2048.0", 
+		15: "15.0", 0: "0.0", 0.1: "0.1", 2048: "2048.0",
 		1795261326.25988: "1795261326.25988", 1.9: "1.9", 1795261619.07658: "1795261619.07658",
 	} {
 		if got := Double(v); got != want {
