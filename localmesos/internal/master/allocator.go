@@ -299,6 +299,9 @@ func (m *Master) declineResources(f *framework, a *agent, role string, rs mesos.
 // are dropped on the way.
 func (f *framework) filtered(role, agentID string, rs mesos.Resources, now time.Time) bool {
 	list := f.filters[role][agentID]
+	if len(list) == 0 {
+		return false
+	}
 	kept := list[:0]
 	hit := false
 	plain := unallocated(rs)

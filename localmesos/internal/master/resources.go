@@ -83,15 +83,42 @@ func formatForFramework(rs mesos.Resources, multiRole, refinement bool) []mesos.
 	return out
 }
 
-// sum adds resources up into a normalised collection (equal kinds merged).
+// sum adds resources up into a normalised collection (equal kinds
+// merged), as mesos-go's Resources.Add1 does, with cloneResource for its
+// reflective proto.Clone: the allocator sums every agent's resources on
+// every pass.
 func sum(rss ...[]mesos.Resource) mesos.Resources {
 	var out mesos.Resources
 	for _, rs := range rss {
+	next:
 		for i := range rs {
-			out.Add1(rs[i])
+			r := &rs[i]
+			if r.Validate() != nil || r.IsEmpty() {
+				continue
+			}
+			for j := range out {
+				if out[j].Addable(*r) {
+					out[j].Add(*r)
+					continue next
+				}
+			}
+			out = append(out, cloneResource(r))
 		}
 	}
 	return out
+}
+
+// cloneResource is a deep copy through the generated (un)marshalling code,
+// several times faster than proto.Clone's reflection.
+func cloneResource(r *mesos.Resource) mesos.Resource {
+	b, err := r.Marshal()
+	if err == nil {
+		var out mesos.Resource
+		if err = out.Unmarshal(b); err == nil {
+			return out
+		}
+	}
+	return *proto.Clone(r).(*mesos.Resource)
 }
 
 // minus returns a - b without touching either.
@@ -128,9 +155,9 @@ func containsAll(have, want []mesos.Resource) bool {
 func unallocated(rs []mesos.Resource) mesos.Resources {
 	out := make(mesos.Resources, 0, len(rs))
 	for i := range rs {
-		r := proto.Clone(&rs[i]).(*mesos.Resource)
+		r := cloneResource(&rs[i])
 		r.AllocationInfo = nil
-		out = append(out, *r)
+		out = append(out, r)
 	}
 	return out
 }
@@ -139,9 +166,9 @@ func unallocated(rs []mesos.Resource) mesos.Resources {
 func allocatedTo(rs []mesos.Resource, role string) mesos.Resources {
 	out := make(mesos.Resources, 0, len(rs))
 	for i := range rs {
-		r := proto.Clone(&rs[i]).(*mesos.Resource)
+		r := cloneResource(&rs[i])
 		r.AllocationInfo = &mesos.Resource_AllocationInfo{Role: proto.String(role)}
-		out = append(out, *r)
+		out = append(out, r)
 	}
 	return out
 }
