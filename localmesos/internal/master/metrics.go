@@ -106,6 +106,7 @@ func (m *Master) metrics() metrics.Snapshot {
 		s["master/"+name+"_revocable_used"] = 0
 		s["master/"+name+"_revocable_percent"] = 0
 	}
+	s["master/event_queue_dispatches"] = float64(m.mb.Len())
 	s["master/valid_status_updates"] = float64(m.validStatusUpdates)
 	s["master/invalid_status_updates"] = float64(m.invalidStatusUpdates)
 	return s
