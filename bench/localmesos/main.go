@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -42,7 +43,14 @@ func main() {
 	tasks := flag.Int("tasks", 500, "command tasks to launch")
 	offerFor := flag.Duration("offer-time", 3*time.Second, "how long to count offers")
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is printed)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	if *agents < 2 || *tasks < 1 || *runs < 1 {
 		fmt.Fprintln(os.Stderr, "localmesos-bench: need -agents >= 2, -tasks >= 1, -runs >= 1")
 		os.Exit(2)
@@ -193,6 +201,11 @@ func measureOffers(agents int, d time.Duration) (float64, error) {
 		return 0, err
 	}
 	var wg sync.WaitGroup
+	defer func() { // before the cluster closes, as in measureLaunch
+		cancel()
+		wg.Wait()
+		<-errc
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -209,11 +222,7 @@ func measureOffers(agents int, d time.Duration) (float64, error) {
 	time.Sleep(200 * time.Millisecond)
 	start, n0 := time.Now(), count.Load()
 	time.Sleep(d)
-	rate := float64(count.Load()-n0) / time.Since(start).Seconds()
-	cancel()
-	wg.Wait()
-	<-errc
-	return rate, nil
+	return float64(count.Load()-n0) / time.Since(start).Seconds(), nil
 }
 
 // measureLaunch accepts offers with command tasks until n are RUNNING.
@@ -244,6 +253,14 @@ func measureLaunch(agents, n int) (float64, error) {
 	perAgent := (n + agents - 1) / agents
 	start := time.Now()
 	var wg sync.WaitGroup
+	// Our goroutines stop before the cluster does (whichever way this
+	// returns): a call to a closed master only reports "connection
+	// refused", which would hide why the run ended.
+	defer func() {
+		cancel()
+		wg.Wait()
+		<-errc
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -277,11 +294,7 @@ func measureLaunch(agents, n int) (float64, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	rate := float64(n) / time.Since(start).Seconds()
-	cancel()
-	wg.Wait()
-	<-errc
-	return rate, nil
+	return float64(n) / time.Since(start).Seconds(), nil
 }
 
 func commandTask(id string, agent mesos.AgentID) mesos.TaskInfo {

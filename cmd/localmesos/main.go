@@ -49,10 +49,10 @@ func main() {
 		glog.Flush()
 		os.Exit(1)
 	}
-	fmt.Printf("localmesos: master at %s (scheduler API %s/api/v1/scheduler, state %s/master/state)\n",
-		cluster.MasterURL(), cluster.MasterURL(), cluster.MasterURL())
+	u := cluster.MasterURL()
+	fmt.Printf("localmesos: master at %s (scheduler API %s/api/v1/scheduler, state %s/master/state, metrics %s/metrics/snapshot)\n", u, u, u, u)
 	for _, a := range cluster.Agents() {
-		fmt.Printf("localmesos: agent %s at %s\n", a.ID, a.Address)
+		fmt.Printf("localmesos: agent %s at %s (state http://%s/state, metrics http://%s/metrics/snapshot)\n", a.ID, a.Address, a.Address, a.Address)
 	}
 	<-ctx.Done()
 	glog.Infof("localmesos: stopping")

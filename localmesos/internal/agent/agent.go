@@ -182,6 +182,12 @@ type Agent struct {
 	cmdExecs map[*commandExecutor]struct{}
 	// idleWaiters are the Drains waiting for the last executor to exit.
 	idleWaiters []chan struct{}
+	// For /state and /metrics/snapshot.
+	startTime            time.Time
+	terminalCounts       map[mesos.TaskState]int
+	executorsTerminated  int
+	validStatusUpdates   int
+	invalidStatusUpdates int
 }
 
 // New returns an agent that will talk to master. Start starts it.
@@ -206,6 +212,9 @@ func New(cfg Config, master wire.Master) (*Agent, error) {
 		streams:    map[streamKey]*updateStream{},
 		timers:     map[*timer]struct{}{},
 		cmdExecs:   map[*commandExecutor]struct{}{},
+
+		startTime:      time.Now(),
+		terminalCounts: map[mesos.TaskState]int{},
 	}
 	if a.port != 0 {
 		a.address = net.JoinHostPort(cfg.IP, strconv.Itoa(a.port))

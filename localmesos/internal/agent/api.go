@@ -14,6 +14,8 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/encoding"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
+
+	"github.com/mesos-stateful/stateful/localmesos/internal/mesosjson"
 )
 
 // The executor HTTP API, POST /api/v1/executor, answering exactly as
@@ -97,7 +99,7 @@ func encodeEvent(codec encoding.Codec, ev *executor.Event) ([]byte, error) {
 	if codec.Type == codecs.MediaTypeProtobuf {
 		b, err = ev.Marshal()
 	} else {
-		b, err = ev.MarshalJSON()
+		b, err = mesosjson.Marshal(ev)
 	}
 	if err != nil {
 		return nil, err
@@ -108,6 +110,9 @@ func encodeEvent(codec encoding.Codec, ev *executor.Event) ([]byte, error) {
 func (a *Agent) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/executor", a.serveExecutorAPI)
+	mux.HandleFunc("/state", a.serveState)
+	mux.HandleFunc("/slave(1)/state", a.serveState)
+	mux.HandleFunc("/metrics/snapshot", a.serveMetrics)
 	return mux
 }
 

@@ -283,11 +283,16 @@ func (a *Agent) statusUpdate(frameworkID mesos.FrameworkID, status mesos.TaskSta
 		status.ContainerStatus = a.containerStatus(ex.container, status.ContainerStatus)
 	}
 	if err := ex.updateTaskState(status); err != nil {
+		a.invalidStatusUpdates++
 		glog.Errorf("agent %s: failed to update state of task %s to %s: %v", a.cfg.ID.Value, status.TaskID.Value, status.GetState(), err)
 		if fromExecutor {
 			return ex
 		}
 		return nil
+	}
+	a.validStatusUpdates++
+	if isTerminal(status.GetState()) {
+		a.terminalCounts[status.GetState()]++
 	}
 	a.enqueueUpdate(fw.id(), status)
 	if fromExecutor {

@@ -122,10 +122,11 @@ func (ce *commandExecutor) close() {
 // killTask signals the command's process group.
 func (ce *commandExecutor) killTask(sig syscall.Signal) {
 	if pid := ce.c.executorPID(); pid > 0 {
-		_ = syscall.Kill(-pid, sig)
 		if sig == syscall.SIGKILL {
-			killContainerProcesses(pid, ce.sandbox)
+			killContainerProcesses(pid)
+			return
 		}
+		_ = syscall.Kill(-pid, sig)
 	}
 }
 

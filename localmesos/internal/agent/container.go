@@ -25,9 +25,8 @@ import (
 // process in its own process group, or the built-in command executor with
 // its command. Like the Mesos posix launcher it has no cgroup; unlike it,
 // destroying a container kills everything that belongs to it: its process
-// groups and every process that still carries its sandbox in
-// MESOS_SANDBOX (a real agent leaks a command task's process group when
-// its executor dies; see executor-death.jsonl).
+// group and every descendant of its process (a real agent leaks a command
+// task's process group when its executor dies; see executor-death.jsonl).
 type container struct {
 	id          string
 	sandbox     string
@@ -100,7 +99,7 @@ func (c *container) destroy() {
 		c.cmd.crash()
 	}
 	if pid > 0 {
-		killContainerProcesses(pid, c.sandbox)
+		killContainerProcesses(pid)
 	}
 }
 
@@ -185,8 +184,10 @@ func (a *Agent) runContainer(ctx context.Context, c *container, spec launchSpec)
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 		status = int32(ws)
 	}
-	// Whatever the executor left behind goes with it.
-	killContainerProcesses(cmd.Process.Pid, spec.sandbox)
+	// Whatever the executor left in its process group goes with it. (Its
+	// descendants elsewhere are orphans now; destroy, which runs while the
+	// executor lives, reaches them.)
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	c.report(a, status, "")
 }
 
@@ -395,47 +396,78 @@ func (e *envList) list() []string {
 	return out
 }
 
-// killContainerProcesses SIGKILLs a container's process group and every
-// process still carrying its sandbox (which catches children that moved
-// to process groups or sessions of their own).
-func killContainerProcesses(pgid int, sandbox string) {
-	// Killing a process group is atomic with respect to forks in it.
-	if pgid > 0 {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+// killContainerProcesses SIGKILLs a container: the process group whose
+// leader is pgid, and every descendant of that leader wherever it went
+// (process groups or sessions of its own). Descendants are found from the
+// leader down, through /proc/<pid>/task/<tid>/children, so this costs what
+// the container's own processes cost, not what the host runs; each is
+// stopped as it is found so that nothing forks behind the walk. A process
+// that left the group and whose parent had already exited is out of reach,
+// as under Mesos' posix launcher.
+func killContainerProcesses(pgid int) {
+	if pgid <= 0 {
+		return
 	}
-	for _, pid := range containerProcesses(pgid, sandbox) {
+	tree := processTree(pgid)
+	// Killing a process group is atomic with respect to forks in it.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	for _, pid := range tree {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
-// containerProcesses lists live processes in process group pgid or whose
-// environment has MESOS_SANDBOX=sandbox.
-func containerProcesses(pgid int, sandbox string) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
+// processTree lists leader and its live descendants, stopping each
+// (SIGSTOP) as it is found. The leader must still lead its own process
+// group: a pid that was reaped and reused is left alone.
+func processTree(leader int) []int {
+	if state, group, ok := procStat(leader); !ok || group != leader || state == 'Z' || state == 'X' {
 		return nil
 	}
-	marker := []byte("MESOS_SANDBOX=" + sandbox + "\x00")
-	self := os.Getpid()
+	seen := map[int]bool{}
 	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
+	// A process that forked just before it stopped shows its child on the
+	// next pass; a pass that finds nothing new ends the walk.
+	for pass := 0; pass < 5; pass++ {
+		found := false
+		stack := []int{leader}
+		for len(stack) > 0 {
+			pid := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if !seen[pid] {
+				seen[pid] = true
+				found = true
+				out = append(out, pid)
+				_ = syscall.Kill(pid, syscall.SIGSTOP)
+			}
+			stack = append(stack, childrenOf(pid)...)
 		}
-		state, group, ok := procStat(pid)
-		if !ok || state == 'Z' || state == 'X' {
-			continue
-		}
-		if pgid > 0 && group == pgid {
-			out = append(out, pid)
-			continue
-		}
-		if env, err := os.ReadFile("/proc/" + e.Name() + "/environ"); err == nil && bytes.Contains(append([]byte{0}, env...), append([]byte{0}, marker...)) {
-			out = append(out, pid)
+		if !found {
+			break
 		}
 	}
 	sort.Ints(out)
+	return out
+}
+
+// childrenOf lists a process's children (of all its threads).
+func childrenOf(pid int) []int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
 	return out
 }
 

@@ -108,6 +108,7 @@ func (a *Agent) containerLaunchFailed(c *container, failure string) {
 func (a *Agent) executorTerminated(fw *framework, ex *executorEntry, status int32) {
 	glog.Infof("agent %s: executor %s %s", a.cfg.ID.Value, ex, waitStatusString(status))
 	ex.state = executorTerminated
+	a.executorsTerminated++
 	ex.closeConn()
 	ex.registrationTimer.stop()
 	ex.shutdownTimer.stop()

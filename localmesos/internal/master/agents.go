@@ -122,6 +122,40 @@ func (a *agent) available() mesos.Resources {
 	return minus(minus(a.total, unallocated(a.used())), unallocated(a.offered()))
 }
 
+// mayHaveAllocatable is a cheap necessary condition for allocatable
+// available resources: enough unallocated cpus or mem, counted without
+// building resource collections. Most agents of a busy cluster fail it
+// (their resources are all offered or used), and skipping them keeps an
+// allocation pass from costing every task of every agent.
+func (a *agent) mayHaveAllocatable() bool {
+	cpus, _ := scalar(a.total, "cpus")
+	mem, _ := scalar(a.total, "mem")
+	take := func(rs []mesos.Resource) {
+		c, _ := scalar(rs, "cpus")
+		m, _ := scalar(rs, "mem")
+		cpus -= c
+		mem -= m
+	}
+	for _, tasks := range a.tasks {
+		for _, t := range tasks {
+			if !terminalOrUnreachable(t.GetState()) {
+				take(t.Resources)
+			}
+		}
+	}
+	for _, execs := range a.executors {
+		for _, e := range execs {
+			take(e.Resources)
+		}
+	}
+	for _, o := range a.offers {
+		take(o.resources)
+	}
+	// Float sums of task sizes may leave a hair above zero.
+	const epsilon = 1e-9
+	return cpus+epsilon >= minCPUs || mem+epsilon >= minMem
+}
+
 func (m *Master) sortedAgents() []*agent {
 	out := make([]*agent, 0, len(m.agents))
 	for _, a := range m.agents {
@@ -457,8 +491,10 @@ func (m *Master) statusUpdate(agentID string, u wire.StatusUpdate) {
 	}
 	if len(u.Status.UUID) != 16 {
 		glog.Warningf("ignoring status update for task %s from agent %s: uuid is not 16 bytes", u.Status.TaskID.Value, agentID)
+		m.invalidStatusUpdates++
 		return
 	}
+	m.validStatusUpdates++
 	fid := u.FrameworkID.Value
 	f := m.frameworks[fid]
 	t := a.tasks[fid][u.Status.TaskID.Value]
@@ -501,6 +537,7 @@ func (m *Master) updateTask(t *mesos.Task, st mesos.TaskStatus, latest *mesos.Ta
 		state = *latest
 	}
 	if !isTerminal(t.GetState()) {
+		m.countTerminal(t.GetState(), state)
 		if t.GetState() != state {
 			glog.V(2).Infof("task %s of framework %s: %s -> %s", t.TaskID.Value, t.FrameworkID.Value, t.GetState(), state)
 		}

@@ -130,6 +130,9 @@ func (m *Master) allocate() {
 	now := time.Now()
 	made := map[string][]*offer{}
 	for _, a := range agents {
+		if !a.mayHaveAllocatable() {
+			continue
+		}
 		avail := a.available()
 		if !allocatable(avail) {
 			continue
@@ -296,6 +299,9 @@ func (m *Master) declineResources(f *framework, a *agent, role string, rs mesos.
 // are dropped on the way.
 func (f *framework) filtered(role, agentID string, rs mesos.Resources, now time.Time) bool {
 	list := f.filters[role][agentID]
+	if len(list) == 0 {
+		return false
+	}
 	kept := list[:0]
 	hit := false
 	plain := unallocated(rs)

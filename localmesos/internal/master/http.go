@@ -320,6 +320,9 @@ func (m *Master) handleCall(r *http.Request, call *scheduler.Call) answer {
 		if a, refused := refuseUnsupportedOperations(call.Accept); refused {
 			return a
 		}
+		if a, refused := refuseDefaultExecutor(call.Accept); refused {
+			return a
+		}
 		m.accept(f, call.Accept)
 	case scheduler.Call_DECLINE:
 		m.decline(f, call.Decline)

@@ -212,17 +212,23 @@ func TestOfferFormats(t *testing.T) {
 	}
 }
 
-// TestLaunchGroup: all tasks of a group launch together or none does.
+// TestLaunchGroup: all tasks of a group launch together or none does; a
+// group for the DEFAULT executor, which localmesos does not have, is
+// refused with 501 and changes nothing.
 func TestLaunchGroup(t *testing.T) {
 	c := newTestCluster(t, testConfig())
 	a := c.addAgent(0)
 	s := c.subscribeFramework("group", "")
 	o := s.offers()[0]
-	executor := `{"type":"DEFAULT","executor_id":{"value":"default"},"framework_id":{"value":"` + s.fid + `"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}},{"name":"mem","type":"SCALAR","scalar":{"value":32}},{"name":"disk","type":"SCALAR","scalar":{"value":32}}]}`
+	resources := `"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}},{"name":"mem","type":"SCALAR","scalar":{"value":32}},{"name":"disk","type":"SCALAR","scalar":{"value":32}}]`
+	executor := `{"type":"DEFAULT","executor_id":{"value":"default"},"framework_id":{"value":"` + s.fid + `"},` + resources + `}`
 	group := func(offer string, tasks ...string) string {
 		return `"accept":{"offer_ids":[{"value":"` + offer + `"}],"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":` + executor + `,"task_group":{"tasks":[` + strings.Join(tasks, ",") + `]}}}],"filters":{"refuse_seconds":0}}`
 	}
 	cmd := `,"command":{"value":"true"}`
+	s.expectStatus(501, c.callOn(s, "ACCEPT", group(offerID(o), taskJSON("d1", a.id, smallResources, cmd))))
+	// Nothing changed: the offer is still outstanding and can be used.
+	executor = `{"type":"CUSTOM","executor_id":{"value":"custom"},"framework_id":{"value":"` + s.fid + `"},"command":{"value":"true"},` + resources + `}`
 	s.expectStatus(202, c.callOn(s, "ACCEPT", group(offerID(o),
 		taskJSON("g1", a.id, smallResources, cmd), taskJSON("g2", a.id, `[]`, cmd))))
 	for range 2 {

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gogo/protobuf/proto"
@@ -113,7 +114,17 @@ type Master struct {
 	// roleAllocations counts offers made per role: the DRF tie-breaker.
 	roleAllocations map[string]int
 	allocPending    bool
-	generation      int // bumped on Failover; stale timers compare it
+	// terminalCounts counts tasks that reached each terminal state (the
+	// master/tasks_* counters); the status update counters likewise.
+	terminalCounts       map[mesos.TaskState]int
+	validStatusUpdates   int
+	invalidStatusUpdates int
+	// allocTicked is set by the allocation loop while its pass waits in
+	// the mailbox: a pass that takes longer than the interval must not
+	// pile up passes ahead of every call (each would wait behind all of
+	// them, and the queue would grow without bound).
+	allocTicked atomic.Bool
+	generation  int // bumped on Failover; stale timers compare it
 }
 
 // New returns a master. Close stops it.
@@ -135,6 +146,7 @@ func New(cfg Config) (*Master, error) {
 		offers:          map[string]*offer{},
 		startTime:       time.Now(),
 		roleAllocations: map[string]int{},
+		terminalCounts:  map[mesos.TaskState]int{},
 	}
 	m.elect(newUUID())
 	m.loop.Add(1)
@@ -189,7 +201,8 @@ func (m *Master) ID() string {
 	return m.publicID
 }
 
-// Handler serves /api/v1/scheduler, /master/state, /state and /health.
+// Handler serves /api/v1/scheduler, /master/state, /state, /health and
+// /metrics/snapshot.
 func (m *Master) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/scheduler", m.serveScheduler)
@@ -197,6 +210,7 @@ func (m *Master) Handler() http.Handler {
 	mux.HandleFunc("/state", m.serveState)
 	mux.HandleFunc("/master/health", m.serveHealth)
 	mux.HandleFunc("/health", m.serveHealth)
+	mux.HandleFunc("/metrics/snapshot", m.serveMetrics)
 	return mux
 }
 
@@ -313,7 +327,13 @@ func (m *Master) allocationLoop() {
 		case <-m.done:
 			return
 		case <-t.C:
-			m.post(m.allocate)
+			if m.allocTicked.Swap(true) {
+				continue
+			}
+			m.post(func() {
+				m.allocTicked.Store(false)
+				m.allocate()
+			})
 		}
 	}
 }

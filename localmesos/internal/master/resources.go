@@ -3,12 +3,13 @@ package master
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/gogo/protobuf/proto"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/mesos-stateful/stateful/localmesos/internal/mesosjson"
 )
 
 // Resources are kept in the pre-refinement ("legacy") format inside the
@@ -82,15 +83,42 @@ func formatForFramework(rs mesos.Resources, multiRole, refinement bool) []mesos.
 	return out
 }
 
-// sum adds resources up into a normalised collection (equal kinds merged).
+// sum adds resources up into a normalised collection (equal kinds
+// merged), as mesos-go's Resources.Add1 does, with cloneResource for its
+// reflective proto.Clone: the allocator sums every agent's resources on
+// every pass.
 func sum(rss ...[]mesos.Resource) mesos.Resources {
 	var out mesos.Resources
 	for _, rs := range rss {
+	next:
 		for i := range rs {
-			out.Add1(rs[i])
+			r := &rs[i]
+			if r.Validate() != nil || r.IsEmpty() {
+				continue
+			}
+			for j := range out {
+				if out[j].Addable(*r) {
+					out[j].Add(*r)
+					continue next
+				}
+			}
+			out = append(out, cloneResource(r))
 		}
 	}
 	return out
+}
+
+// cloneResource is a deep copy through the generated (un)marshalling code,
+// several times faster than proto.Clone's reflection.
+func cloneResource(r *mesos.Resource) mesos.Resource {
+	b, err := r.Marshal()
+	if err == nil {
+		var out mesos.Resource
+		if err = out.Unmarshal(b); err == nil {
+			return out
+		}
+	}
+	return *proto.Clone(r).(*mesos.Resource)
 }
 
 // minus returns a - b without touching either.
@@ -127,9 +155,9 @@ func containsAll(have, want []mesos.Resource) bool {
 func unallocated(rs []mesos.Resource) mesos.Resources {
 	out := make(mesos.Resources, 0, len(rs))
 	for i := range rs {
-		r := proto.Clone(&rs[i]).(*mesos.Resource)
+		r := cloneResource(&rs[i])
 		r.AllocationInfo = nil
-		out = append(out, *r)
+		out = append(out, r)
 	}
 	return out
 }
@@ -138,9 +166,9 @@ func unallocated(rs []mesos.Resource) mesos.Resources {
 func allocatedTo(rs []mesos.Resource, role string) mesos.Resources {
 	out := make(mesos.Resources, 0, len(rs))
 	for i := range rs {
-		r := proto.Clone(&rs[i]).(*mesos.Resource)
+		r := cloneResource(&rs[i])
 		r.AllocationInfo = &mesos.Resource_AllocationInfo{Role: proto.String(role)}
-		out = append(out, *r)
+		out = append(out, r)
 	}
 	return out
 }
@@ -258,41 +286,8 @@ func formatScalar(v float64) string {
 	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
-// stateResources is the resource summary of /master/state: every scalar
-// by name (cpus, mem, disk and gpus always present) and ranges/sets as
-// text.
-func stateResources(rs []mesos.Resource) map[string]any {
-	out := map[string]any{"cpus": 0.0, "mem": 0.0, "disk": 0.0, "gpus": 0.0}
-	ranges := map[string]mesos.Ranges{}
-	sets := map[string][]string{}
-	for i := range rs {
-		r := rs[i]
-		switch r.GetType() {
-		case mesos.SCALAR:
-			prev, _ := out[r.GetName()].(float64)
-			out[r.GetName()] = roundScalar(prev + r.GetScalar().GetValue())
-		case mesos.RANGES:
-			ranges[r.GetName()] = append(ranges[r.GetName()], r.GetRanges().GetRange()...)
-		case mesos.SET:
-			sets[r.GetName()] = append(sets[r.GetName()], r.GetSet().GetItem()...)
-		}
-	}
-	for name, rg := range ranges {
-		parts := []string{}
-		for _, x := range rg.Sort().Squash() {
-			parts = append(parts, fmt.Sprintf("%d-%d", x.Begin, x.End))
-		}
-		out[name] = "[" + strings.Join(parts, ", ") + "]"
-	}
-	for name, items := range sets {
-		sort.Strings(items)
-		out[name] = "{" + strings.Join(items, ", ") + "}"
-	}
-	return out
-}
-
-// roundScalar keeps Mesos' three decimal digits of fixed-point precision.
-func roundScalar(v float64) float64 { return math.Round(v*1000) / 1000 }
+// stateResources is the resource summary of /master/state.
+func stateResources(rs []mesos.Resource) map[string]any { return mesosjson.ResourceSummary(rs) }
 
 // quantities are scalar totals by name, for DRF shares.
 type quantities map[string]float64

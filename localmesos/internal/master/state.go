@@ -8,6 +8,8 @@ import (
 
 	"github.com/golang/glog"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/mesos-stateful/stateful/localmesos/internal/mesosjson"
 )
 
 // serveState is GET /master/state (and /state): the master's view in the
@@ -23,7 +25,7 @@ func (m *Master) serveState(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "Master is shutting down")
 		return
 	}
-	b, err := json.Marshal(state)
+	b, err := mesosjson.Document(state)
 	if err != nil {
 		glog.Errorf("encoding /master/state: %v", err)
 		writeText(w, http.StatusInternalServerError, "Failed to encode state: "+err.Error())
@@ -40,9 +42,9 @@ func secs(t time.Time) float64 {
 	return float64(t.UnixNano()) / 1e9
 }
 
-// rawJSON renders a mesos-go message with its own JSON encoder.
+// rawJSON renders a mesos-go message as Mesos writes it.
 func rawJSON(v json.Marshaler) json.RawMessage {
-	b, err := v.MarshalJSON()
+	b, err := mesosjson.Marshal(v)
 	if err != nil {
 		return json.RawMessage("null")
 	}
@@ -248,48 +250,4 @@ func (m *Master) frameworkState(f *framework) map[string]any {
 	return s
 }
 
-func taskState(t *mesos.Task) map[string]any {
-	role := "*"
-	if len(t.Resources) > 0 {
-		role = t.Resources[0].GetAllocationInfo().GetRole()
-	}
-	var statuses []any
-	for i := range t.Statuses {
-		st := t.Statuses[i]
-		s := map[string]any{"state": st.GetState().String(), "timestamp": st.GetTimestamp()}
-		if st.Healthy != nil {
-			s["healthy"] = st.GetHealthy()
-		}
-		if st.Labels != nil {
-			s["labels"] = rawJSON(st.Labels)
-		}
-		if st.ContainerStatus != nil {
-			s["container_status"] = rawJSON(st.ContainerStatus)
-		}
-		statuses = append(statuses, s)
-	}
-	s := map[string]any{
-		"id":           t.TaskID.Value,
-		"name":         t.Name,
-		"framework_id": t.FrameworkID.Value,
-		"executor_id":  t.GetExecutorID().GetValue(),
-		"slave_id":     t.AgentID.Value,
-		"state":        t.GetState().String(),
-		"resources":    stateResources(t.Resources),
-		"role":         role,
-		"statuses":     nonNil(statuses),
-	}
-	if t.Labels != nil {
-		s["labels"] = rawJSON(t.Labels)
-	}
-	if t.Container != nil {
-		s["container"] = rawJSON(t.Container)
-	}
-	if t.Discovery != nil {
-		s["discovery"] = rawJSON(t.Discovery)
-	}
-	if t.User != nil {
-		s["user"] = t.GetUser()
-	}
-	return s
-}
+func taskState(t *mesos.Task) map[string]any { return mesosjson.Task(t) }

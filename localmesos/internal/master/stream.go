@@ -2,6 +2,8 @@ package master
 
 import (
 	"bufio"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -11,6 +13,8 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/framing"
 	"github.com/mesos/mesos-go/api/v1/lib/recordio"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/mesos-stateful/stateful/localmesos/internal/mesosjson"
 )
 
 // stream is one SUBSCRIBE connection: an unbounded queue of events that the
@@ -97,12 +101,32 @@ func (fw frameWriter) WriteFrame(b []byte) error {
 	return nil
 }
 
+// eventEncoder writes events as RecordIO frames: protobuf as mesos-go
+// encodes it, JSON as Mesos writes it (mesos-go's JSON differs; see
+// mesosjson).
+func eventEncoder(codec encoding.Codec, out frameWriter) encoding.Encoder {
+	if codec.Type != encoding.MediaType(mediaJSON) {
+		return codec.NewEncoder(func() framing.Writer { return out })
+	}
+	return encoding.EncoderFunc(func(m encoding.Marshaler) error {
+		jm, ok := m.(json.Marshaler)
+		if !ok {
+			return fmt.Errorf("%T cannot be written as JSON", m)
+		}
+		b, err := mesosjson.Marshal(jm)
+		if err != nil {
+			return err
+		}
+		return out.WriteFrame(b)
+	})
+}
+
 // run writes the stream's events until the master closes it, the client
 // goes away or the master stops. Headers must already be flushed. It
 // returns true if the client went away (so the framework disconnected).
 func (s *stream) run(w http.ResponseWriter, r *http.Request, heartbeat time.Duration, done <-chan struct{}) (clientGone bool) {
 	out := newFrameWriter(w)
-	enc := s.codec.NewEncoder(func() framing.Writer { return out })
+	enc := eventEncoder(s.codec, out)
 	var tick <-chan time.Time
 	for {
 		evs, closing := s.take()

@@ -42,6 +42,13 @@ func (m *Mailbox) Post(f func()) bool {
 	return true
 }
 
+// Len is how many functions wait to run (Mesos' event_queue_dispatches).
+func (m *Mailbox) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.queue)
+}
+
 // Close drops what is still queued, waits for the function that is running
 // to return, and stops the goroutine. It is idempotent. It must not be
 // called from inside a posted function.
