@@ -182,6 +182,9 @@ type Agent struct {
 	cmdExecs map[*commandExecutor]struct{}
 	// idleWaiters are the Drains waiting for the last executor to exit.
 	idleWaiters []chan struct{}
+	// checkpointed are the agent's dynamic reservations and persistent
+	// volumes, as in its checkpoint (see volumes.go).
+	checkpointed []mesos.Resource
 }
 
 // New returns an agent that will talk to master. Start starts it.
@@ -403,6 +406,9 @@ func (a *Agent) begin() error {
 	if a.state == stateLost {
 		return fmt.Errorf("agent %s: the host was lost", a.cfg.ID.Value)
 	}
+	if err := a.recoverCheckpointedResources(); err != nil {
+		return fmt.Errorf("agent %s: %w", a.cfg.ID.Value, err)
+	}
 	if !a.started {
 		a.started = true
 		a.state = stateRunning
@@ -560,6 +566,7 @@ func (a *Agent) registration(again bool) wire.Registration {
 		},
 		Address:        a.address,
 		Reregistration: again,
+		Checkpointed:   cloneResources(a.checkpointed),
 	}
 	if !again {
 		return reg

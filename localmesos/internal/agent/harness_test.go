@@ -106,6 +106,8 @@ func (m *execMaster) ExecutorMessage(_ mesos.AgentID, _ mesos.FrameworkID, ex me
 	m.cond.Broadcast()
 }
 
+func (m *execMaster) OperationStatus(mesos.AgentID, wire.OperationUpdate) {}
+
 // waitFor waits until cond (called with mu held) is true or the deadline
 // passes.
 func (m *execMaster) waitFor(t testing.TB, what string, cond func() bool) {

@@ -336,12 +336,11 @@ func (m *Master) handleCall(r *http.Request, call *scheduler.Call) answer {
 	case scheduler.Call_ACKNOWLEDGE:
 		m.acknowledge(f, call.Acknowledge)
 	case scheduler.Call_ACKNOWLEDGE_OPERATION_STATUS:
-		// No operation ever carries an id here (offer operations other
-		// than LAUNCH are refused), so there is nothing to acknowledge.
+		m.acknowledgeOperation(f, call.AcknowledgeOperationStatus)
 	case scheduler.Call_RECONCILE:
 		m.reconcile(f, call.Reconcile.Tasks)
 	case scheduler.Call_RECONCILE_OPERATIONS:
-		return reconcileOperationsAnswer(r)
+		return reconcileOperationsAnswer(r, m.reconcileOperations(f, call.ReconcileOperations))
 	case scheduler.Call_MESSAGE:
 		m.message(f, call.Message)
 	case scheduler.Call_REQUEST:
@@ -354,9 +353,8 @@ func (m *Master) handleCall(r *http.Request, call *scheduler.Call) answer {
 	return accepted()
 }
 
-// reconcileOperationsAnswer is RECONCILE_OPERATIONS' synchronous answer:
-// no operation is known, so the list is empty.
-func reconcileOperationsAnswer(r *http.Request) answer {
+// reconcileOperationsAnswer is RECONCILE_OPERATIONS' synchronous answer.
+func reconcileOperationsAnswer(r *http.Request, statuses []mesos.OperationStatus) answer {
 	accept := r.Header.Values("Accept")
 	var codec encoding.Codec
 	switch {
@@ -369,7 +367,7 @@ func reconcileOperationsAnswer(r *http.Request) answer {
 	}
 	resp := scheduler.Response{
 		Type:                scheduler.Response_RECONCILE_OPERATIONS,
-		ReconcileOperations: &scheduler.Response_ReconcileOperations{},
+		ReconcileOperations: &scheduler.Response_ReconcileOperations{OperationStatuses: statuses},
 	}
 	var buf bytes.Buffer
 	enc := codec.NewEncoder(func() framing.Writer { return framing.WriterFor(&buf) })
