@@ -207,6 +207,7 @@ func (m *Master) Handler() http.Handler {
 	mux.HandleFunc("/state", m.serveState)
 	mux.HandleFunc("/master/health", m.serveHealth)
 	mux.HandleFunc("/health", m.serveHealth)
+	m.operatorRoutes(mux)
 	return mux
 }
 
