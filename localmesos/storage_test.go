@@ -6,8 +6,6 @@ package localmesos
 // real task processes.
 
 import (
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,7 +128,182 @@ func TestStorageReserveCreateLaunch(t *testing.T) {
 	}
 }
 
-// silence unused imports while the file grows.
-var _ = strings.Contains
-var _ = url.Values{}
-var _ = http.StatusOK
+// stOpError waits for an operation's OPERATION_ERROR and checks its
+// message and that it carries no uuid or agent_id.
+func stOpError(t *testing.T, f *stFramework, id, message string) {
+	t.Helper()
+	st := f.awaitOperation(id)
+	if schedStr(st, "state") != "OPERATION_ERROR" {
+		t.Errorf("%s: state %s, want OPERATION_ERROR (%s)", id, schedStr(st, "state"), jsonString(st))
+	}
+	if got := schedStr(st, "message"); got != message {
+		t.Errorf("%s: message\n%s\nwant\n%s", id, got, message)
+	}
+	if st["uuid"] != nil || st["agent_id"] != nil {
+		t.Errorf("%s: OPERATION_ERROR with uuid or agent_id: %s", id, jsonString(st))
+	}
+}
+
+// sameParts compares two "a; b; c" resource lists as sets: Mesos and
+// localmesos order an offer's resources differently.
+func sameParts(got, want string) bool {
+	split := func(s string) map[string]int {
+		m := map[string]int{}
+		for _, p := range strings.Split(s, "; ") {
+			m[p]++
+		}
+		return m
+	}
+	g, w := split(got), split(want)
+	if len(g) != len(w) {
+		return false
+	}
+	for k, n := range w {
+		if g[k] != n {
+			return false
+		}
+	}
+	return true
+}
+
+// TestStorageInvalidWithID: checklist point 5. Every invalid operation
+// with an id gets OPERATION_ERROR with Mesos' exact text (the agent
+// suffix where Mesos adds it), no uuid and no agent_id, and changes
+// nothing: at the end the agent holds only what the valid operations
+// reserved.
+func TestStorageInvalidWithID(t *testing.T) {
+	c := startCluster(t, storageConfig(t, 1))
+	f := stSubscribe(t, c, "errors", []string{"db"}, "ops", dbCaps...)
+	o := f.awaitOffer("any", nil)
+	agentID := schedStr(o, "agent_id", "value")
+	suffix := "; on agent " + agentID + " at slave(1)@" + c.Agents()[0].Address + " (" + c.Agents()[0].Hostname + ")"
+	next := func() map[string]any { return f.awaitOffer("any", nil) }
+
+	noPrincipal := reserved("cpus", 0.1, "db", "rec")
+	delete(noPrincipal["reservations"].([]any)[0].(map[string]any), "principal")
+	otherPrincipal := reserved("cpus", 0.1, "db", "rec")
+	otherPrincipal["reservations"].([]any)[0].(map[string]any)["principal"] = "other"
+	star := reserved("cpus", 0.1, "*", "rec")
+	ro := volume(16, "db", "rec", "vol-ro", "data")
+	ro["disk"].(map[string]any)["volume"].(map[string]any)["mode"] = "RO"
+	badID := volume(16, "db", "rec", "a/b", "data")
+	noVolume := volume(16, "db", "rec", "vol-novolume", "data")
+	delete(noVolume["disk"].(map[string]any), "volume")
+	volOther := volume(16, "db", "rec", "vol-other", "data")
+	volOther["disk"].(map[string]any)["persistence"].(map[string]any)["principal"] = "other"
+	withSource := opReserve("op-source", reserved("cpus", 0.1, "db", "rec"))
+	withSource["reserve"].(map[string]any)["source"] = []any{unreserved("cpus", 0.1)}
+
+	cases := []struct {
+		name, id, message string
+		ops               []map[string]any
+	}{
+		{"unreserve unreserved", "op-1", "Resource cpus(allocated: db):0.1 is not dynamically reserved" + suffix,
+			[]map[string]any{opUnreserve("op-1", unreserved("cpus", 0.1))}},
+		{"create on unreserved disk", "op-2", "Invalid resources: Invalid DiskInfo: Persistent volumes cannot be created from unreserved resources" + suffix,
+			[]map[string]any{opCreate("op-2", map[string]any{"name": "disk", "type": "SCALAR", "scalar": map[string]any{"value": 16},
+				"disk": map[string]any{"persistence": map[string]any{"id": "vol-unres", "principal": "ops"}, "volume": map[string]any{"container_path": "data", "mode": "RW"}}})}},
+		{"reserve for another role", "op-3", "A reserve operation was attempted for a resource with role 'other', but the resource was allocated to role 'db'" + suffix,
+			[]map[string]any{opReserve("op-3", reserved("cpus", 0.1, "other", "rec"))}},
+		{"reserve '*'", "op-4", `Operation attempted with invalid resources: Resource 'cpus(allocated: db)(reservations: [(DYNAMIC,*,ops,{owner: rec})]):0.1' is invalid: Invalid reservation: role "*" cannot be reserved`,
+			[]map[string]any{opReserve("op-4", star)}},
+		{"reserve without principal", "op-5", "A reserve operation was attempted by principal 'ops', but there is a reserved resource in the request with no principal set" + suffix,
+			[]map[string]any{opReserve("op-5", noPrincipal)}},
+		{"reserve with another principal", "op-6", "A reserve operation was attempted by authenticated principal 'ops', which does not match a reserved resource in the request with principal 'other'" + suffix,
+			[]map[string]any{opReserve("op-6", otherPrincipal)}},
+		{"reserve with source", "op-source", "Operation attempted with invalid resources: Reservation updates are not yet implemented for the scheduler API.",
+			[]map[string]any{withSource}},
+		{"read-only volume", "op-7", "Not a persistent volume: Read-only persistent volume not supported" + suffix,
+			[]map[string]any{opReserve("", reserved("disk", 16, "db", "rec")), opCreate("op-7", ro)}},
+		{"bad persistence id", "op-8", "Invalid resources: Invalid DiskInfo: Invalid persistence ID for persistent volume: 'a/b' contains invalid characters" + suffix,
+			[]map[string]any{opCreate("op-8", badID)}},
+		{"volume without volume", "op-9", "Invalid resources: Invalid DiskInfo: Expecting 'volume' to be set for persistent volume" + suffix,
+			[]map[string]any{opCreate("op-9", noVolume)}},
+		{"volume of another principal", "op-10", "Create volume operation attempted by authenticated principal 'ops', which does not match a volume in the operation with principal 'other' set in 'disk.persistence'" + suffix,
+			[]map[string]any{opCreate("op-10", volOther)}},
+		{"destroy unknown volume", "op-11", "Persistent volumes not found" + suffix,
+			[]map[string]any{opDestroy("op-11", volume(16, "db", "rec", "vol-nope", "data"))}},
+		{"duplicate persistence id", "op-12", "Persistence ID 'vol-dup' is not unique" + suffix,
+			[]map[string]any{opCreate("", volume(16, "db", "rec", "vol-dup", "data")), opReserve("", reserved("disk", 16, "db", "rec2")), opCreate("op-12", volume(16, "db", "rec2", "vol-dup", "data"))}},
+		{"unreserve a volume", "op-13", "A dynamically reserved persistent volume disk(allocated: db)(reservations: [(DYNAMIC,db,ops,{owner: rec})])[vol-dup:data]:16 cannot be unreserved directly. Please destroy the persistent volume first then unreserve the resource" + suffix,
+			[]map[string]any{opUnreserve("op-13", volume(16, "db", "rec", "vol-dup", "data"))}},
+	}
+	for _, tc := range cases {
+		f.accept(o, 0, tc.ops...)
+		stOpError(t, f, tc.id, tc.message)
+		o = next()
+	}
+	// An operation naming an offer that is gone.
+	f.mustPost(map[string]any{"type": "ACCEPT", "accept": map[string]any{
+		"offer_ids":  []any{map[string]any{"value": "no-such-offer"}},
+		"operations": []any{opReserve("op-14", reserved("cpus", 0.1, "db", "rec"))},
+	}})
+	stOpError(t, f, "op-14", "Operation attempted with invalid offers: Offer no-such-offer is no longer valid")
+
+	// Only the valid operations changed anything: disk 16 (owner=rec, the
+	// volume vol-dup) and disk 16 (owner=rec2).
+	st := masterAgentState(t, c, agentID)
+	if got := jsonString(schedPath(st, "reserved_resources", "db")); got != `{"cpus":0,"disk":32,"gpus":0,"mem":0}` {
+		t.Errorf("reserved_resources.db %s", got)
+	}
+}
+
+// TestStorageInvalidWithoutID: checklist point 4. Without an id an
+// invalid operation is answered 202 and nothing else: no event, nothing
+// reserved, and its resources are offered again only after the ACCEPT's
+// refuse filter.
+func TestStorageInvalidWithoutID(t *testing.T) {
+	c := startCluster(t, storageConfig(t, 1))
+	f := stSubscribe(t, c, "errors", []string{"db"}, "ops", dbCaps...)
+	o := f.awaitOffer("any", nil)
+	agentID := schedStr(o, "agent_id", "value")
+	start := time.Now()
+	f.accept(o, 1, opUnreserve("", unreserved("cpus", 0.1)), opReserve("", reserved("cpus", 0.1, "other", "rec")))
+	o = f.awaitOffer("any", nil)
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("offered again after %v, want the 1 s refuse filter", d)
+	}
+	for _, fr := range append(f.s.backlog, f.s.drain(200*time.Millisecond)...) {
+		if fr.typ() == "UPDATE_OPERATION_STATUS" {
+			t.Errorf("unexpected event for an operation without id: %s", jsonString(fr.v))
+		}
+	}
+	if scalarOf(o, "cpus", false) != 2 || offerHas(o, isReserved) {
+		t.Errorf("offer after invalid operations: %s", jsonString(o["resources"]))
+	}
+	if st := masterAgentState(t, c, agentID); jsonString(st["reserved_resources"]) != `{}` {
+		t.Errorf("reserved_resources %s", jsonString(st["reserved_resources"]))
+	}
+}
+
+// TestStoragePipeline: checklist point 7 (storage-errors.jsonl case 7).
+// RESERVE for a role the framework does not have is dropped; the CREATE
+// on it then finds nothing to convert ("does not contain", no agent
+// suffix); the LAUNCH that needs the volume gets TASK_ERROR.
+func TestStoragePipeline(t *testing.T) {
+	c := startCluster(t, storageConfig(t, 1))
+	f := stSubscribe(t, c, "pipeline", []string{"db"}, "ops", dbCaps...)
+	o := f.awaitOffer("any", nil)
+	agentID := schedStr(o, "agent_id", "value")
+	suffix := "; on agent " + agentID + " at slave(1)@" + c.Agents()[0].Address + " (" + c.Agents()[0].Hostname + ")"
+	vol := volume(8, "other", "rec", "vol-pipe", "data")
+	f.accept(o, 1,
+		opReserve("op-pipeline-reserve", reserved("disk", 8, "other", "rec")),
+		opCreate("op-pipeline-create", vol),
+		opLaunch(o, "pipe-task", "true", unreserved("cpus", 0.1), unreserved("mem", 32), vol))
+	stOpError(t, f, "op-pipeline-reserve", "A reserve operation was attempted for a resource with role 'other', but the resource was allocated to role 'db'"+suffix)
+	pool := "ports(allocated: db):[33100-33199]; cpus(allocated: db):2; mem(allocated: db):2048; disk(allocated: db):4096"
+	st := f.awaitOperation("op-pipeline-create")
+	want := pool + " does not contain disk(allocated: db)(reservations: [(DYNAMIC,other,ops,{owner: rec})]):8"
+	msg := schedStr(st, "message")
+	if schedStr(st, "state") != "OPERATION_ERROR" || !strings.HasSuffix(msg, " does not contain disk(allocated: db)(reservations: [(DYNAMIC,other,ops,{owner: rec})]):8") ||
+		!sameParts(strings.TrimSuffix(msg, " does not contain disk(allocated: db)(reservations: [(DYNAMIC,other,ops,{owner: rec})]):8"), pool) {
+		t.Errorf("CREATE status %s, want OPERATION_ERROR %q", jsonString(st), want)
+	}
+	u := f.awaitUpdate("pipe-task", "TASK_ERROR")
+	const need = "Total resources cpus(allocated: db):0.1; mem(allocated: db):32; disk(allocated: db)(reservations: [(DYNAMIC,other,ops,{owner: rec})])[vol-pipe:data]:8 required by task and its executor is more than available "
+	if m := schedStr(u, "message"); !strings.HasPrefix(m, need) || !sameParts(strings.TrimPrefix(m, need), pool) ||
+		schedStr(u, "reason") != "REASON_TASK_INVALID" || schedStr(u, "source") != "SOURCE_MASTER" || u["uuid"] != nil {
+		t.Errorf("TASK_ERROR %s", jsonString(u))
+	}
+}

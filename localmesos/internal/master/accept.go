@@ -82,6 +82,9 @@ func (m *Master) accept(f *framework, acc *scheduler.Call_Accept) {
 			formatOK[i] = true
 			continue
 		}
+		// The offer's role goes into every resource that lacks one
+		// before anything is checked, so messages show it.
+		injectAllocation(operationResources(op), role)
 		if err := validateOperationFormat(op); err != "" {
 			m.dropOperation(f, op, "Operation attempted with invalid resources: "+err)
 			continue

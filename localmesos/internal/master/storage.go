@@ -75,9 +75,6 @@ func validateOperationFormat(op *mesos.Offer_Operation) string {
 // validateResourceFormat is Resources::validate for one resource, for the
 // reservation formats.
 func validateResourceFormat(r mesos.Resource) string {
-	if err := r.Validate(); err != nil {
-		return err.Error()
-	}
 	if len(r.Reservations) == 0 {
 		if err := validateRole(r.GetRole()); err != "" {
 			return err
@@ -85,7 +82,7 @@ func validateResourceFormat(r mesos.Resource) string {
 		if r.Reservation != nil && r.GetRole() == "*" {
 			return `Invalid reservation: role "*" cannot be dynamically reserved`
 		}
-		return ""
+		return validateResourceValue(r)
 	}
 	for _, ri := range r.Reservations {
 		if err := validateRole(ri.GetRole()); err != "" {
@@ -100,6 +97,15 @@ func validateResourceFormat(r mesos.Resource) string {
 	}
 	if r.Role != nil && r.GetRole() != r.Reservations[0].GetRole() {
 		return "Invalid resource format: 'Resource.role' field with '" + r.GetRole() + "' does not match the role '" + r.Reservations[0].GetRole() + "' in 'Resource.reservations'"
+	}
+	return validateResourceValue(r)
+}
+
+// validateResourceValue is the rest of Resources::validate (name, type,
+// value), in mesos-go's words.
+func validateResourceValue(r mesos.Resource) string {
+	if err := r.Validate(); err != nil {
+		return err.Error()
 	}
 	return ""
 }
