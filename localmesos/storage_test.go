@@ -6,6 +6,8 @@ package localmesos
 // real task processes.
 
 import (
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -306,4 +308,187 @@ func TestStoragePipeline(t *testing.T) {
 		schedStr(u, "reason") != "REASON_TASK_INVALID" || schedStr(u, "source") != "SOURCE_MASTER" || u["uuid"] != nil {
 		t.Errorf("TASK_ERROR %s", jsonString(u))
 	}
+}
+
+// TestStorageVolumeRules: checklist point 8. A volume in use is not
+// offered and cannot be destroyed; a volume cannot be unreserved before
+// it is destroyed; DESTROY deletes the directory and leaves the disk
+// reserved; UNRESERVE then returns it to '*'.
+func TestStorageVolumeRules(t *testing.T) {
+	c := startCluster(t, storageConfig(t, 1))
+	f := stSubscribe(t, c, "rules", []string{"db"}, "ops", dbCaps...)
+	o := f.awaitOffer("any", nil)
+	agentID := schedStr(o, "agent_id", "value")
+	suffix := "; on agent " + agentID + " at slave(1)@" + c.Agents()[0].Address + " (" + c.Agents()[0].Hostname + ")"
+	disk := reserved("disk", 16, "db", "rec")
+	vol := volume(16, "db", "rec", "vol-v", "data")
+	f.accept(o, 0, opReserve("", disk), opCreate("", vol),
+		opLaunch(o, "sleeper", "sleep 600", unreserved("cpus", 0.1), unreserved("mem", 32), vol))
+	f.awaitUpdate("sleeper", "TASK_RUNNING")
+
+	o = f.awaitOffer("any", nil)
+	if offerHas(o, hasVolume("vol-v")) {
+		t.Errorf("volume in use offered: %s", jsonString(o["resources"]))
+	}
+	f.accept(o, 0, opDestroy("op-destroy-in-use", vol))
+	stOpError(t, f, "op-destroy-in-use", "Persistent volumes in use"+suffix)
+	o = f.awaitOffer("any", nil)
+	f.accept(o, 0, opUnreserve("op-unreserve-volume", vol))
+	stOpError(t, f, "op-unreserve-volume", "A dynamically reserved persistent volume disk(allocated: db)(reservations: [(DYNAMIC,db,ops,{owner: rec})])[vol-v:data]:16 cannot be unreserved directly. Please destroy the persistent volume first then unreserve the resource"+suffix)
+	voldir := volumeDir(t, c, agentID, "db", "vol-v")
+	if _, err := os.Stat(voldir); err != nil {
+		t.Fatalf("volume directory: %v", err)
+	}
+
+	f.mustPost(map[string]any{"type": "KILL", "kill": map[string]any{"task_id": map[string]any{"value": "sleeper"}, "agent_id": o["agent_id"]}})
+	f.awaitUpdate("sleeper", "TASK_KILLED")
+	o = f.awaitOffer("with vol-v", func(o map[string]any) bool { return offerHas(o, hasVolume("vol-v")) })
+	f.accept(o, 0, opDestroy("op-destroy", vol))
+	if st := f.awaitOperation("op-destroy"); schedStr(st, "state") != "OPERATION_FINISHED" {
+		t.Fatalf("DESTROY: %s", jsonString(st))
+	}
+	if _, err := os.Stat(voldir); !os.IsNotExist(err) {
+		t.Errorf("volume directory after DESTROY: %v, want it gone", err)
+	}
+	o = f.awaitOffer("reserved disk", func(o map[string]any) bool {
+		return offerHas(o, func(r map[string]any) bool { return schedStr(r, "name") == "disk" && isReserved(r) })
+	})
+	if offerHas(o, func(r map[string]any) bool { return r["disk"] != nil }) {
+		t.Errorf("disk still has disk info after DESTROY: %s", jsonString(o["resources"]))
+	}
+	f.accept(o, 0, opUnreserve("op-unreserve", disk))
+	if st := f.awaitOperation("op-unreserve"); schedStr(st, "state") != "OPERATION_FINISHED" {
+		t.Fatalf("UNRESERVE: %s", jsonString(st))
+	}
+	o = f.awaitOffer("all disk unreserved", func(o map[string]any) bool { return scalarOf(o, "disk", false) == 4096 })
+	if offerHas(o, isReserved) {
+		t.Errorf("reservations left: %s", jsonString(o["resources"]))
+	}
+}
+
+// TestStorageFormats: checklist point 3. The same reservation is offered
+// in each framework's format: reservations[] and no role with
+// RESERVATION_REFINEMENT, role + reservation without; allocation_info only
+// for MULTI_ROLE frameworks. The reservation is made by the operator
+// endpoint.
+func TestStorageFormats(t *testing.T) {
+	c := startCluster(t, storageConfig(t, 1))
+	agentID := c.Agents()[0].ID
+	code, body := operatorPost(t, c, "/master/reserve", url.Values{"slaveId": {agentID}, "resources": {jsonString([]any{reserved("cpus", 0.5, "db", "op")})}})
+	if code != http.StatusAccepted {
+		t.Fatalf("reserve: %d %s", code, body)
+	}
+	for _, tc := range []struct {
+		caps              []string
+		refined, multiRol bool
+	}{
+		{[]string{"MULTI_ROLE", "RESERVATION_REFINEMENT"}, true, true},
+		{[]string{"MULTI_ROLE"}, false, true},
+		{[]string{"RESERVATION_REFINEMENT"}, true, false},
+		{nil, false, false},
+	} {
+		f := stSubscribe(t, c, "format", []string{"db"}, "ops", tc.caps...)
+		o := f.awaitOffer("reserved cpus", func(o map[string]any) bool { return scalarOf(o, "cpus", true) == 0.5 })
+		for _, r := range asList(o["resources"]) {
+			name, isRes := schedStr(r, "name"), isReserved(r.(map[string]any))
+			hasAlloc := schedPath(r, "allocation_info") != nil
+			if hasAlloc != tc.multiRol {
+				t.Errorf("%v: %s allocation_info present %v", tc.caps, name, hasAlloc)
+			}
+			switch {
+			case tc.refined && isRes:
+				if schedPath(r, "role") != nil || schedPath(r, "reservation") != nil ||
+					jsonString(schedPath(r, "reservations")) != `[{"labels":{"labels":[{"key":"owner","value":"op"}]},"principal":"ops","role":"db","type":"DYNAMIC"}]` {
+					t.Errorf("%v: reserved %s as %s", tc.caps, name, jsonString(r))
+				}
+			case tc.refined:
+				if schedPath(r, "role") != nil || len(asList(schedPath(r, "reservations"))) > 0 {
+					t.Errorf("%v: unreserved %s as %s", tc.caps, name, jsonString(r))
+				}
+			case isRes:
+				if schedStr(r, "role") != "db" || len(asList(schedPath(r, "reservations"))) > 0 ||
+					jsonString(schedPath(r, "reservation")) != `{"labels":{"labels":[{"key":"owner","value":"op"}]},"principal":"ops"}` {
+					t.Errorf("%v: reserved %s as %s", tc.caps, name, jsonString(r))
+				}
+			default:
+				if schedStr(r, "role") != "*" {
+					t.Errorf("%v: unreserved %s as %s", tc.caps, name, jsonString(r))
+				}
+			}
+		}
+		if (o["allocation_info"] != nil) != tc.multiRol {
+			t.Errorf("%v: offer allocation_info %v", tc.caps, o["allocation_info"])
+		}
+		f.mustPost(map[string]any{"type": "TEARDOWN"})
+		f.s.waitEnd(stWait)
+	}
+}
+
+// TestStorageAgentRestartAndTeardown: checklist points 10 and 9. An agent
+// restart (same work dir) rescinds the outstanding offer, keeps the
+// checkpointing framework's task RUNNING without a new update, and keeps
+// the reservations, the volume and its data. TEARDOWN of the framework
+// keeps them too, and a second framework in the role is offered them and
+// reads the data.
+func TestStorageAgentRestartAndTeardown(t *testing.T) {
+	cfg := storageConfig(t, 1)
+	// As on Mesos, the agent is back well within its ping timeout, and
+	// its executors have Mesos' 2 s to re-subscribe.
+	cfg.AgentPingTimeout = 30 * time.Second
+	cfg.ExecutorReregistrationTimeout = 2 * time.Second
+	c := startCluster(t, cfg)
+	f := stSubscribe(t, c, "keeper", []string{"db"}, "ops", dbCaps...)
+	o := f.awaitOffer("any", nil)
+	agentID := schedStr(o, "agent_id", "value")
+	cpus, mem := reserved("cpus", 0.1, "db", "rec"), reserved("mem", 32, "db", "rec")
+	vol := volume(16, "db", "rec", "vol-keep", "data")
+	f.accept(o, 0, opReserve("", cpus, mem, reserved("disk", 16, "db", "rec")), opCreate("", vol),
+		opLaunch(o, "keeper", "echo kept > data/f && exec sleep 600", cpus, mem, vol))
+	f.awaitUpdate("keeper", "TASK_RUNNING")
+	held := f.awaitOffer("the rest", nil)
+	voldir := volumeDir(t, c, agentID, "db", "vol-keep")
+	execEventually(t, "the task writes its volume", func() bool {
+		b, err := os.ReadFile(filepath.Join(voldir, "f"))
+		return err == nil && strings.TrimSpace(string(b)) == "kept"
+	})
+
+	f.s.backlog = nil // acknowledged updates of the launch
+	if err := c.RestartAgent(agentID); err != nil {
+		t.Fatal(err)
+	}
+	f.await("RESCIND of the held offer", func(fr schedFrame) bool {
+		return fr.typ() == "RESCIND" && schedStr(fr.v, "rescind", "offer_id", "value") == schedStr(held, "id", "value")
+	})
+	o = f.awaitOffer("from the restarted agent", func(o map[string]any) bool { return schedStr(o, "agent_id", "value") == agentID })
+	for _, fr := range append(f.s.backlog, f.s.drain(300*time.Millisecond)...) {
+		if fr.typ() == "UPDATE" {
+			t.Errorf("update after the agent restart: %s", jsonString(fr.v))
+		}
+	}
+	f.s.backlog = nil
+	st := masterAgentState(t, c, agentID)
+	if got := jsonString(schedPath(st, "reserved_resources", "db")); got != `{"cpus":0.1,"disk":16,"gpus":0,"mem":32}` {
+		t.Errorf("reserved_resources.db after restart: %s", got)
+	}
+	if got := readFile(t, filepath.Join(voldir, "f")); got != "kept" {
+		t.Errorf("volume after restart holds %q", got)
+	}
+
+	f.mustPost(map[string]any{"type": "TEARDOWN"})
+	f.s.waitEnd(stWait)
+	g := stSubscribe(t, c, "second", []string{"db"}, "ops", "MULTI_ROLE")
+	o = g.awaitOffer("with vol-keep", func(o map[string]any) bool { return offerHas(o, hasVolume("vol-keep")) })
+	if got := schedStr(o, "agent_id", "value"); got != agentID {
+		t.Errorf("volume offered by %s, want %s", got, agentID)
+	}
+	legacy := func(r map[string]any) map[string]any {
+		l := map[string]any{"name": r["name"], "type": "SCALAR", "scalar": r["scalar"], "role": "db",
+			"reservation": map[string]any{"principal": "ops", "labels": map[string]any{"labels": []any{map[string]any{"key": "owner", "value": "rec"}}}}}
+		if r["disk"] != nil {
+			l["disk"] = r["disk"]
+		}
+		return l
+	}
+	g.accept(o, 0, opLaunch(o, "reader", `test "$(cat data/f)" = kept`, legacy(cpus), legacy(mem), legacy(vol)))
+	g.awaitUpdate("reader", "TASK_FINISHED")
 }
