@@ -6,6 +6,7 @@ package localmesos
 // real task processes.
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -491,4 +492,131 @@ func TestStorageAgentRestartAndTeardown(t *testing.T) {
 	}
 	g.accept(o, 0, opLaunch(o, "reader", `test "$(cat data/f)" = kept`, legacy(cpus), legacy(mem), legacy(vol)))
 	g.awaitUpdate("reader", "TASK_FINISHED")
+}
+
+// TestStorageOperatorEndpoints: /master/reserve, /master/create-volumes,
+// /master/destroy-volumes and /master/unreserve as Mesos' operator HTTP
+// endpoints take them (form-encoded slaveId and a JSON array), with their
+// answers to bad input (which change nothing), the offer rescinded to
+// make room, and /master/slaves listing reservations in both formats.
+func TestStorageOperatorEndpoints(t *testing.T) {
+	c := startCluster(t, storageConfig(t, 1))
+	a := c.Agents()[0]
+	agentID := a.ID
+	desc := agentID + " at slave(1)@" + a.Address + " (" + a.Hostname + ")"
+	legacyCPU := map[string]any{"name": "cpus", "type": "SCALAR", "scalar": map[string]any{"value": 1}, "role": "db", "reservation": map[string]any{"principal": "ops"}}
+	vol := volume(16, "db", "rec", "vol-op", "data")
+	disk := reserved("disk", 16, "db", "rec")
+	form := func(field string, v any) url.Values { return url.Values{"slaveId": {agentID}, field: {jsonString(v)}} }
+
+	// A framework holding everything: the reservation rescinds its offer.
+	f := stSubscribe(t, c, "holder", []string{"*"}, "", "MULTI_ROLE")
+	held := f.awaitOffer("any", nil)
+
+	for _, tc := range []struct {
+		path   string
+		form   url.Values
+		status int
+		body   string
+	}{
+		{"/master/reserve", url.Values{"resources": {"[]"}}, 400, "Missing 'slaveId' query parameter in the request body"},
+		{"/master/reserve", url.Values{"slaveId": {agentID}}, 400, "Missing 'resources' query parameter in the request body"},
+		{"/master/create-volumes", url.Values{"slaveId": {agentID}, "resources": {"[]"}}, 400, "Missing 'volumes' query parameter in the request body"},
+		{"/master/reserve", url.Values{"slaveId": {agentID}, "resources": {"{nope"}}, 400, "Error in parsing 'resources' query parameter in the request body: "},
+		{"/master/reserve", url.Values{"slaveId": {"no-such-agent"}, "resources": {jsonString([]any{legacyCPU})}}, 400, "No agent found with specified ID"},
+		{"/master/reserve", form("resources", []any{reserved("cpus", 1, "*", "x")}), 400, `Resource 'cpus(reservations: [(DYNAMIC,*,ops,{owner: x})]):1' is invalid: Invalid reservation: role "*" cannot be reserved`},
+		{"/master/unreserve", form("resources", []any{unreserved("cpus", 1)}), 400, "Invalid UNRESERVE operation on agent " + desc + ": Resource cpus:1 is not dynamically reserved"},
+		{"/master/create-volumes", form("volumes", []any{vol}), 409, " does not contain disk(reservations: [(DYNAMIC,db,ops,{owner: rec})]):16"},
+		{"/master/destroy-volumes", form("volumes", []any{vol}), 400, "Invalid DESTROY operation on agent " + desc + ": Persistent volumes not found"},
+		{"/master/reserve", form("resources", []any{reserved("cpus", 100, "db", "x")}), 409, " does not contain cpus:100"},
+	} {
+		code, body := operatorPost(t, c, tc.path, tc.form)
+		if code != tc.status || !strings.Contains(body, tc.body) {
+			t.Errorf("POST %s %v: %d %q, want %d %q", tc.path, tc.form, code, body, tc.status, tc.body)
+		}
+	}
+	if res, err := http.Get(c.MasterURL() + "/master/reserve"); err != nil || res.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /master/reserve: %v %v, want 405", res.StatusCode, err)
+	} else {
+		res.Body.Close()
+	}
+	if st := masterAgentState(t, c, agentID); jsonString(st["reserved_resources"]) != `{}` {
+		t.Fatalf("bad requests changed the agent: reserved_resources %s", jsonString(st["reserved_resources"]))
+	}
+
+	for _, step := range []struct{ path, field string }{{"/master/reserve", "resources"}} {
+		if code, body := operatorPost(t, c, step.path, form(step.field, []any{legacyCPU, disk})); code != http.StatusAccepted {
+			t.Fatalf("POST %s: %d %s", step.path, code, body)
+		}
+	}
+	f.await("RESCIND", func(fr schedFrame) bool {
+		return fr.typ() == "RESCIND" && schedStr(fr.v, "rescind", "offer_id", "value") == schedStr(held, "id", "value")
+	})
+	if code, body := operatorPost(t, c, "/master/create-volumes", form("volumes", []any{vol})); code != http.StatusAccepted {
+		t.Fatalf("create-volumes: %d %s", code, body)
+	}
+	voldir := volumeDir(t, c, agentID, "db", "vol-op")
+	execEventually(t, "the volume directory", func() bool { _, err := os.Stat(voldir); return err == nil })
+
+	res, err := http.Get(c.MasterURL() + "/master/slaves")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slaves map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&slaves)
+	res.Body.Close()
+	full := schedPath(asList(slaves["slaves"])[0], "reserved_resources_full", "db")
+	want := `[{"name":"cpus","reservation":{"principal":"ops"},"reservations":[{"principal":"ops","role":"db","type":"DYNAMIC"}],"role":"db","scalar":{"value":1},"type":"SCALAR"},` +
+		`{"disk":{"persistence":{"id":"vol-op","principal":"ops"},"volume":{"container_path":"data","mode":"RW"}},"name":"disk","reservation":{"labels":{"labels":[{"key":"owner","value":"rec"}]},"principal":"ops"},"reservations":[{"labels":{"labels":[{"key":"owner","value":"rec"}]},"principal":"ops","role":"db","type":"DYNAMIC"}],"role":"db","scalar":{"value":16},"type":"SCALAR"}]`
+	if got := jsonString(full); got != want {
+		t.Errorf("reserved_resources_full.db\n%s\nwant\n%s", got, want)
+	}
+
+	if code, body := operatorPost(t, c, "/master/destroy-volumes", form("volumes", []any{vol})); code != http.StatusAccepted {
+		t.Fatalf("destroy-volumes: %d %s", code, body)
+	}
+	execEventually(t, "the volume directory removed", func() bool { _, err := os.Stat(voldir); return os.IsNotExist(err) })
+	if code, body := operatorPost(t, c, "/master/unreserve", form("resources", []any{legacyCPU, disk})); code != http.StatusAccepted {
+		t.Fatalf("unreserve: %d %s", code, body)
+	}
+	if st := masterAgentState(t, c, agentID); jsonString(st["reserved_resources"]) != `{}` {
+		t.Errorf("reserved_resources after unreserve: %s", jsonString(st["reserved_resources"]))
+	}
+}
+
+// TestStorageReconcileOperations: RECONCILE_OPERATIONS answers with the
+// latest status of an operation not yet acknowledged, OPERATION_UNKNOWN
+// for one the master does not know, and nothing once acknowledged.
+func TestStorageReconcileOperations(t *testing.T) {
+	c := startCluster(t, storageConfig(t, 1))
+	f := stSubscribe(t, c, "reconcile", []string{"db"}, "ops", dbCaps...)
+	o := f.awaitOffer("any", nil)
+	agentID := schedStr(o, "agent_id", "value")
+	f.accept(o, 0, opReserve("op-r", reserved("cpus", 0.1, "db", "rec")))
+	st := f.awaitOperation("op-r")
+	reconcile := func(ops ...map[string]any) []any {
+		t.Helper()
+		code, body := f.post(map[string]any{"type": "RECONCILE_OPERATIONS", "reconcile_operations": map[string]any{"operations": ops}})
+		if code != http.StatusOK {
+			t.Fatalf("RECONCILE_OPERATIONS: %d %s", code, body)
+		}
+		var v map[string]any
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			t.Fatalf("RECONCILE_OPERATIONS answer %q: %v", body, err)
+		}
+		return asList(schedPath(v, "reconcile_operations", "operation_statuses"))
+	}
+	got := reconcile(map[string]any{"operation_id": map[string]any{"value": "op-r"}},
+		map[string]any{"operation_id": map[string]any{"value": "op-nope"}, "agent_id": map[string]any{"value": agentID}})
+	if len(got) != 2 || schedStr(got[0], "state") != "OPERATION_FINISHED" || schedStr(got[0], "uuid", "value") != schedStr(st, "uuid", "value") ||
+		schedStr(got[1], "state") != "OPERATION_UNKNOWN" || schedStr(got[1], "operation_id", "value") != "op-nope" {
+		t.Errorf("explicit reconciliation: %s", jsonString(got))
+	}
+	if got := reconcile(); len(got) != 1 || schedStr(got[0], "operation_id", "value") != "op-r" {
+		t.Errorf("implicit reconciliation: %s", jsonString(got))
+	}
+	f.ackOperation(st)
+	if got := reconcile(); len(got) != 0 {
+		t.Errorf("implicit reconciliation after the acknowledgement: %s", jsonString(got))
+	}
 }
