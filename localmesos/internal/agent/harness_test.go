@@ -59,7 +59,9 @@ type execMaster struct {
 	updates  []wire.StatusUpdate
 	exits    []execExit
 	messages []execMessage
-	cursor   map[string]int
+	// opUpdates are operation statuses (volumes_test.go).
+	opUpdates []wire.OperationUpdate
+	cursor    map[string]int
 }
 
 type execExit struct {
@@ -106,7 +108,12 @@ func (m *execMaster) ExecutorMessage(_ mesos.AgentID, _ mesos.FrameworkID, ex me
 	m.cond.Broadcast()
 }
 
-func (m *execMaster) OperationStatus(mesos.AgentID, wire.OperationUpdate) {}
+func (m *execMaster) OperationStatus(_ mesos.AgentID, u wire.OperationUpdate) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.opUpdates = append(m.opUpdates, u)
+	m.cond.Broadcast()
+}
 
 // waitFor waits until cond (called with mu held) is true or the deadline
 // passes.
@@ -171,7 +178,7 @@ func (m *execMaster) nextMessage(t testing.TB) execMessage {
 func (m *execMaster) pending(kind string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := map[string]int{"update": len(m.updates), "exit": len(m.exits), "reg": len(m.regs), "msg": len(m.messages)}[kind]
+	n := map[string]int{"update": len(m.updates), "exit": len(m.exits), "reg": len(m.regs), "msg": len(m.messages), "op": len(m.opUpdates)}[kind]
 	return n - m.cursor[kind]
 }
 
