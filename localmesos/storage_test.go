@@ -147,28 +147,6 @@ func stOpError(t *testing.T, f *stFramework, id, message string) {
 	}
 }
 
-// sameParts compares two "a; b; c" resource lists as sets: Mesos and
-// localmesos order an offer's resources differently.
-func sameParts(got, want string) bool {
-	split := func(s string) map[string]int {
-		m := map[string]int{}
-		for _, p := range strings.Split(s, "; ") {
-			m[p]++
-		}
-		return m
-	}
-	g, w := split(got), split(want)
-	if len(g) != len(w) {
-		return false
-	}
-	for k, n := range w {
-		if g[k] != n {
-			return false
-		}
-	}
-	return true
-}
-
 // TestStorageInvalidWithID: checklist point 5. Every invalid operation
 // with an id gets OPERATION_ERROR with Mesos' exact text (the agent
 // suffix where Mesos adds it), no uuid and no agent_id, and changes
@@ -300,12 +278,12 @@ func TestStoragePipeline(t *testing.T) {
 	want := pool + " does not contain disk(allocated: db)(reservations: [(DYNAMIC,other,ops,{owner: rec})]):8"
 	msg := schedStr(st, "message")
 	if schedStr(st, "state") != "OPERATION_ERROR" || !strings.HasSuffix(msg, " does not contain disk(allocated: db)(reservations: [(DYNAMIC,other,ops,{owner: rec})]):8") ||
-		!sameParts(strings.TrimSuffix(msg, " does not contain disk(allocated: db)(reservations: [(DYNAMIC,other,ops,{owner: rec})]):8"), pool) {
+		!sameResourceList(strings.TrimSuffix(msg, " does not contain disk(allocated: db)(reservations: [(DYNAMIC,other,ops,{owner: rec})]):8"), pool) {
 		t.Errorf("CREATE status %s, want OPERATION_ERROR %q", jsonString(st), want)
 	}
 	u := f.awaitUpdate("pipe-task", "TASK_ERROR")
 	const need = "Total resources cpus(allocated: db):0.1; mem(allocated: db):32; disk(allocated: db)(reservations: [(DYNAMIC,other,ops,{owner: rec})])[vol-pipe:data]:8 required by task and its executor is more than available "
-	if m := schedStr(u, "message"); !strings.HasPrefix(m, need) || !sameParts(strings.TrimPrefix(m, need), pool) ||
+	if m := schedStr(u, "message"); !strings.HasPrefix(m, need) || !sameResourceList(strings.TrimPrefix(m, need), pool) ||
 		schedStr(u, "reason") != "REASON_TASK_INVALID" || schedStr(u, "source") != "SOURCE_MASTER" || u["uuid"] != nil {
 		t.Errorf("TASK_ERROR %s", jsonString(u))
 	}

@@ -245,10 +245,25 @@ func bothFormats(r mesos.Resource) mesos.Resource {
 	return c
 }
 
+// resourceJSON is a resource as Mesos writes it: absent fields are left
+// out (mesos-go writes "reservations":null for an empty list).
 func resourceJSON(r mesos.Resource) json.RawMessage {
 	b, err := r.MarshalJSON()
 	if err != nil {
 		return json.RawMessage("null")
 	}
-	return b
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return b
+	}
+	for k, v := range m {
+		if string(v) == "null" {
+			delete(m, k)
+		}
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return b
+	}
+	return out
 }
