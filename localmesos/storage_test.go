@@ -252,6 +252,19 @@ func TestStorageInvalidWithoutID(t *testing.T) {
 	if scalarOf(o, "cpus", false) != 2 || offerHas(o, isReserved) {
 		t.Errorf("offer after invalid operations: %s", jsonString(o["resources"]))
 	}
+	// A volume without its required mode does not even parse: 400, and
+	// the offer stays outstanding.
+	noMode := volume(16, "db", "rec", "vol-nomode", "data")
+	delete(noMode["disk"].(map[string]any)["volume"].(map[string]any), "mode")
+	code, body := f.post(map[string]any{"type": "ACCEPT", "accept": map[string]any{
+		"offer_ids":  []any{o["id"]},
+		"operations": []any{opReserve("", reserved("disk", 16, "db", "rec")), opCreate("op-nomode", noMode)},
+	}})
+	if code != http.StatusBadRequest || !strings.HasPrefix(body, "Failed to convert JSON into Call protobuf: ") || !strings.Contains(body, "mode") {
+		t.Errorf("ACCEPT of a volume without mode: %d %q, want 400 naming the missing mode", code, body)
+	}
+	f.accept(o, 1) // give the offer back
+
 	if st := masterAgentState(t, c, agentID); jsonString(st["reserved_resources"]) != `{}` {
 		t.Errorf("reserved_resources %s", jsonString(st["reserved_resources"]))
 	}

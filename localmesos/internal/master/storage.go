@@ -61,7 +61,7 @@ func operationResources(op *mesos.Offer_Operation) []mesos.Resource {
 // (Resources::validate and the upgrade to the refinement format); ""
 // means valid.
 func validateOperationFormat(op *mesos.Offer_Operation) string {
-	if op.Type == mesos.Offer_Operation_RESERVE && len(op.GetReserve().Source) > 0 {
+	if op.Type == mesos.Offer_Operation_RESERVE && len(op.GetReserve().GetSource()) > 0 {
 		return "Reservation updates are not yet implemented for the scheduler API."
 	}
 	for _, r := range operationResources(op) {
