@@ -543,6 +543,11 @@ func TestStorageOperatorEndpoints(t *testing.T) {
 	f.await("RESCIND", func(fr schedFrame) bool {
 		return fr.typ() == "RESCIND" && schedStr(fr.v, "rescind", "offer_id", "value") == schedStr(held, "id", "value")
 	})
+	// The '*' framework is offered what is left, never the reservation.
+	rest := f.awaitOffer("after the reservation", nil)
+	if offerHas(rest, isReserved) || scalarOf(rest, "cpus", false) != 1 || scalarOf(rest, "disk", false) != 4080 {
+		t.Errorf("offer to role '*' after the reservation: %s", jsonString(rest["resources"]))
+	}
 	if code, body := operatorPost(t, c, "/master/create-volumes", form("volumes", []any{vol})); code != http.StatusAccepted {
 		t.Fatalf("create-volumes: %d %s", code, body)
 	}

@@ -81,6 +81,14 @@ func (a *Agent) writeCheckpointedResources(rs []mesos.Resource) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("checkpointing resources: %w", err)
 	}
+	// The rename is durable only once the directory is synced.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("checkpointing resources: %w", err)
+		}
+	}
 	return nil
 }
 
