@@ -616,3 +616,37 @@ func TestStorageReconcileOperations(t *testing.T) {
 		t.Errorf("implicit reconciliation after the acknowledgement: %s", jsonString(got))
 	}
 }
+
+// TestStorageMasterFailover: after a master failover the agents register
+// again with their reservations and volumes, which the new master shows
+// and offers.
+func TestStorageMasterFailover(t *testing.T) {
+	c := startCluster(t, storageConfig(t, 1))
+	agentID := c.Agents()[0].ID
+	form := func(field string, v any) url.Values { return url.Values{"slaveId": {agentID}, field: {jsonString(v)}} }
+	vol := volume(16, "db", "rec", "vol-fo", "data")
+	if code, body := operatorPost(t, c, "/master/reserve", form("resources", []any{reserved("disk", 16, "db", "rec")})); code != http.StatusAccepted {
+		t.Fatalf("reserve: %d %s", code, body)
+	}
+	if code, body := operatorPost(t, c, "/master/create-volumes", form("volumes", []any{vol})); code != http.StatusAccepted {
+		t.Fatalf("create-volumes: %d %s", code, body)
+	}
+	c.FailoverMaster()
+	execEventually(t, "the agent back with its reservation", func() bool {
+		res, err := http.Get(c.MasterURL() + "/master/state")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		var v map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&v)
+		for _, s := range asList(v["slaves"]) {
+			if schedStr(s, "id") == agentID {
+				return jsonString(schedPath(s, "reserved_resources", "db")) == `{"cpus":0,"disk":16,"gpus":0,"mem":0}`
+			}
+		}
+		return false
+	})
+	f := stSubscribe(t, c, "after-failover", []string{"db"}, "ops", dbCaps...)
+	f.awaitOffer("with vol-fo", func(o map[string]any) bool { return offerHas(o, hasVolume("vol-fo")) })
+}
