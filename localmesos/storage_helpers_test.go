@@ -325,11 +325,6 @@ func masterAgentState(t *testing.T, c *Cluster, agentID string) map[string]any {
 	return nil
 }
 
-func num(v any) float64 {
-	n, _ := v.(json.Number).Float64()
-	return n
-}
-
 // operatorPost posts a form to an operator endpoint.
 func operatorPost(t *testing.T, c *Cluster, path string, form url.Values) (int, string) {
 	t.Helper()

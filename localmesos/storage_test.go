@@ -451,7 +451,7 @@ func TestStorageAgentRestartAndTeardown(t *testing.T) {
 	f.await("RESCIND of the held offer", func(fr schedFrame) bool {
 		return fr.typ() == "RESCIND" && schedStr(fr.v, "rescind", "offer_id", "value") == schedStr(held, "id", "value")
 	})
-	o = f.awaitOffer("from the restarted agent", func(o map[string]any) bool { return schedStr(o, "agent_id", "value") == agentID })
+	f.awaitOffer("from the restarted agent", func(o map[string]any) bool { return schedStr(o, "agent_id", "value") == agentID })
 	for _, fr := range append(f.s.backlog, f.s.drain(300*time.Millisecond)...) {
 		if fr.typ() == "UPDATE" {
 			t.Errorf("update after the agent restart: %s", jsonString(fr.v))

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"reflect"
 	"sort"
-	"strings"
 	"testing"
 )
 
@@ -90,5 +89,3 @@ func TestSchedulerTranscriptStorageErrors(t *testing.T) {
 	r := newSchedReplay(t, c, loadTranscript(t, "storage-errors"))
 	r.run()
 }
-
-var _ = strings.Contains
