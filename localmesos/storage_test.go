@@ -6,6 +6,7 @@ package localmesos
 // real task processes.
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -649,4 +650,40 @@ func TestStorageMasterFailover(t *testing.T) {
 	})
 	f := stSubscribe(t, c, "after-failover", []string{"db"}, "ops", dbCaps...)
 	f.awaitOffer("with vol-fo", func(o map[string]any) bool { return offerHas(o, hasVolume("vol-fo")) })
+}
+
+// TestStorageSurvivesClusterRestart: a cluster started again on the same
+// work dir (a new process, new agent IDs) comes back with the
+// reservations and volumes and their data: they are checkpointed per
+// agent work dir, not per agent ID, as on Mesos.
+func TestStorageSurvivesClusterRestart(t *testing.T) {
+	cfg := storageConfig(t, 1)
+	c, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentID := c.Agents()[0].ID
+	form := func(field string, v any) url.Values { return url.Values{"slaveId": {agentID}, field: {jsonString(v)}} }
+	if code, body := operatorPost(t, c, "/master/reserve", form("resources", []any{reserved("disk", 16, "db", "rec"), reserved("cpus", 0.1, "db", "rec")})); code != http.StatusAccepted {
+		t.Fatalf("reserve: %d %s", code, body)
+	}
+	if code, body := operatorPost(t, c, "/master/create-volumes", form("volumes", []any{volume(16, "db", "rec", "vol-again", "data")})); code != http.StatusAccepted {
+		t.Fatalf("create-volumes: %d %s", code, body)
+	}
+	voldir := volumeDir(t, c, agentID, "db", "vol-again")
+	execEventually(t, "the volume directory", func() bool { return os.WriteFile(filepath.Join(voldir, "f"), []byte("again"), 0o644) == nil })
+	c.Close()
+
+	c = startCluster(t, cfg)
+	newID := c.Agents()[0].ID
+	f := stSubscribe(t, c, "again", []string{"db"}, "ops", dbCaps...)
+	o := f.awaitOffer("with vol-again", func(o map[string]any) bool { return offerHas(o, hasVolume("vol-again")) })
+	if scalarOf(o, "cpus", true) != 0.1 {
+		t.Errorf("reserved cpus after the restart: %s", jsonString(o["resources"]))
+	}
+	f.accept(o, 0, opLaunch(o, "reader", `test "$(cat data/f)" = again`, reserved("cpus", 0.1, "db", "rec"), volume(16, "db", "rec", "vol-again", "data")))
+	f.awaitUpdate("reader", "TASK_FINISHED")
+	if st := masterAgentState(t, c, newID); jsonString(schedPath(st, "reserved_resources", "db")) != `{"cpus":0.1,"disk":16,"gpus":0,"mem":0}` {
+		t.Errorf("reserved_resources after the restart: %s", jsonString(st["reserved_resources"]))
+	}
 }

@@ -53,11 +53,8 @@ func canonical(v any) any {
 		return out
 	case []any:
 		out := make([]any, len(x))
-		keys := make([]string, len(x))
 		for i, e := range x {
 			out[i] = canonical(e)
-			b, _ := json.Marshal(out[i])
-			keys[i] = string(b)
 		}
 		sort.Slice(out, func(i, j int) bool {
 			bi, _ := json.Marshal(out[i])
