@@ -581,9 +581,11 @@ func TestStorageOperatorEndpoints(t *testing.T) {
 	}
 }
 
-// TestStorageReconcileOperations: RECONCILE_OPERATIONS answers with the
-// latest status of an operation not yet acknowledged, OPERATION_UNKNOWN
-// for one the master does not know, and nothing once acknowledged.
+// TestStorageReconcileOperations: RECONCILE_OPERATIONS is answered 202
+// and with UPDATE_OPERATION_STATUS events without uuid (Mesos 1.8+,
+// MESOS-9448): the latest status of an operation not acknowledged yet,
+// OPERATION_UNKNOWN for one the master does not know, and nothing once
+// acknowledged.
 func TestStorageReconcileOperations(t *testing.T) {
 	c := startCluster(t, storageConfig(t, 1))
 	f := stSubscribe(t, c, "reconcile", []string{"db"}, "ops", dbCaps...)
@@ -591,30 +593,45 @@ func TestStorageReconcileOperations(t *testing.T) {
 	agentID := schedStr(o, "agent_id", "value")
 	f.accept(o, 0, opReserve("op-r", reserved("cpus", 0.1, "db", "rec")))
 	st := f.awaitOperation("op-r")
-	reconcile := func(ops ...map[string]any) []any {
+	reconcile := func(ops ...map[string]any) {
 		t.Helper()
-		code, body := f.post(map[string]any{"type": "RECONCILE_OPERATIONS", "reconcile_operations": map[string]any{"operations": ops}})
-		if code != http.StatusOK {
-			t.Fatalf("RECONCILE_OPERATIONS: %d %s", code, body)
+		if ops == nil {
+			ops = []map[string]any{}
 		}
-		var v map[string]any
-		if err := json.Unmarshal([]byte(body), &v); err != nil {
-			t.Fatalf("RECONCILE_OPERATIONS answer %q: %v", body, err)
+		if code, body := f.post(map[string]any{"type": "RECONCILE_OPERATIONS", "reconcile_operations": map[string]any{"operations": ops}}); code != http.StatusAccepted || body != "" {
+			t.Fatalf("RECONCILE_OPERATIONS: %d %q, want 202 and no body", code, body)
 		}
-		return asList(schedPath(v, "reconcile_operations", "operation_statuses"))
 	}
-	got := reconcile(map[string]any{"operation_id": map[string]any{"value": "op-r"}},
+	// Reconciliation answers carry no uuid; the retries of op-r's
+	// OPERATION_FINISHED (every 0.5 s here) do.
+	answer := func(id string) map[string]any {
+		t.Helper()
+		fr := f.await("reconciliation answer for "+id, func(fr schedFrame) bool {
+			return fr.typ() == "UPDATE_OPERATION_STATUS" && schedStr(fr.v, "update_operation_status", "status", "operation_id", "value") == id &&
+				schedPath(fr.v, "update_operation_status", "status", "uuid") == nil
+		})
+		st, _ := schedPath(fr.v, "update_operation_status", "status").(map[string]any)
+		return st
+	}
+	reconcile(map[string]any{"operation_id": map[string]any{"value": "op-r"}},
 		map[string]any{"operation_id": map[string]any{"value": "op-nope"}, "agent_id": map[string]any{"value": agentID}})
-	if len(got) != 2 || schedStr(got[0], "state") != "OPERATION_FINISHED" || schedStr(got[0], "uuid", "value") != schedStr(st, "uuid", "value") ||
-		schedStr(got[1], "state") != "OPERATION_UNKNOWN" || schedStr(got[1], "operation_id", "value") != "op-nope" {
-		t.Errorf("explicit reconciliation: %s", jsonString(got))
+	if got := answer("op-r"); schedStr(got, "state") != "OPERATION_FINISHED" || schedStr(got, "agent_id", "value") != agentID {
+		t.Errorf("explicit reconciliation of op-r: %s", jsonString(got))
 	}
-	if got := reconcile(); len(got) != 1 || schedStr(got[0], "operation_id", "value") != "op-r" {
+	if got := answer("op-nope"); schedStr(got, "state") != "OPERATION_UNKNOWN" || schedStr(got, "agent_id", "value") != agentID {
+		t.Errorf("explicit reconciliation of op-nope: %s", jsonString(got))
+	}
+	reconcile()
+	if got := answer("op-r"); schedStr(got, "state") != "OPERATION_FINISHED" {
 		t.Errorf("implicit reconciliation: %s", jsonString(got))
 	}
 	f.ackOperation(st)
-	if got := reconcile(); len(got) != 0 {
-		t.Errorf("implicit reconciliation after the acknowledgement: %s", jsonString(got))
+	reconcile()
+	for _, fr := range f.s.drain(1500 * time.Millisecond) {
+		// (A retry sent before the acknowledgement was handled has a uuid.)
+		if fr.typ() == "UPDATE_OPERATION_STATUS" && schedPath(fr.v, "update_operation_status", "status", "uuid") == nil {
+			t.Errorf("implicit reconciliation after the acknowledgement: %s", jsonString(fr.v))
+		}
 	}
 }
 

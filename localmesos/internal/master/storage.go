@@ -574,19 +574,26 @@ func isTerminalOperation(s mesos.OperationState) bool {
 }
 
 // reconcileOperations is Master::reconcileOperations: the latest status of
-// each named operation (all of the framework's when none is named).
+// each named operation (all of the framework's when none is named), as
+// reconciliation answers carry them: without uuid, so that they are not
+// acknowledged.
 func (m *Master) reconcileOperations(f *framework, rc *scheduler.Call_ReconcileOperations) []mesos.OperationStatus {
 	var out []mesos.OperationStatus
 	ops := m.operations[f.id]
+	latest := func(op *trackedOperation) mesos.OperationStatus {
+		st := *proto.Clone(&op.status).(*mesos.OperationStatus)
+		st.UUID = nil
+		return st
+	}
 	if len(rc.GetOperations()) == 0 {
 		for _, id := range sortedKeys(boolKeys(ops)) {
-			out = append(out, *proto.Clone(&ops[id].status).(*mesos.OperationStatus))
+			out = append(out, latest(ops[id]))
 		}
 		return out
 	}
 	for _, q := range rc.Operations {
 		if op := ops[q.OperationID.Value]; op != nil {
-			out = append(out, *proto.Clone(&op.status).(*mesos.OperationStatus))
+			out = append(out, latest(op))
 			continue
 		}
 		id := q.OperationID
