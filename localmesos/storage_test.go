@@ -412,6 +412,16 @@ func TestStorageFormats(t *testing.T) {
 		if (o["allocation_info"] != nil) != tc.multiRol {
 			t.Errorf("%v: offer allocation_info %v", tc.caps, o["allocation_info"])
 		}
+		if tc.caps == nil {
+			// A framework without either capability reserves in the
+			// legacy format and gets the same feedback.
+			legacyMem := map[string]any{"name": "mem", "type": "SCALAR", "scalar": map[string]any{"value": 16}, "role": "db", "reservation": map[string]any{"principal": "ops"}}
+			f.accept(o, 0, opReserve("op-legacy", legacyMem))
+			if st := f.awaitOperation("op-legacy"); schedStr(st, "state") != "OPERATION_FINISHED" {
+				t.Errorf("legacy RESERVE: %s", jsonString(st))
+			}
+			o = f.awaitOffer("reserved mem", func(o map[string]any) bool { return scalarOf(o, "mem", true) == 16 })
+		}
 		f.mustPost(map[string]any{"type": "TEARDOWN"})
 		f.s.waitEnd(stWait)
 	}
