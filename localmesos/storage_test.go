@@ -421,6 +421,11 @@ func TestStorageFormats(t *testing.T) {
 				t.Errorf("legacy RESERVE: %s", jsonString(st))
 			}
 			o = f.awaitOffer("reserved mem", func(o map[string]any) bool { return scalarOf(o, "mem", true) == 16 })
+			if !offerHas(o, func(r map[string]any) bool {
+				return schedStr(r, "name") == "mem" && schedStr(r, "role") == "db" && schedStr(r, "reservation", "principal") == "ops"
+			}) {
+				t.Errorf("legacy reservation offered as %s", jsonString(o["resources"]))
+			}
 		}
 		f.mustPost(map[string]any{"type": "TEARDOWN"})
 		f.s.waitEnd(stWait)
