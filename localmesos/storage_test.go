@@ -719,3 +719,44 @@ func TestStorageSurvivesClusterRestart(t *testing.T) {
 		t.Errorf("reserved_resources after the restart: %s", jsonString(st["reserved_resources"]))
 	}
 }
+
+// TestStorageCustomExecutorVolumes: a custom executor's container gets
+// the volume of its first task linked before it starts, and a later task
+// that brings another volume to the running executor gets that one linked
+// too (Mesos updates the container before delivering the task).
+func TestStorageCustomExecutorVolumes(t *testing.T) {
+	c := startCluster(t, storageConfig(t, 1))
+	f := stSubscribe(t, c, "custom", []string{"db"}, "ops", dbCaps...)
+	o := f.awaitOffer("any", nil)
+	agentID := schedStr(o, "agent_id", "value")
+	var command map[string]any
+	if err := json.Unmarshal([]byte(schedExecutorCommand(t)), &command); err != nil {
+		t.Fatal(err)
+	}
+	executor := map[string]any{
+		"executor_id": map[string]any{"value": "ex"}, "type": "CUSTOM", "command": command,
+		"resources": []any{unreserved("cpus", 0.1), unreserved("mem", 32)},
+	}
+	task := func(id string, vol map[string]any) map[string]any {
+		return map[string]any{"type": "LAUNCH", "launch": map[string]any{"task_infos": []any{map[string]any{
+			"name": id, "task_id": map[string]any{"value": id}, "agent_id": o["agent_id"], "executor": executor,
+			"resources": []any{unreserved("cpus", 0.1), vol},
+		}}}}
+	}
+	v1, v2 := volume(8, "db", "rec", "vol-a", "a"), volume(8, "db", "rec2", "vol-b", "b")
+	f.accept(o, 0, opReserve("", reserved("disk", 8, "db", "rec"), reserved("disk", 8, "db", "rec2")), opCreate("", v1),
+		opCreate("", v2), task("t1", v1))
+	f.awaitUpdate("t1", "TASK_FINISHED")
+	sandbox := filepath.Join(agentDir(t, c, agentID), "slaves", agentID, "frameworks", f.id, "executors", "ex", "runs", "latest")
+	if target, err := os.Readlink(filepath.Join(sandbox, "a")); err != nil || target != volumeDir(t, c, agentID, "db", "vol-a") {
+		t.Errorf("executor sandbox a -> %q (%v)", target, err)
+	}
+	o = f.awaitOffer("with vol-b", func(o map[string]any) bool { return offerHas(o, hasVolume("vol-b")) })
+	f.accept(o, 0, task("t2", v2))
+	f.awaitUpdate("t2", "TASK_FINISHED")
+	if target, err := os.Readlink(filepath.Join(sandbox, "b")); err != nil || target != volumeDir(t, c, agentID, "db", "vol-b") {
+		t.Errorf("executor sandbox b -> %q (%v), want the volume linked for the second task", target, err)
+	}
+	f.mustPost(map[string]any{"type": "TEARDOWN"})
+	f.s.waitEnd(stWait)
+}
