@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,5 +105,71 @@ func TestCorruptResourceCheckpoint(t *testing.T) {
 	defer a.Close()
 	if err := a.Start(); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("Start = %v, want an error naming %s", err, path)
+	}
+}
+
+// TestCheckpointCrashPoints: a crash at any point of an operation on the
+// agent (directories first, then the checkpoint written to a temporary
+// file and renamed) leaves a work dir from which a new agent registers
+// with either the old or the new set, never a mix or a doubled
+// reservation, and with a directory for every volume it reports.
+func TestCheckpointCrashPoints(t *testing.T) {
+	reservedDisk := testVolume("db", "vol-1")
+	reservedDisk.Disk = nil
+	vol := testVolume("db", "vol-1")
+	for _, tc := range []struct {
+		name       string
+		checkpoint []mesos.Resource // renamed into place
+		temp       []mesos.Resource // written but not renamed (nil: none)
+		dirs       []string         // volume directories on disk
+		want       []mesos.Resource
+		wantDirs   []string
+	}{
+		{"CREATE: after mkdir, before the checkpoint", []mesos.Resource{reservedDisk}, nil, []string{"vol-1"}, []mesos.Resource{reservedDisk}, nil},
+		{"CREATE: temporary file written, not renamed", []mesos.Resource{reservedDisk}, []mesos.Resource{vol}, []string{"vol-1"}, []mesos.Resource{reservedDisk}, nil},
+		{"CREATE: after the rename", []mesos.Resource{vol}, nil, []string{"vol-1"}, []mesos.Resource{vol}, []string{"vol-1"}},
+		{"DESTROY: directory removed, checkpoint not yet written", []mesos.Resource{vol}, nil, nil, []mesos.Resource{vol}, []string{"vol-1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writer := &Agent{cfg: Config{WorkDir: dir}}
+			if err := writer.writeCheckpointedResources(tc.checkpoint); err != nil {
+				t.Fatal(err)
+			}
+			if tc.temp != nil {
+				b, _ := json.Marshal(checkpointFile{Resources: tc.temp})
+				if err := os.WriteFile(filepath.Join(dir, "meta", "resources", ".resources-123"), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, d := range tc.dirs {
+				if err := os.MkdirAll(filepath.Join(dir, "volumes", "roles", "db", d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := newExecMaster()
+			a, err := New(Config{ID: mesos.AgentID{Value: "crash-S0"}, IP: "127.0.0.3", WorkDir: dir}, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			if err := a.Start(); err != nil {
+				t.Fatal(err)
+			}
+			reg := m.nextRegistration(t)
+			if len(reg.Checkpointed) != len(tc.want) {
+				t.Fatalf("registered with %v, want %v", reg.Checkpointed, tc.want)
+			}
+			for i := range tc.want {
+				if !proto.Equal(&reg.Checkpointed[i], &tc.want[i]) {
+					t.Errorf("registered with %v, want %v", reg.Checkpointed, tc.want)
+				}
+			}
+			for _, d := range tc.wantDirs {
+				if _, err := os.Stat(filepath.Join(dir, "volumes", "roles", "db", d)); err != nil {
+					t.Errorf("volume directory %s: %v", d, err)
+				}
+			}
+		})
 	}
 }
