@@ -201,6 +201,9 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		HeartbeatInterval:  cfg.HeartbeatInterval,
 		AllocationInterval: cfg.AllocationInterval,
 		AgentPingTimeout:   cfg.AgentPingTimeout,
+		// The agent's status update retry interval also paces operation
+		// status retries, as on a Mesos agent.
+		OperationStatusRetryInterval: cfg.StatusUpdateRetryInterval,
 	})
 	if err != nil {
 		return c, fmt.Errorf("localmesos: master: %w", err)

@@ -48,6 +48,9 @@ type schedReplay struct {
 	rewrite func(string) string
 	// extraOffers allows OFFERS events the transcript does not have.
 	extraOffers bool
+	// bodies compares the answer to a request on a path other than the
+	// scheduler API (e.g. GET /master/slaves) instead of byte for byte.
+	bodies map[string]func(r *schedReplay, want, got string)
 
 	current   *schedSection
 	lastFrame map[string]schedFrame // by event type
@@ -217,7 +220,11 @@ func (r *schedReplay) request(i int, rec record) {
 			}
 			payload = b
 		}
-		req, err := http.NewRequest(rec.Method, r.url, bytes.NewReader(payload))
+		target := r.url
+		if rec.Path != "" && rec.Path != "/api/v1/scheduler" {
+			target = r.cluster.MasterURL() + rec.Path
+		}
+		req, err := http.NewRequest(rec.Method, target, bytes.NewReader(payload))
 		if err != nil {
 			r.t.Fatal(err)
 		}
@@ -261,6 +268,10 @@ func (r *schedReplay) request(i int, rec record) {
 		res := send()
 		got, _ := io.ReadAll(res.Body)
 		res.Body.Close()
+		if cmp := r.bodies[rec.Path]; cmp != nil && res.StatusCode == resp.Status {
+			cmp(r, want, string(got))
+			return
+		}
 		if res.StatusCode == resp.Status && string(got) == want {
 			r.checkHeaders(rec.Conn, resp, res)
 			return
@@ -331,6 +342,11 @@ func (r *schedReplay) expectFrame(rec record) {
 		task := r.mapIDs(schedStr(want, "update", "status", "task_id", "value"), false)
 		match = func(f schedFrame) bool {
 			return f.typ() == "UPDATE" && schedStr(f.v, "update", "status", "task_id", "value") == task
+		}
+	case "UPDATE_OPERATION_STATUS":
+		op := schedStr(want, "update_operation_status", "status", "operation_id", "value")
+		match = func(f schedFrame) bool {
+			return f.typ() == typ && schedStr(f.v, "update_operation_status", "status", "operation_id", "value") == op
 		}
 	case "RESCIND":
 		offer := r.mapIDs(schedStr(want, "rescind", "offer_id", "value"), false)
@@ -403,7 +419,7 @@ func (r *schedReplay) compare(conn int, want, got map[string]any) {
 	same := func(field string, keys ...string) {
 		r.t.Helper()
 		w, g := r.mapIDs(schedStr(want, keys...), true), schedStr(got, keys...)
-		if w != g {
+		if w != g && !sameResourceText(w, g) {
 			errorf("%s %q, want %q", field, g, w)
 		}
 	}
@@ -454,6 +470,13 @@ func (r *schedReplay) compare(conn int, want, got map[string]any) {
 			if h := schedStr(wo[i], "hostname"); h != "" {
 				r.texts[h] = schedStr(go_[i], "hostname")
 			}
+			// Messages name the agent by its libprocess PID.
+			pid := func(o any) string {
+				return fmt.Sprintf("slave(1)@%s:%v", schedStr(o, "url", "address", "ip"), schedPath(o, "url", "address", "port"))
+			}
+			if schedPath(wo[i], "url", "address", "port") != nil {
+				r.texts[pid(wo[i])] = pid(go_[i])
+			}
 			same("framework_id", "offers", "offers", fmt.Sprint(i), "framework_id", "value")
 			r.compareOffer(errorf, wo[i], go_[i])
 		}
@@ -471,6 +494,18 @@ func (r *schedReplay) compare(conn int, want, got map[string]any) {
 				errorf("uuid %q is not 16 bytes", gu)
 			}
 			r.learn(wu, gu, "update uuid")
+		}
+	case "UPDATE_OPERATION_STATUS":
+		for _, k := range []string{"state", "message"} {
+			same(k, "update_operation_status", "status", k)
+		}
+		same("agent_id", "update_operation_status", "status", "agent_id", "value")
+		present("uuid", "update_operation_status", "status", "uuid")
+		if wu, gu := schedStr(want, "update_operation_status", "status", "uuid", "value"), schedStr(got, "update_operation_status", "status", "uuid", "value"); wu != "" && gu != "" {
+			if b, err := base64.StdEncoding.DecodeString(gu); err != nil || len(b) != 16 {
+				errorf("uuid %q is not 16 bytes", gu)
+			}
+			r.learn(wu, gu, "operation status uuid")
 		}
 	case "RESCIND":
 		same("offer_id", "rescind", "offer_id", "value")
@@ -497,6 +532,18 @@ func (r *schedReplay) compareOffer(errorf func(string, ...any), want, got any) {
 		out := map[string]string{}
 		for _, res := range asList(schedPath(o, "resources")) {
 			name := schedStr(res, "name")
+			// Reserved resources and volumes are told apart by their
+			// reservation and persistence id, not by their position.
+			if rs := asList(schedPath(res, "reservations")); len(rs) > 0 {
+				b, _ := json.Marshal(rs)
+				name += string(b)
+			} else if role := schedStr(res, "role"); role != "" && role != "*" {
+				b, _ := json.Marshal(schedPath(res, "reservation"))
+				name += role + string(b)
+			}
+			if id := schedStr(res, "disk", "persistence", "id"); id != "" {
+				name += "[" + id + "]"
+			}
 			switch schedStr(res, "type") {
 			case "SCALAR":
 				v, _ := schedPath(res, "scalar", "value").(json.Number).Float64()
@@ -670,4 +717,41 @@ func TestSchedulerTranscriptHappyPath(t *testing.T) {
 		return strings.ReplaceAll(body, `{"uris":[{"value":"<EXECUTOR_URI>","executable":true}],"value":"./example-executor"}`, cmd)
 	}
 	r.run()
+}
+
+// sameResourceText compares two messages that list resources ("a; b; c
+// does not contain d", "... is more than available a; b; c") with the
+// lists taken as sets: Mesos and localmesos order an agent's resources
+// differently.
+func sameResourceText(want, got string) bool {
+	for _, sep := range []string{" does not contain ", " is more than available "} {
+		wi, gi := strings.Index(want, sep), strings.Index(got, sep)
+		if wi < 0 || gi < 0 {
+			continue
+		}
+		wl, wr := want[:wi], want[wi+len(sep):]
+		gl, gr := got[:gi], got[gi+len(sep):]
+		return sameResourceList(wl, gl) && sameResourceList(wr, gr)
+	}
+	return false
+}
+
+func sameResourceList(want, got string) bool {
+	count := func(s string) map[string]int {
+		m := map[string]int{}
+		for _, p := range strings.Split(s, "; ") {
+			m[p]++
+		}
+		return m
+	}
+	w, g := count(want), count(got)
+	if len(w) != len(g) {
+		return false
+	}
+	for k, n := range w {
+		if g[k] != n {
+			return false
+		}
+	}
+	return true
 }

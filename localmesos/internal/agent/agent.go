@@ -188,6 +188,9 @@ type Agent struct {
 	executorsTerminated  int
 	validStatusUpdates   int
 	invalidStatusUpdates int
+	// checkpointed are the agent's dynamic reservations and persistent
+	// volumes, as in its checkpoint (see volumes.go).
+	checkpointed []mesos.Resource
 }
 
 // New returns an agent that will talk to master. Start starts it.
@@ -412,6 +415,9 @@ func (a *Agent) begin() error {
 	if a.state == stateLost {
 		return fmt.Errorf("agent %s: the host was lost", a.cfg.ID.Value)
 	}
+	if err := a.recoverCheckpointedResources(); err != nil {
+		return fmt.Errorf("agent %s: %w", a.cfg.ID.Value, err)
+	}
 	if !a.started {
 		a.started = true
 		a.state = stateRunning
@@ -569,6 +575,7 @@ func (a *Agent) registration(again bool) wire.Registration {
 		},
 		Address:        a.address,
 		Reregistration: again,
+		Checkpointed:   cloneResources(a.checkpointed),
 	}
 	if !again {
 		return reg

@@ -130,6 +130,9 @@ type launchSpec struct {
 	command mesos.CommandInfo
 	env     []string
 	err     error // the launch must fail with this
+	// volumes are the persistent volumes of the container's resources,
+	// linked into the sandbox before the executor starts.
+	volumes []volumeLink
 }
 
 // runContainer prepares the sandbox, fetches, and runs the executor
@@ -145,6 +148,10 @@ func (a *Agent) runContainer(ctx context.Context, c *container, spec launchSpec)
 			break
 		}
 		linkLatest(spec.sandbox, spec.latest)
+		if err := linkVolumes(spec.sandbox, spec.volumes); err != nil {
+			failure = "Failed to prepare persistent volumes: " + err.Error()
+			break
+		}
 		if err := fetchAll(ctx, spec.command.URIs, spec.sandbox); err != nil {
 			failure = "Failed to fetch all URIs for container '" + c.id + "': " + err.Error()
 		}

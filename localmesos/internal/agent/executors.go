@@ -42,6 +42,7 @@ func (a *Agent) launchExecutor(fw *framework, ex *executorEntry, tasks []mesos.T
 		latest:  filepath.Join(a.executorDir(fw.id(), ex.id()), "runs", "latest"),
 		env:     env,
 		err:     err,
+		volumes: a.volumeLinks(containerResources(ex.info, tasks)),
 	}
 	if ex.info.Command != nil {
 		spec.command = *ex.info.Command

@@ -59,7 +59,9 @@ type execMaster struct {
 	updates  []wire.StatusUpdate
 	exits    []execExit
 	messages []execMessage
-	cursor   map[string]int
+	// opUpdates are operation statuses (volumes_test.go).
+	opUpdates []wire.OperationUpdate
+	cursor    map[string]int
 }
 
 type execExit struct {
@@ -103,6 +105,13 @@ func (m *execMaster) ExecutorMessage(_ mesos.AgentID, _ mesos.FrameworkID, ex me
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.messages = append(m.messages, execMessage{ex.Value, data})
+	m.cond.Broadcast()
+}
+
+func (m *execMaster) OperationStatus(_ mesos.AgentID, u wire.OperationUpdate) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.opUpdates = append(m.opUpdates, u)
 	m.cond.Broadcast()
 }
 
@@ -169,7 +178,7 @@ func (m *execMaster) nextMessage(t testing.TB) execMessage {
 func (m *execMaster) pending(kind string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := map[string]int{"update": len(m.updates), "exit": len(m.exits), "reg": len(m.regs), "msg": len(m.messages)}[kind]
+	n := map[string]int{"update": len(m.updates), "exit": len(m.exits), "reg": len(m.regs), "msg": len(m.messages), "op": len(m.opUpdates)}[kind]
 	return n - m.cursor[kind]
 }
 

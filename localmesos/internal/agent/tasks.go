@@ -128,6 +128,12 @@ func (a *Agent) run(fi mesos.FrameworkInfo, exInfo *mesos.ExecutorInfo, tasks []
 		ex = newExecutorEntry(*exInfo, fw, command)
 		fw.executors[exInfo.ExecutorID.Value] = ex
 		a.launchExecutor(fw, ex, tasks)
+	} else if ex.container != nil && ex.state != executorTerminating && ex.state != executorTerminated {
+		// A running container gets the new tasks' volumes linked first,
+		// as Mesos updates the container before delivering a task.
+		if err := a.linkTaskVolumes(ex.container.sandbox, tasks); err != nil {
+			glog.Errorf("agent %s: task %s: %v", a.cfg.ID.Value, tasks[0].TaskID.Value, err)
+		}
 	}
 	switch ex.state {
 	case executorTerminating, executorTerminated:

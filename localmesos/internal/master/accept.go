@@ -12,14 +12,17 @@ import (
 )
 
 // refuseUnsupportedOperations answers an ACCEPT that uses an offer
-// operation localmesos does not implement (reservations, volumes, disks)
-// with 501, before anything changes: the offers stay outstanding. A real
+// operation localmesos does not implement (GROW_VOLUME, SHRINK_VOLUME and
+// the resource provider disk operations) with 501, before anything changes: the offers stay outstanding. A real
 // master would apply them; silently dropping them would let a framework
 // believe it had a reservation it does not have.
 func refuseUnsupportedOperations(acc *scheduler.Call_Accept) (answer, bool) {
 	for i, op := range acc.Operations {
 		switch op.Type {
 		case mesos.Offer_Operation_LAUNCH, mesos.Offer_Operation_LAUNCH_GROUP, mesos.Offer_Operation_UNKNOWN:
+			continue
+		}
+		if isStorageOperation(op.Type) {
 			continue
 		}
 		msg := fmt.Sprintf("localmesos does not support the %s offer operation (accept.operations[%d]); the ACCEPT call was not applied and its offers are still outstanding", op.Type, i)
@@ -48,6 +51,9 @@ func (m *Master) accept(f *framework, acc *scheduler.Call_Accept) {
 		}
 		state := f.lostState(mesos.TASK_DROPPED)
 		for _, op := range acc.Operations {
+			if isStorageOperation(op.Type) {
+				m.dropOperation(f, &op, "Operation attempted with invalid offers: "+invalid)
+			}
 			for _, t := range operationTasks(op) {
 				aid := t.AgentID
 				f.send(updateEvent(masterStatus(t.TaskID, state, "Task launched with invalid offers: "+invalid, mesos.REASON_INVALID_OFFERS, &aid, nil)))
@@ -67,17 +73,44 @@ func (m *Master) accept(f *framework, acc *scheduler.Call_Accept) {
 	remaining := sum(offered)
 	glog.V(1).Infof("processing ACCEPT of offers %v on agent %s for framework %s", offerIDValues(acc.OfferIDs), a.id, f)
 
-	for _, op := range acc.Operations {
+	// Master::accept checks every operation's resource format before
+	// any of them runs.
+	formatOK := make([]bool, len(acc.Operations))
+	for i := range acc.Operations {
+		op := &acc.Operations[i]
+		if !isStorageOperation(op.Type) {
+			formatOK[i] = true
+			continue
+		}
+		// The offer's role goes into every resource that lacks one
+		// before anything is checked, so messages show it.
+		injectAllocation(operationResources(op), role)
+		if err := validateOperationFormat(op); err != "" {
+			m.dropOperation(f, op, "Operation attempted with invalid resources: "+err)
+			continue
+		}
+		formatOK[i] = true
+	}
+	var converted mesos.Resources
+	for i, op := range acc.Operations {
+		if !formatOK[i] {
+			continue
+		}
 		switch op.Type {
 		case mesos.Offer_Operation_LAUNCH:
 			remaining = m.launch(f, a, role, op, remaining)
 		case mesos.Offer_Operation_LAUNCH_GROUP:
 			remaining = m.launchGroup(f, a, role, op, remaining)
+		case mesos.Offer_Operation_RESERVE, mesos.Offer_Operation_UNRESERVE, mesos.Offer_Operation_CREATE, mesos.Offer_Operation_DESTROY:
+			var conv mesos.Resources
+			remaining, conv = m.storageOperation(f, a, role, op, remaining)
+			converted = append(converted, conv...)
 		default:
 			glog.Warningf("ignoring unknown operation in ACCEPT of framework %s", f)
 		}
 	}
-	m.declineResources(f, a, role, remaining, acc.Filters)
+	_, untouched := splitLeftovers(remaining, converted)
+	m.declineResources(f, a, role, untouched, acc.Filters)
 }
 
 func offerIDValues(ids []mesos.OfferID) []string {

@@ -55,8 +55,8 @@ func (a *agent) update(reg wire.Registration) {
 	a.info = reg.Info
 	a.handle = reg.Agent
 	a.address = reg.Address
-	a.total, _ = upgradeIncoming(reg.Info.Resources)
-	a.total = sum(unallocated(a.total))
+	static, _ := upgradeIncoming(reg.Info.Resources)
+	a.total = agentTotal(unallocated(static), reg.Checkpointed)
 	a.connected = true
 }
 

@@ -90,6 +90,10 @@ func (a *recAgent) UpdateFramework(fw mesos.FrameworkInfo) {
 
 func (a *recAgent) Reregister() { a.record("Reregister") }
 
+func (a *recAgent) ApplyOperation(op wire.ApplyOperation) {
+	a.record("ApplyOperation " + op.Operation.Type.String())
+}
+
 // waitFor waits until the agent has received a message starting with
 // prefix, and returns it.
 func (a *recAgent) waitFor(t *testing.T, prefix string) string {

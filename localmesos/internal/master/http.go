@@ -1,7 +1,6 @@
 package master
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"mime"
@@ -13,7 +12,6 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
-	"github.com/mesos/mesos-go/api/v1/lib/encoding/framing"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 )
 
@@ -29,9 +27,6 @@ const (
 type answer struct {
 	status int
 	body   string
-	// contentType, for a 200 with a body (RECONCILE_OPERATIONS).
-	contentType string
-	raw         []byte
 }
 
 func accepted() answer { return answer{status: http.StatusAccepted} }
@@ -50,11 +45,6 @@ func writeText(w http.ResponseWriter, status int, msg string) {
 
 func (a answer) write(w http.ResponseWriter) {
 	switch {
-	case a.raw != nil:
-		w.Header().Set("Content-Type", a.contentType)
-		w.Header().Set("Content-Length", strconv.Itoa(len(a.raw)))
-		w.WriteHeader(a.status)
-		_, _ = w.Write(a.raw)
 	case a.body != "":
 		writeText(w, a.status, a.body)
 	default:
@@ -339,12 +329,15 @@ func (m *Master) handleCall(r *http.Request, call *scheduler.Call) answer {
 	case scheduler.Call_ACKNOWLEDGE:
 		m.acknowledge(f, call.Acknowledge)
 	case scheduler.Call_ACKNOWLEDGE_OPERATION_STATUS:
-		// No operation ever carries an id here (offer operations other
-		// than LAUNCH are refused), so there is nothing to acknowledge.
+		m.acknowledgeOperation(f, call.AcknowledgeOperationStatus)
 	case scheduler.Call_RECONCILE:
 		m.reconcile(f, call.Reconcile.Tasks)
 	case scheduler.Call_RECONCILE_OPERATIONS:
-		return reconcileOperationsAnswer(r)
+		// Since Mesos 1.8 (MESOS-9448) the answer is 202 and the statuses
+		// come as UPDATE_OPERATION_STATUS events, without uuid.
+		for _, st := range m.reconcileOperations(f, call.ReconcileOperations) {
+			f.send(operationEvent(st))
+		}
 	case scheduler.Call_MESSAGE:
 		m.message(f, call.Message)
 	case scheduler.Call_REQUEST:
@@ -355,29 +348,4 @@ func (m *Master) handleCall(r *http.Request, call *scheduler.Call) answer {
 		return answer{status: http.StatusNotImplemented}
 	}
 	return accepted()
-}
-
-// reconcileOperationsAnswer is RECONCILE_OPERATIONS' synchronous answer:
-// no operation is known, so the list is empty.
-func reconcileOperationsAnswer(r *http.Request) answer {
-	accept := r.Header.Values("Accept")
-	var codec encoding.Codec
-	switch {
-	case acceptsMediaType(accept, mediaJSON):
-		codec = codecs.ByMediaType[codecs.MediaTypeJSON]
-	case acceptsMediaType(accept, mediaProtobuf):
-		codec = codecs.ByMediaType[codecs.MediaTypeProtobuf]
-	default:
-		return answer{status: http.StatusNotAcceptable, body: "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'"}
-	}
-	resp := scheduler.Response{
-		Type:                scheduler.Response_RECONCILE_OPERATIONS,
-		ReconcileOperations: &scheduler.Response_ReconcileOperations{},
-	}
-	var buf bytes.Buffer
-	enc := codec.NewEncoder(func() framing.Writer { return framing.WriterFor(&buf) })
-	if err := enc.Encode(&resp); err != nil {
-		return answer{status: http.StatusInternalServerError, body: "Failed to encode response: " + err.Error()}
-	}
-	return answer{status: http.StatusOK, contentType: string(codec.Type), raw: buf.Bytes()}
 }

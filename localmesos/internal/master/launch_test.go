@@ -148,14 +148,14 @@ func TestCustomExecutor(t *testing.T) {
 	s.quiet(100*time.Millisecond, "OFFERS")
 }
 
-// TestUnsupportedOperations: RESERVE and friends are refused with 501,
-// naming the operation, and nothing changes.
+// TestUnsupportedOperations: GROW_VOLUME and SHRINK_VOLUME are refused
+// with 501, naming the operation, and nothing changes.
 func TestUnsupportedOperations(t *testing.T) {
 	c := newTestCluster(t, testConfig())
 	a := c.addAgent(0)
 	s := c.subscribeFramework("reserve", "")
 	o := s.offers()[0]
-	for _, op := range []string{"RESERVE", "UNRESERVE", "CREATE", "DESTROY"} {
+	for _, op := range []string{"GROW_VOLUME", "SHRINK_VOLUME"} {
 		body := `"accept":{"offer_ids":[{"value":"` + offerID(o) + `"}],"operations":[{"type":"LAUNCH","launch":{"task_infos":[]}},{"type":"` + op + `"}]}`
 		r := c.callOn(s, "ACCEPT", body)
 		if r.status != http.StatusNotImplemented || !strings.Contains(r.body, "does not support the "+op+" offer operation") {

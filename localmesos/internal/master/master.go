@@ -57,6 +57,10 @@ type Config struct {
 	// failover have to re-register before they are marked unreachable
 	// (Mesos: --agent_reregister_timeout, 10mins).
 	AgentReregisterTimeout time.Duration
+	// OperationStatusRetryInterval is the first interval at which an
+	// unacknowledged operation status is re-sent, doubling up to 10 min
+	// (Mesos agent: 10secs).
+	OperationStatusRetryInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -77,6 +81,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AgentReregisterTimeout <= 0 {
 		c.AgentReregisterTimeout = DefaultAgentReregisterTimout
+	}
+	if c.OperationStatusRetryInterval <= 0 {
+		c.OperationStatusRetryInterval = 10 * time.Second
 	}
 }
 
@@ -125,6 +132,9 @@ type Master struct {
 	// them, and the queue would grow without bound).
 	allocTicked atomic.Bool
 	generation  int // bumped on Failover; stale timers compare it
+	// operations with an ID awaiting acknowledgement, by framework ID and
+	// operation ID (see storage.go).
+	operations map[string]map[string]*trackedOperation
 }
 
 // New returns a master. Close stops it.
@@ -211,6 +221,7 @@ func (m *Master) Handler() http.Handler {
 	mux.HandleFunc("/master/health", m.serveHealth)
 	mux.HandleFunc("/health", m.serveHealth)
 	mux.HandleFunc("/metrics/snapshot", m.serveMetrics)
+	m.operatorRoutes(mux)
 	return mux
 }
 
@@ -246,6 +257,7 @@ func (m *Master) Failover() {
 		m.completedIDs = map[string]bool{}
 		m.agents = map[string]*agent{}
 		m.offers = map[string]*offer{}
+		m.operations = nil
 		// Unreachable agents stay in the registry across a failover;
 		// "removed" is in-memory only.
 		m.removed = map[string]bool{}

@@ -241,21 +241,47 @@ func formatResource(r mesos.Resource) string {
 	if r.AllocationInfo != nil {
 		fmt.Fprintf(&b, "(allocated: %s)", r.AllocationInfo.GetRole())
 	}
-	if role := r.GetRole(); role != "*" {
-		b.WriteString("(reservations: [(")
+	if len(r.Reservations) > 0 {
+		b.WriteString("(reservations: [")
+		for i, ri := range r.Reservations {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			writeReservation(&b, ri.GetType().String(), ri.GetRole(), ri.Principal, ri.Labels)
+		}
+		b.WriteString("])")
+	} else if role := r.GetRole(); role != "*" {
+		b.WriteString("(reservations: [")
 		if r.Reservation != nil {
-			b.WriteString("DYNAMIC,")
+			writeReservation(&b, "DYNAMIC", role, r.Reservation.Principal, r.Reservation.Labels)
 		} else {
-			b.WriteString("STATIC,")
+			writeReservation(&b, "STATIC", role, nil, nil)
 		}
-		b.WriteString(role)
-		if r.Reservation != nil && r.Reservation.GetPrincipal() != "" {
-			b.WriteString("," + r.Reservation.GetPrincipal())
+		b.WriteString("])")
+	}
+	if d := r.Disk; d != nil {
+		// Mesos prints a volume as [<persistence id>:<container path>].
+		b.WriteString("[")
+		if p := d.Persistence; p != nil {
+			b.WriteString(p.ID)
 		}
-		b.WriteString(")])")
+		if v := d.Volume; v != nil {
+			cfg := v.ContainerPath
+			if v.HostPath != nil {
+				cfg = v.GetHostPath() + ":" + cfg
+				if v.Mode != nil {
+					cfg += ":" + strings.ToLower(v.GetMode().String())
+				}
+			}
+			b.WriteString(":" + cfg)
+		}
+		b.WriteString("]")
 	}
 	if r.Revocable != nil {
 		b.WriteString("{REV}")
+	}
+	if r.Shared != nil {
+		b.WriteString("<SHARED>")
 	}
 	b.WriteString(":")
 	b.WriteString(formatValue(r))
@@ -317,4 +343,27 @@ func (q quantities) share(total quantities) float64 {
 		}
 	}
 	return s
+}
+
+// writeReservation prints a ReservationInfo as Mesos does:
+// (DYNAMIC,role,principal,{key: value, ...}).
+func writeReservation(b *strings.Builder, typ, role string, principal *string, labels *mesos.Labels) {
+	b.WriteString("(" + typ + "," + role)
+	if principal != nil {
+		b.WriteString("," + *principal)
+	}
+	if labels != nil {
+		b.WriteString(",{")
+		for i, l := range labels.Labels {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(l.Key)
+			if l.Value != nil {
+				b.WriteString(": " + *l.Value)
+			}
+		}
+		b.WriteString("}")
+	}
+	b.WriteString(")")
 }

@@ -40,6 +40,11 @@ type Master interface {
 
 	// ExecutorMessage carries a MESSAGE call of an executor to its framework.
 	ExecutorMessage(agentID mesos.AgentID, frameworkID mesos.FrameworkID, executorID mesos.ExecutorID, data []byte)
+
+	// OperationStatus is the agent's answer to an ApplyOperation that has
+	// an operation ID: OPERATION_FINISHED (with a uuid) once the agent has
+	// checkpointed the result.
+	OperationStatus(agentID mesos.AgentID, u OperationUpdate)
 }
 
 // Agent is what the master sends to an agent.
@@ -82,6 +87,33 @@ type Agent interface {
 	// Reregister tells the agent that the master failed over: the agent
 	// sends RegisterAgent again with its full state.
 	Reregister()
+
+	// ApplyOperation is Mesos' ApplyOperationMessage for a RESERVE,
+	// UNRESERVE, CREATE or DESTROY the master has already applied: the
+	// agent creates or removes volume directories, checkpoints its new
+	// reservations and volumes, and answers with OperationStatus when the
+	// operation has an ID.
+	ApplyOperation(op ApplyOperation)
+}
+
+// ApplyOperation is one offer operation on an agent's own resources.
+type ApplyOperation struct {
+	// FrameworkID is the framework whose ACCEPT carried the operation;
+	// nil for the operator endpoints.
+	FrameworkID *mesos.FrameworkID
+	Operation   mesos.Offer_Operation
+	// Checkpointed is every dynamic reservation and persistent volume of
+	// the agent once the operation is applied (legacy format, no
+	// allocation_info): what the agent checkpoints and reports when it
+	// registers again.
+	Checkpointed []mesos.Resource
+}
+
+// OperationUpdate is an operation status as an agent sends it.
+type OperationUpdate struct {
+	FrameworkID mesos.FrameworkID
+	// Status has operation_id, state, uuid and agent_id.
+	Status mesos.OperationStatus
 }
 
 // Registration is an agent's (re-)registration with the master.
@@ -99,6 +131,11 @@ type Registration struct {
 	Frameworks []mesos.FrameworkInfo
 	Executors  []mesos.ExecutorInfo
 	Tasks      []mesos.Task
+	// Checkpointed are the agent's dynamic reservations and persistent
+	// volumes (legacy format, no allocation_info), sent with every
+	// registration, the first one included: they live in the agent's work
+	// dir, not under its ID. Info.Resources stays the static total.
+	Checkpointed []mesos.Resource
 }
 
 // StatusUpdate is one status update as an agent forwards it to the master.
