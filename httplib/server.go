@@ -157,6 +157,10 @@ func New(cfg Config, svc Service, reg Registry) (*Server, error) {
 	s.handle(http.MethodDelete, "/v1/instances/{name}", s.deleteInstance)
 	s.handle(http.MethodGet, "/v1/health", s.health)
 	s.handle(http.MethodGet, "/v1/events", s.streamEvents)
+	s.handle(http.MethodGet, "/v1/openapi.json", s.openAPI)
+	s.handle(http.MethodGet, "/ui", s.uiRedirect)
+	s.handle(http.MethodGet, "/ui/", s.uiFile)
+	s.handle(http.MethodGet, "/ui/{file}", s.uiFile)
 	s.handle(http.MethodGet, "/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
 		ErrorLog: glogPrinter{}, ErrorHandling: promhttp.ContinueOnError,
 	}).ServeHTTP)
