@@ -220,7 +220,7 @@ function details(inst) {
   for (const [k, v] of Object.entries(inst)) {
     if (!KNOWN.has(k)) box.append(extra(k, v));
   }
-  box.append(tasksTable(inst));
+  box.append(el("div", { class: "scroll" }, tasksTable(inst)));
   return box;
 }
 
@@ -256,7 +256,7 @@ function tasksTable(inst) {
       ...tasks.map((t) => {
         const ports = Object.entries(t.ports || {}).map(([k, v]) => k + " " + v).join(", ");
         const where = t.host ? t.host + (ports ? " (" + ports + ")" : "") : t.sticky_host ? "(volume on " + t.sticky_host + ")" : "";
-        const msg = [t.message, t.reason ? "[" + t.reason + "]" : ""].filter(Boolean).join(" ");
+        const reason = t.reason ? el("div", { class: "reason muted", title: "Mesos reason" }, t.reason.replace(/^REASON_/, "").toLowerCase().replace(/_/g, " ")) : "";
         const stats = el("div", { class: "stats mono" });
         for (const k of Object.keys(t.stats || {}).sort()) stats.append(el("span", {}, k + "=" + t.stats[k]));
         return el(
@@ -270,7 +270,8 @@ function tasksTable(inst) {
             : el("td", { class: "muted", "data-field": "health" }, "—"),
           el("td", { class: "mono" }, where),
           el("td", {}, t.attempt),
-          el("td", {}, msg, t.unplaced ? el("div", { class: "why", "data-field": "unplaced" }, "not placed: " + t.unplaced) : ""),
+          el("td", { class: "message", "data-field": "message" }, t.message || "", reason,
+            t.unplaced ? el("div", { class: "why", "data-field": "unplaced" }, "not placed: " + t.unplaced) : ""),
           el("td", {}, stats),
         );
       }),
