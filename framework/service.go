@@ -27,12 +27,17 @@ type service struct {
 	client     *mesoslib.Client
 	lead       *statemgr.Leadership
 	hub        *feed.Hub
+	runtime    httplib.RuntimeInfo
 }
 
 var (
-	_ httplib.Service     = (*service)(nil)
-	_ httplib.EventSource = (*service)(nil)
+	_ httplib.Service         = (*service)(nil)
+	_ httplib.EventSource     = (*service)(nil)
+	_ httplib.RuntimeReporter = (*service)(nil)
 )
+
+// Runtime is how tasks run, for /v1/health.
+func (s *service) Runtime() httplib.RuntimeInfo { return s.runtime }
 
 // Subscribe serves GET /v1/events from the feed statemgr's observer fills.
 func (s *service) Subscribe(lastID string) *feed.Subscription { return s.hub.Subscribe(lastID) }
