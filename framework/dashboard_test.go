@@ -20,8 +20,8 @@ const screenshotEnv = "STATEFUL_DASHBOARD_SCREENSHOT"
 
 // TestDashboard opens /ui/ of a real scheduler in headless Chromium: the
 // page loads without errors, shows an instance created after it loaded,
-// and follows a failover live (the events, and the new master in the
-// table) without being reloaded.
+// follows a failover live (the events, and the new master in the table)
+// without being reloaded, and drops the instance once it is destroyed.
 func TestDashboard(t *testing.T) {
 	browser := chromiumtest.Start(t)
 	cluster := startCluster(t, 3)
@@ -67,6 +67,10 @@ func TestDashboard(t *testing.T) {
 	}
 	page.Screenshot(shot)
 	t.Logf("screenshot: %s", shot)
+
+	// Destroyed, it leaves the table once its tasks have ended.
+	call(t, http.MethodDelete, s.api+"/v1/instances/web", nil, http.StatusAccepted)
+	page.Poll("web gone", stepTimeout, `!`+row+` && document.querySelector("#events li[data-type='instance.deleted'][data-instance=web]")`, shown)
 	if errs := page.Errors(); len(errs) > 0 {
 		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
 	}

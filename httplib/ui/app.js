@@ -16,6 +16,7 @@ const state = {
   feed: null, // AbortController of the current stream
   pending: new Set(), // instances to refresh after events
   pendingTimer: 0,
+  gone: new Set(), // deleted, per the events: nothing to fetch
 };
 
 // ---- API ----
@@ -135,13 +136,14 @@ async function loadInstance(name) {
 // refreshSoon reloads an instance shortly after its events: a burst of
 // events (a failover writes several documents) costs one request.
 function refreshSoon(name) {
+  if (state.gone.has(name)) return;
   state.pending.add(name);
   if (state.pendingTimer) return;
   state.pendingTimer = setTimeout(async () => {
     const names = [...state.pending];
     state.pending.clear();
     state.pendingTimer = 0;
-    await Promise.all(names.map(loadInstance));
+    await Promise.all(names.filter((n) => !state.gone.has(n)).map(loadInstance));
     render();
   }, 150);
 }
@@ -343,8 +345,17 @@ function handleBlock(block) {
     return;
   }
   showEvent(ev);
-  if (ev.type === "resync") refreshAll();
-  else if (ev.instance) refreshSoon(ev.instance);
+  if (ev.type === "resync") {
+    state.gone.clear();
+    refreshAll();
+  } else if (ev.type === "instance.deleted") {
+    state.gone.add(ev.instance);
+    state.instances.delete(ev.instance);
+    render();
+  } else if (ev.instance) {
+    if (ev.type === "instance.created") state.gone.delete(ev.instance);
+    refreshSoon(ev.instance);
+  }
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
