@@ -75,6 +75,7 @@ type Hub struct {
 	next    int     // where the next event goes in history
 	held    int     // how many of history are events
 	subs    map[*Subscription]struct{}
+	dropped uint64 // subscribers dropped for falling behind
 }
 
 // NewHub returns a hub that keeps history recent events and lets each
@@ -120,6 +121,7 @@ func (h *Hub) Publish(evs ...Event) {
 			case s.ch <- ev:
 			default:
 				s.dropped = true
+				h.dropped++
 				h.removeLocked(s)
 			}
 		}
@@ -201,4 +203,11 @@ func (h *Hub) Subscribers() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.subs)
+}
+
+// Dropped returns how many subscribers were dropped for falling behind.
+func (h *Hub) Dropped() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dropped
 }

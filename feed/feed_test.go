@@ -50,6 +50,9 @@ func TestSlowSubscriberIsDroppedNotWaitedFor(t *testing.T) {
 	if fast.Dropped() {
 		t.Error("the subscriber that kept up was dropped")
 	}
+	if h.Dropped() != 1 {
+		t.Errorf("%d subscribers dropped, want 1", h.Dropped())
+	}
 	if h.Subscribers() != 1 {
 		t.Errorf("%d subscribers, want 1 (the slow one is gone)", h.Subscribers())
 	}

@@ -40,6 +40,10 @@ func TestEventFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stream.Close()
+	eventually(t, "the stream counted in /metrics", func() (bool, string) {
+		metrics := string(call(t, http.MethodGet, s.api+"/metrics", nil, http.StatusOK))
+		return strings.Contains(metrics, "\nstateful_event_subscribers 1\n"), "no stateful_event_subscribers 1"
+	})
 
 	call(t, http.MethodPost, s.api+"/v1/instances", createBody("ev", stateful.TypeMasterSlave, 1, 1), http.StatusAccepted)
 	seen := readEvents(t, stream, "instance ev RUNNING", func(ev *client.Event) bool {

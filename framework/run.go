@@ -269,7 +269,7 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registerMetrics(reg, store, work, tasks)
+	registerMetrics(reg, store, work, tasks, hub)
 	svc := &service{w: w, store: store, creator: create, destroyer: destroy, maintainer: maint, offers: offers, client: client, lead: lead, hub: hub, runtime: rt}
 	s.api, err = httplib.New(cfg.apiConfig(), svc, reg)
 	if err != nil {
