@@ -85,6 +85,7 @@ func commands() []command {
 		{"master", "NAME [PORTNAME] [-task-id]", "print HOST PORT of the task holding the master role", 1, 2, "NAME", setupMaster},
 		{"addr", "NAME ORDINAL|TASK [PORTNAME] [-task-id]", "print HOST PORT of a task", 2, 3, "NAME and ORDINAL", setupAddr},
 		{"health", "", "show whether the scheduler is healthy", 0, 0, "", setupHealth},
+		{"events", "[NAME] [-json]", "follow state changes and failovers as they happen (until interrupted)", 0, 1, "", setupEvents},
 	}
 }
 
