@@ -80,9 +80,11 @@ func WithIdentity(id string) Option { return func(o *options) { o.identity = id 
 
 // WithObserver makes the Store call observe with every change its cache
 // takes in, whoever wrote it (this Store, or another writer seen by the
-// watch), once each, in revision order. A reload after the watch fell
-// behind etcd's compaction reports the differences it found. The first load
-// reports nothing. observe runs with the cache locked: it must return at
+// watch), once each; the changes of one document come in revision order
+// (those of different documents too, except between writes of this Store
+// that commit concurrently, whose own updates of the cache may cross). A
+// reload after the watch fell behind etcd's compaction reports the
+// differences it found. The first load reports nothing. observe runs with the cache locked: it must return at
 // once and must not call the Store.
 func WithObserver(observe func(Change)) Option { return func(o *options) { o.observe = observe } }
 
