@@ -246,6 +246,24 @@ function extra(name, v) {
   return wrap;
 }
 
+// Task fields the page shows in their own columns or leaves out (the
+// scheduler's bookkeeping); any other one (a last failure, say, when the
+// API has it) is shown under the task's message.
+const KNOWN_TASK = new Set([
+  "instance", "ordinal", "name", "role", "state", "healthy", "task_id", "attempt", "agent_id", "host",
+  "ports", "stats", "message", "reason", "generation", "sticky_agent_id", "sticky_host", "queued_at",
+  "unplaced", "updated_at", "prepared_attempt", "notified_attempt", "relaunch",
+]);
+
+function taskExtras(t) {
+  const out = [];
+  for (const [k, v] of Object.entries(t)) {
+    if (KNOWN_TASK.has(k) || v === null || v === "" || v === undefined) continue;
+    out.push(el("div", { class: "extra muted", "data-extra": k }, k.replace(/_/g, " ") + ": " + (typeof v === "object" ? JSON.stringify(v) : String(v))));
+  }
+  return out;
+}
+
 function tasksTable(inst) {
   const tasks = inst.tasks || [];
   return el(
@@ -273,7 +291,8 @@ function tasksTable(inst) {
           el("td", { class: "mono" }, where),
           el("td", {}, t.attempt),
           el("td", { class: "message", "data-field": "message" }, t.message || "", reason,
-            t.unplaced ? el("div", { class: "why", "data-field": "unplaced" }, "not placed: " + t.unplaced) : ""),
+            t.unplaced ? el("div", { class: "why", "data-field": "unplaced" }, "not placed: " + t.unplaced) : "",
+            ...taskExtras(t)),
           el("td", {}, stats),
         );
       }),
