@@ -3,6 +3,7 @@ package httplib
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -61,7 +62,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	// Each write gets its own deadline (the server's WriteTimeout is meant
 	// for ordinary requests and would cut the stream).
 	write := func(format string, args ...any) error {
-		if err := rc.SetWriteDeadline(time.Now().Add(s.cfg.EventHeartbeat + writeSlack)); err != nil && err != http.ErrNotSupported {
+		if err := rc.SetWriteDeadline(time.Now().Add(s.cfg.EventHeartbeat + writeSlack)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err
 		}
 		if _, err := fmt.Fprintf(w, format, args...); err != nil {
