@@ -131,7 +131,8 @@ func (h *Hub) Publish(evs ...Event) {
 // Subscription is one subscriber's feed.
 type Subscription struct {
 	// Replay holds the events after the ID asked for, or a single Resync
-	// event when they are no longer held; read it before C.
+	// event (with the latest event's ID) when they are no longer held;
+	// read it before C.
 	Replay []Event
 	// C delivers the events published after Subscribe. It is closed when
 	// the subscriber is dropped (Dropped says so) or closed.
@@ -165,7 +166,9 @@ func (h *Hub) sinceLocked(lastID string) []Event {
 	seq, err := strconv.ParseUint(seqText, 10, 64)
 	oldest := h.seq - uint64(h.held) // the last one not held
 	if epoch != h.epoch || err != nil || seq > h.seq || seq < oldest {
-		return []Event{{Type: Resync, Time: h.now(), Details: map[string]any{
+		// It carries the latest ID: a client that reads the state again
+		// resumes from here.
+		return []Event{{ID: h.epoch + "-" + strconv.FormatUint(h.seq, 10), Type: Resync, Time: h.now(), Details: map[string]any{
 			"reason": "the events after " + lastID + " are no longer held; read the state again",
 		}}}
 	}

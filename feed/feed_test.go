@@ -83,8 +83,8 @@ func TestReplayAfterLastID(t *testing.T) {
 	// of another scheduler process.
 	for _, id := range []string{ids[0], "0badc0de-4", "nonsense", h.epoch + "-99"} {
 		s := h.Subscribe(id)
-		if len(s.Replay) != 1 || s.Replay[0].Type != Resync {
-			t.Errorf("replay after %q: %+v, want one resync", id, s.Replay)
+		if len(s.Replay) != 1 || s.Replay[0].Type != Resync || s.Replay[0].ID != ids[4] {
+			t.Errorf("replay after %q: %+v, want one resync with the latest ID %s", id, s.Replay, ids[4])
 		}
 		s.Close()
 	}

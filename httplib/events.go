@@ -78,9 +78,6 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		if ev.ID == "" {
-			return write("data: %s\n\n", data)
-		}
 		return write("id: %s\ndata: %s\n\n", ev.ID, data)
 	}
 

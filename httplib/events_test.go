@@ -116,8 +116,8 @@ func TestEventStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stale.Close()
-	if ev := next(t, stale); ev.Type != feed.Resync {
-		t.Errorf("after an unknown ID: %+v, want a resync", ev)
+	if ev := next(t, stale); ev.Type != feed.Resync || ev.ID != third.ID {
+		t.Errorf("after an unknown ID: %+v, want a resync with the latest ID %s", ev, third.ID)
 	}
 }
 
