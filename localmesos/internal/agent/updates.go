@@ -26,6 +26,7 @@ type updateStream struct {
 	key         streamKey
 	frameworkID mesos.FrameworkID
 	pending     []mesos.TaskStatus
+	all         []mesos.TaskStatus // every update received, for the checkpoint
 	received    map[string]bool // uuids ever received
 	acked       map[string]bool
 	terminated  bool // a terminal update was acknowledged
@@ -60,6 +61,8 @@ func (a *Agent) enqueueUpdate(frameworkID mesos.FrameworkID, status mesos.TaskSt
 	}
 	s.received[id] = true
 	s.pending = append(s.pending, status)
+	s.all = append(s.all, status)
+	a.checkpointStream(s)
 	glog.V(2).Infof("agent %s: received status update %s", a.cfg.ID.Value, describe(status))
 	if len(s.pending) == 1 && a.state == stateRunning {
 		a.forward(s, a.cfg.StatusUpdateRetryInterval)
@@ -142,6 +145,7 @@ func (a *Agent) acknowledgeUpdate(frameworkID mesos.FrameworkID, taskID mesos.Ta
 	s.pending = s.pending[1:]
 	s.retry.stop()
 	s.retry = nil
+	a.checkpointStream(s)
 	if s.terminated {
 		if len(s.pending) > 0 {
 			glog.Warningf("agent %s: acknowledged a terminal status update of task %s but updates are still pending", a.cfg.ID.Value, taskID.Value)
