@@ -65,8 +65,17 @@ type Config struct {
 	// space and a task binding every address would collide otherwise.
 	SharePorts bool
 	// WorkDir holds sandboxes and agent state. Empty: a new temporary
-	// directory, removed by Close.
+	// directory, removed by Close. Agents checkpoint what they run here,
+	// as Mesos agents do: a cluster started again on the same work dir
+	// (after a Close with KeepTasksOnClose, or after the process was
+	// killed) gets its agents back with the same IDs, and the executors
+	// and tasks of checkpointing frameworks that still run are recovered.
 	WorkDir string
+	// KeepTasksOnClose makes Close leave the executors and tasks of
+	// checkpointing frameworks running, for the next Start on WorkDir to
+	// recover, as a stopped Mesos agent leaves them. By default Close
+	// stops every task.
+	KeepTasksOnClose bool
 
 	HeartbeatInterval             time.Duration
 	AllocationInterval            time.Duration
@@ -112,6 +121,9 @@ func (c Config) Validate() error {
 	}
 	if int(ip[3])+c.Agents-1 > 254 {
 		return fmt.Errorf("first agent IP %q: no room for %d agents", c.FirstAgentIP, c.Agents)
+	}
+	if c.KeepTasksOnClose && c.WorkDir == "" {
+		return errors.New("keep tasks on close: needs a work dir to recover them from")
 	}
 	rs, err := ParseResources(c.Resources)
 	if err != nil {
@@ -243,7 +255,8 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		if err := a.Start(); err != nil {
 			return c, fmt.Errorf("localmesos: agent %d: %w", i, err)
 		}
-		glog.V(1).Infof("localmesos: agent %s on %s", id, a.Address())
+		// A recovered agent keeps the ID it had.
+		glog.V(1).Infof("localmesos: agent %s on %s", a.ID().Value, a.Address())
 	}
 	glog.Infof("localmesos: master %s at %s with %d agents (work dir %s)", c.master.ID(), c.url, cfg.Agents, cfg.WorkDir)
 	go func() {
@@ -373,6 +386,11 @@ func (c *Cluster) Done() <-chan struct{} { return c.closed }
 // few seconds at most for HTTP calls in flight), and leaves no process
 // behind. It is idempotent; concurrent calls wait for the first.
 //
+// With KeepTasksOnClose, Close instead stops the master and agents at once
+// and leaves the executors and tasks of checkpointing frameworks running
+// (the others are killed), as a stopped Mesos agent process does: the
+// next Start on the same work dir recovers them.
+//
 // RemoveAgent, unlike Close, kills at once: a lost host has no time to
 // stop anything.
 func (c *Cluster) Close() error {
@@ -396,7 +414,11 @@ func (c *Cluster) Close() error {
 		c.mu.Lock()
 		agents := append([]*agent.Agent(nil), c.agents...)
 		c.mu.Unlock()
-		c.stopAgents(agents)
+		if c.cfg.KeepTasksOnClose {
+			c.detachAgents(agents)
+		} else {
+			c.stopAgents(agents)
+		}
 		if c.tmpDir != "" {
 			os.RemoveAll(c.tmpDir)
 		}
@@ -423,6 +445,20 @@ func (c *Cluster) stopAgents(agents []*agent.Agent) {
 			defer wg.Done()
 			a.Drain(ctx)
 			a.Close()
+		}()
+	}
+	wg.Wait()
+}
+
+// detachAgents stops every agent in parallel, leaving the executors of
+// checkpointing frameworks running for the next Start on the work dir.
+func (c *Cluster) detachAgents(agents []*agent.Agent) {
+	var wg sync.WaitGroup
+	for _, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.Detach()
 		}()
 	}
 	wg.Wait()
