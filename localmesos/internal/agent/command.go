@@ -50,7 +50,7 @@ type commandExecutor struct {
 	backoffMax  time.Duration
 
 	mb        *wire.Mailbox
-	dead      atomic.Bool // exited or killed; nothing more happens
+	dead      atomic.Bool   // exited or killed; nothing more happens
 	quit      chan struct{} // closed by close and detach
 	closeOnce sync.Once
 	waiters   sync.WaitGroup

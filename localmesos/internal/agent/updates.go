@@ -27,7 +27,7 @@ type updateStream struct {
 	frameworkID mesos.FrameworkID
 	pending     []mesos.TaskStatus
 	all         []mesos.TaskStatus // every update received, for the checkpoint
-	received    map[string]bool // uuids ever received
+	received    map[string]bool    // uuids ever received
 	acked       map[string]bool
 	terminated  bool // a terminal update was acknowledged
 	retry       *timer
