@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -293,6 +294,7 @@ func restartKeepsTasks(t *testing.T, bin string, keep bool) {
 
 	cfg.Port = restartPort(t, p1.url)
 	p2 := restartStart(t, cfg, dir)
+	restartUpdateDuringRecovery(t, p2.url, agents[1], s.fwID)
 	id := mesos.FrameworkID{Value: s.fwID}
 	info.ID = &id
 	s2 := execSubscribeTo(t, p2.url, info)
@@ -361,6 +363,39 @@ func restartKeepsTasks(t *testing.T, bin string, keep bool) {
 	s2.teardown()
 	p2.stop(t, syscall.SIGTERM)
 	execNoProcessesLeft(t, cfg.WorkDir)
+}
+
+// restartUpdateDuringRecovery: while the agent waits for its executors,
+// an UPDATE call gets 503 (Http::executor).
+func restartUpdateDuringRecovery(t *testing.T, url, agentID, fwID string) {
+	t.Helper()
+	resp, err := http.Get(url + "/admin/agents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var agents []AgentInfo
+	err = json.NewDecoder(resp.Body).Decode(&agents)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ""
+	for _, a := range agents {
+		if a.ID == agentID {
+			addr = a.Address
+		}
+	}
+	body := fmt.Sprintf(`{"type":"UPDATE","framework_id":{"value":%q},"executor_id":{"value":"exec-1"},`+
+		`"update":{"status":{"task_id":{"value":"task-1"},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR","uuid":"6vPt8bSuRZGnUGUzS5LrHA=="}}}`, fwID)
+	resp, err = http.Post("http://"+addr+"/api/v1/executor", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || string(b) != "Agent has not finished recovery" {
+		t.Errorf("UPDATE during recovery = %d %q, want 503 \"Agent has not finished recovery\"", resp.StatusCode, b)
+	}
 }
 
 // restartExecutorsGone: executors that do not come back end as on Mesos.
@@ -444,4 +479,34 @@ func isTerminalState(s mesos.TaskState) bool {
 		return true
 	}
 	return false
+}
+
+// TestRestartAgentIdentity: a cluster started again on its work dir has
+// the same agents (IDs, executor API addresses); started with other
+// resources it refuses, as a Mesos agent with an incompatible SlaveInfo
+// does, and names what changed.
+func TestRestartAgentIdentity(t *testing.T) {
+	cfg := restartConfig(t.TempDir(), false)
+	first, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := first.Agents()
+	first.Close()
+	second, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := second.Agents()
+	second.Close()
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("agents after a restart %v, want %v", after, before)
+	}
+	cfg.Resources = "cpus:3;mem:2048;disk:4096;ports:[41000-41099]"
+	if c, err := Start(context.Background(), cfg); err == nil {
+		c.Close()
+		t.Fatal("started with other resources on the same work dir")
+	} else if !strings.Contains(err.Error(), "Incompatible agent info detected") || !strings.Contains(err.Error(), "cpus:3") {
+		t.Errorf("error = %v", err)
+	}
 }
