@@ -510,3 +510,45 @@ func TestRestartAgentIdentity(t *testing.T) {
 		t.Errorf("error = %v", err)
 	}
 }
+
+// TestRestartAfterClose: the default Close stops every task; the next
+// start on the work dir delivers the updates the scheduler could not get
+// (the master had stopped first), as restarted Mesos agents would.
+func TestRestartAfterClose(t *testing.T) {
+	cfg := restartConfig(t.TempDir(), false)
+	cfg.Agents = 1
+	cfg.ExecutorReregistrationTimeout = time.Second
+	c, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := execFrameworkInfo("after-close", true)
+	s := execSubscribe(t, c, info)
+	cmd := "sleep 600"
+	s.launch(s.offer(nil), mesos.TaskInfo{Name: "cmd-1", TaskID: mesos.TaskID{Value: "cmd-1"},
+		Resources: []mesos.Resource{execScalar("cpus", 0.1), execScalar("mem", 32)},
+		Command:   &mesos.CommandInfo{Value: &cmd}})
+	s.updateAck("cmd-1", mesos.TASK_STARTING)
+	pid := s.updateAck("cmd-1", mesos.TASK_RUNNING).ContainerStatus.GetExecutorPID()
+	c.Close()
+	s.ended()
+	if err := syscall.Kill(int(pid), 0); err == nil {
+		t.Fatalf("task (pid %d) still runs after Close", pid)
+	}
+
+	c = startCluster(t, cfg)
+	id := mesos.FrameworkID{Value: s.fwID}
+	info.ID = &id
+	s2 := execSubscribe(t, c, info)
+	killed := s2.await("the agent's TASK_KILLED", func(e scheduler.Event) bool {
+		st := e.Update.GetStatus()
+		return e.Type == scheduler.Event_UPDATE && st.TaskID.Value == "cmd-1" && st.GetState() == mesos.TASK_KILLED && len(st.UUID) > 0
+	}).Update.Status
+	s2.ack(killed)
+	if killed.GetSource() != mesos.SOURCE_EXECUTOR || !strings.HasPrefix(killed.GetMessage(), "Command terminated with signal") {
+		t.Errorf("TASK_KILLED = %+v", killed)
+	}
+	// Everything is acknowledged: the agent offers all it has again.
+	s2.offer(func(o mesos.Offer) bool { return execCPUs(o) >= 2 })
+	s2.teardown()
+}
