@@ -186,6 +186,10 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	c = &Cluster{cfg: cfg, gone: map[string]bool{}, serveErr: make(chan error, 1), closed: make(chan struct{})}
 	defer func() {
 		if err != nil {
+			// Executors recovered by the agents started so far are left
+			// running: a failed start must not cost the tasks a restart
+			// was meant to keep.
+			c.cfg.KeepTasksOnClose = true
 			c.Close()
 			c = nil
 		}
@@ -222,7 +226,9 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	c.adminRoutes(mux)
 	// No WriteTimeout: scheduler subscriptions are endless streams.
 	c.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { c.serveErr <- c.server.Serve(c.listener) }()
+	// Not c: a failed Start sets its result to nil.
+	srv, ln, serveErr := c.server, c.listener, c.serveErr
+	go func() { serveErr <- srv.Serve(ln) }()
 
 	total, _ := ParseResources(cfg.Resources) // validated above
 	first := net.ParseIP(cfg.FirstAgentIP).To4()
