@@ -191,13 +191,21 @@ func (a *Agent) checkpointTask(ex *executorEntry, t mesos.Task) {
 	a.checkpointFailed("task "+t.TaskID.Value, writeProto(filepath.Join(a.metaTaskDir(ex, t.TaskID.Value), "task.info"), &t))
 }
 
-// updatesRecord is task.updates: every update the agent took over for the
-// task, in order, and which of them the scheduler acknowledged.
+// updatesRecord is task.updates: the task's statuses (one per state it
+// went through, as the agent's Task keeps them), the updates not yet
+// acknowledged by the scheduler, in order, and the uuids of the latest
+// acknowledged ones (an executor replaying an update the agent took over
+// just before it died is then recognised). Its size does not grow with
+// the task's age.
 type updatesRecord struct {
-	Updates    [][]byte `json:"updates"` // TaskStatus, protobuf
-	Acked      [][]byte `json:"acked"`   // uuids
+	Statuses   [][]byte `json:"statuses"` // TaskStatus, protobuf
+	Pending    [][]byte `json:"pending"`  // TaskStatus, protobuf
+	Acked      [][]byte `json:"acked"`    // uuids
 	Terminated bool     `json:"terminated"`
 }
+
+// ackedKept is how many acknowledged uuids task.updates keeps.
+const ackedKept = 64
 
 // checkpointStream records a task's status update stream, if the task
 // belongs to a checkpointed executor.
@@ -210,21 +218,33 @@ func (a *Agent) checkpointStream(s *updateStream) {
 	if ex == nil || !ex.checkpoint || ex.container == nil {
 		return
 	}
+	task := ex.launched[s.key.task]
+	if task == nil {
+		task = ex.terminated[s.key.task]
+	}
 	rec := updatesRecord{Terminated: s.terminated}
-	for _, st := range s.all {
-		b, err := st.Marshal()
-		if err != nil {
-			a.checkpointFailed("updates of task "+s.key.task, err)
-			return
+	var err error
+	marshal := func(sts []mesos.TaskStatus) (out [][]byte) {
+		for i := range sts {
+			b, merr := sts[i].Marshal()
+			if merr != nil {
+				err = merr
+			}
+			out = append(out, b)
 		}
-		rec.Updates = append(rec.Updates, b)
+		return out
 	}
-	for _, st := range s.all {
-		if s.acked[string(st.UUID)] {
-			rec.Acked = append(rec.Acked, st.UUID)
-		}
+	if task != nil {
+		rec.Statuses = marshal(task.Statuses)
 	}
-	b, err := json.Marshal(rec)
+	rec.Pending = marshal(s.pending)
+	for _, u := range s.ackedRecent {
+		rec.Acked = append(rec.Acked, []byte(u))
+	}
+	var b []byte
+	if err == nil {
+		b, err = json.Marshal(rec)
+	}
 	if err == nil {
 		err = writeAtomic(filepath.Join(a.metaTaskDir(ex, s.key.task), "task.updates"), b)
 	}
@@ -428,27 +448,45 @@ func (a *Agent) loadTask(fw *framework, ex *executorEntry, dir string) error {
 	}
 	key := streamKey{fw.id().Value, id}
 	s := &updateStream{key: key, frameworkID: fw.id(), received: map[string]bool{}, acked: map[string]bool{}, terminated: rec.Terminated}
+	unmarshal := func(bs [][]byte) ([]mesos.TaskStatus, error) {
+		var out []mesos.TaskStatus
+		for _, b := range bs {
+			var st mesos.TaskStatus
+			if err := st.Unmarshal(b); err != nil {
+				return nil, fmt.Errorf("task.updates: %w", err)
+			}
+			out = append(out, st)
+		}
+		return out, nil
+	}
+	if task.Statuses, err = unmarshal(rec.Statuses); err != nil {
+		return err
+	}
+	if s.pending, err = unmarshal(rec.Pending); err != nil {
+		return err
+	}
+	if n := len(task.Statuses); n > 0 {
+		st := task.Statuses[n-1].GetState()
+		task.State = &st
+		if isTerminal(st) {
+			delete(ex.launched, id)
+			ex.terminated[id] = &task
+		}
+	}
 	for _, u := range rec.Acked {
 		s.acked[string(u)] = true
+		s.received[string(u)] = true
+		s.ackedRecent = append(s.ackedRecent, string(u))
 	}
-	for _, u := range rec.Updates {
-		var st mesos.TaskStatus
-		if err := st.Unmarshal(u); err != nil {
-			return fmt.Errorf("task.updates: %w", err)
-		}
-		_ = ex.updateTaskState(st)
+	for _, st := range append(append([]mesos.TaskStatus(nil), task.Statuses...), s.pending...) {
 		s.received[string(st.UUID)] = true
-		s.all = append(s.all, st)
-		if !s.acked[string(st.UUID)] {
-			s.pending = append(s.pending, st)
-		}
 	}
 	if s.terminated {
 		ex.completeTask(id)
 		a.forgetTask(ex, id)
 		return nil
 	}
-	if len(s.all) > 0 {
+	if len(s.pending) > 0 || len(s.acked) > 0 {
 		a.streams[key] = s
 	}
 	return nil

@@ -26,8 +26,9 @@ type updateStream struct {
 	key         streamKey
 	frameworkID mesos.FrameworkID
 	pending     []mesos.TaskStatus
-	all         []mesos.TaskStatus // every update received, for the checkpoint
-	received    map[string]bool    // uuids ever received
+	// ackedRecent are the latest acknowledged uuids, for the checkpoint.
+	ackedRecent []string
+	received    map[string]bool // uuids ever received
 	acked       map[string]bool
 	terminated  bool // a terminal update was acknowledged
 	retry       *timer
@@ -61,7 +62,6 @@ func (a *Agent) enqueueUpdate(frameworkID mesos.FrameworkID, status mesos.TaskSt
 	}
 	s.received[id] = true
 	s.pending = append(s.pending, status)
-	s.all = append(s.all, status)
 	a.checkpointStream(s)
 	glog.V(2).Infof("agent %s: received status update %s", a.cfg.ID.Value, describe(status))
 	if len(s.pending) == 1 && a.state == stateRunning {
@@ -139,6 +139,10 @@ func (a *Agent) acknowledgeUpdate(frameworkID mesos.FrameworkID, taskID mesos.Ta
 	}
 	glog.V(2).Infof("agent %s: status update %s acknowledged", a.cfg.ID.Value, describe(*head))
 	s.acked[string(uuid)] = true
+	s.ackedRecent = append(s.ackedRecent, string(uuid))
+	if len(s.ackedRecent) > ackedKept {
+		s.ackedRecent = s.ackedRecent[len(s.ackedRecent)-ackedKept:]
+	}
 	if isTerminal(head.GetState()) {
 		s.terminated = true
 	}
