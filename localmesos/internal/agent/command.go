@@ -114,11 +114,22 @@ func (ce *commandExecutor) crash() {
 // adopt makes the executor the one of a command that a previous agent
 // process launched and that still runs as pid: it watches the pid instead
 // of waiting for a child.
-func (ce *commandExecutor) adopt(task mesos.TaskInfo, pid int, start int64) {
+// state is the task's state as the agent checkpointed it: the updates the
+// previous executor had not made yet (it died between starting the
+// command and reporting it) are made now, and handed over in SUBSCRIBE.
+// It runs before start.
+func (ce *commandExecutor) adopt(task mesos.TaskInfo, state mesos.TaskState, pid int, start int64) {
 	ce.task = &task
-	ce.taskAcked = true
+	ce.taskAcked = state != mesos.TASK_STAGING
 	ce.launched = true
 	ce.pgid = pid
+	switch state {
+	case mesos.TASK_STAGING:
+		ce.update(task.TaskID, mesos.TASK_STARTING, "")
+		fallthrough
+	case mesos.TASK_STARTING:
+		ce.update(task.TaskID, mesos.TASK_RUNNING, "")
+	}
 	ce.waiters.Add(1)
 	go func() {
 		defer ce.waiters.Done()

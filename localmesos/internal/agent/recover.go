@@ -31,16 +31,18 @@ func (a *Agent) adoptContainers() {
 				a.watchAdopted(c)
 				continue
 			}
-			task := recoveredCommandTask(ex)
+			task, state := recoveredCommandTask(ex)
 			if task == nil {
-				// A command executor without a launched task never ran
-				// its command: what runs under its pid is not ours.
+				// Its task is over (the executor was waiting for the
+				// acknowledgement of its last update): the executor is
+				// done, and whatever it left goes with it.
+				killContainerProcesses(c.executorPID(), c.sandbox)
 				c.report(a, -1, "")
 				continue
 			}
 			env, _ := a.executorEnv(fw, ex, c.sandbox)
 			ce := newCommandExecutor(a, c, fw, ex, env, *task)
-			ce.adopt(*task, c.executorPID(), c.pidStart)
+			ce.adopt(*task, state, c.executorPID(), c.pidStart)
 			c.cmd = ce
 			a.cmdExecs[ce] = struct{}{}
 			glog.Infof("agent %s: recovered command executor %s around pid %d", a.cfg.ID.Value, ex, c.executorPID())
@@ -51,7 +53,7 @@ func (a *Agent) adoptContainers() {
 
 // recoveredCommandTask is the command task of a recovered command
 // executor, as far as the executor needs it (to kill it).
-func recoveredCommandTask(ex *executorEntry) *mesos.TaskInfo {
+func recoveredCommandTask(ex *executorEntry) (*mesos.TaskInfo, mesos.TaskState) {
 	for _, t := range sortedTasks(ex.launched) {
 		return &mesos.TaskInfo{
 			Name:       t.Name,
@@ -59,9 +61,9 @@ func recoveredCommandTask(ex *executorEntry) *mesos.TaskInfo {
 			AgentID:    t.AgentID,
 			Resources:  t.Resources,
 			KillPolicy: t.KillPolicy,
-		}
+		}, t.GetState()
 	}
-	return nil
+	return nil, 0
 }
 
 // watchAdopted reports an adopted executor's container exited once its
