@@ -106,8 +106,11 @@ func restartStart(t *testing.T, cfg Config, dir string) *restartProc {
 		for _, pid := range execProcessesIn(cfg.WorkDir) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
+		b, _ := os.ReadFile(filepath.Join(dir, "cluster.log"))
+		if strings.Contains(string(b), "WARNING: DATA RACE") {
+			t.Error("the race detector reported a race in the cluster process")
+		}
 		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "cluster.log"))
 			t.Logf("cluster log:\n%s", b)
 		}
 	})
