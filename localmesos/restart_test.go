@@ -509,7 +509,7 @@ func TestRestartAgentIdentity(t *testing.T) {
 	if c, err := Start(context.Background(), cfg); err == nil {
 		c.Close()
 		t.Fatal("started with other resources on the same work dir")
-	} else if !strings.Contains(err.Error(), "Incompatible agent info detected") || !strings.Contains(err.Error(), "cpus:3") {
+	} else if !strings.Contains(err.Error(), "incompatible agent info detected") || !strings.Contains(err.Error(), "cpus:3") {
 		t.Errorf("error = %v", err)
 	}
 }

@@ -275,7 +275,7 @@ func (a *Agent) forgetFramework(fw *framework) {
 
 // ErrIncompatibleAgentInfo: the work dir holds an agent whose info differs
 // from the configuration (Slave::__recover under --reconfiguration_policy=equal).
-var ErrIncompatibleAgentInfo = errors.New("Incompatible agent info detected")
+var ErrIncompatibleAgentInfo = errors.New("incompatible agent info detected")
 
 // loadCheckpoint reads the work dir's latest agent, if there is one, and
 // takes its ID, port and everything it ran. It runs in New, before the
