@@ -2,9 +2,11 @@ package agent
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 )
@@ -63,5 +65,57 @@ func TestRecoverFromCheckpoint(t *testing.T) {
 	}
 	if e := m.nextExit(t); e.executor != "c1" {
 		t.Errorf("exit = %+v", e)
+	}
+}
+
+// TestWaitGone: an adopted process is watched through a pidfd: the wait
+// ends when the process exits, or when the agent stops watching.
+func TestWaitGone(t *testing.T) {
+	start := func() (*exec.Cmd, int64) {
+		cmd := exec.Command("sleep", "30")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		st, err := processStartTime(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cmd, st
+	}
+	waited := func(what string, done <-chan bool) {
+		t.Helper()
+		select {
+		case ok := <-done:
+			if !ok {
+				t.Fatalf("%s: pidfds not usable", what)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: still waiting", what)
+		}
+	}
+
+	cmd, st := start()
+	done := make(chan bool, 1)
+	go func() { done <- waitPidfd(cmd.Process.Pid, st, nil) }()
+	select {
+	case <-done:
+		t.Fatal("the wait ended while the process runs")
+	case <-time.After(200 * time.Millisecond):
+	}
+	_ = cmd.Process.Kill()
+	waited("exit", done)
+
+	cmd, st = start()
+	quit := make(chan struct{})
+	go func() { done <- waitPidfd(cmd.Process.Pid, st, quit) }()
+	close(quit)
+	waited("quit", done)
+	if !processAlive(cmd.Process.Pid, st) {
+		t.Error("the process died")
+	}
+	// Another process under a reused pid is not the one adopted.
+	if processAlive(cmd.Process.Pid, st+1) {
+		t.Error("a different start time counts as the same process")
 	}
 }

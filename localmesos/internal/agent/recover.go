@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"errors"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/golang/glog"
@@ -86,8 +89,13 @@ func (a *Agent) watchAdopted(c *container) {
 }
 
 // waitGone returns once pid no longer runs the process started at start,
-// or when quit is closed.
+// or when quit is closed. It waits on a pidfd through the runtime's
+// poller, which costs nothing while the process lives; without pidfds
+// (Linux before 5.10) it polls.
 func waitGone(pid int, start int64, quit <-chan struct{}) {
+	if waitPidfd(pid, start, quit) {
+		return
+	}
 	t := time.NewTicker(adoptedPollInterval)
 	defer t.Stop()
 	for processAlive(pid, start) {
@@ -97,4 +105,37 @@ func waitGone(pid int, start int64, quit <-chan struct{}) {
 		case <-t.C:
 		}
 	}
+}
+
+// sysPidfdOpen is pidfd_open(2), the same number on every architecture.
+const sysPidfdOpen = 434
+
+// waitPidfd is waitGone on a pidfd; false if pidfds cannot be used.
+func waitPidfd(pid int, start int64, quit <-chan struct{}) bool {
+	fd, _, errno := syscall.Syscall(sysPidfdOpen, uintptr(pid), uintptr(syscall.O_NONBLOCK), 0)
+	if errno != 0 {
+		return errno == syscall.ESRCH
+	}
+	f := os.NewFile(fd, "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-quit:
+			_ = f.SetReadDeadline(time.Unix(1, 0))
+		case <-stop:
+		}
+	}()
+	// The pidfd reads ready once the process has exited; the check also
+	// covers a pid reused before the pidfd was opened.
+	err = rc.Read(func(uintptr) bool { return !processAlive(pid, start) })
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	return true
 }
