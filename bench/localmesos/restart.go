@@ -163,6 +163,9 @@ func measureRestart(agents, n int) (time.Duration, error) {
 	cfg.WorkDir = filepath.Join(dir, "work")
 	log := filepath.Join(dir, "cluster.log")
 
+	// Tasks outlive a killed cluster process: whatever is left when this
+	// returns is killed.
+	defer killLeftovers(cfg.WorkDir)
 	first, err := startChildCluster(cfg, log)
 	if err != nil {
 		return 0, err
@@ -191,6 +194,22 @@ func measureRestart(agents, n int) (time.Duration, error) {
 			return 0, fmt.Errorf("only %d of %d tasks RUNNING 5 minutes after the restart (err %v; log %s)", running, n, err, log)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// killLeftovers kills every process whose sandbox is under workDir.
+func killLeftovers(workDir string) {
+	entries, _ := os.ReadDir("/proc")
+	marker := "MESOS_SANDBOX=" + workDir + "/"
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if strings.Contains(string(env), marker) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }
 
