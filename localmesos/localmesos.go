@@ -264,6 +264,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		// A recovered agent keeps the ID it had.
 		glog.V(1).Infof("localmesos: agent %s on %s", a.ID().Value, a.Address())
 	}
+	c.warnUnusedAgents()
 	glog.Infof("localmesos: master %s at %s with %d agents (work dir %s)", c.master.ID(), c.url, cfg.Agents, cfg.WorkDir)
 	go func() {
 		select {
@@ -273,6 +274,20 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		}
 	}()
 	return c, nil
+}
+
+// warnUnusedAgents names the agents of an earlier run on the work dir
+// that this configuration does not start: what they ran is not recovered.
+func (c *Cluster) warnUnusedAgents() {
+	for i := c.cfg.Agents; ; i++ {
+		dir := filepath.Join(c.cfg.WorkDir, "agent-"+strconv.Itoa(i))
+		if _, err := os.Stat(dir); err != nil {
+			return
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "meta", "slaves", "latest")); err == nil {
+			glog.Warningf("localmesos: %s holds an agent this configuration (%d agents) does not start; its executors and tasks are not recovered", dir, c.cfg.Agents)
+		}
+	}
 }
 
 // MasterURL is the master's base URL, e.g. http://127.0.0.1:5050. The

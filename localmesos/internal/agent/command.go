@@ -113,11 +113,10 @@ func (ce *commandExecutor) crash() {
 
 // adopt makes the executor the one of a command that a previous agent
 // process launched and that still runs as pid: it watches the pid instead
-// of waiting for a child.
-// state is the task's state as the agent checkpointed it: the updates the
-// previous executor had not made yet (it died between starting the
-// command and reporting it) are made now, and handed over in SUBSCRIBE.
-// It runs before start.
+// of waiting for a child. state is the task's state as the agent
+// checkpointed it; the updates the previous executor died before making
+// (between starting the command and reporting it) are made now, and
+// handed over in SUBSCRIBE. It runs before start.
 func (ce *commandExecutor) adopt(task mesos.TaskInfo, state mesos.TaskState, pid int, start int64) {
 	ce.task = &task
 	ce.taskAcked = state != mesos.TASK_STAGING
