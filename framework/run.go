@@ -329,7 +329,7 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 	s.offers = offers
 	s.ctrl = &controller{
 		queue: work, store: store, locks: locks, workers: cfg.Workers, resync: cfg.ResyncInterval,
-		hold: func() bool { return store.Stale() },
+		hold:    func() bool { return store.Stale() },
 		creator: create, maintainer: maint, destroyer: destroy,
 		forget: []forgetter{create, maint},
 	}
