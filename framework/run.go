@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mesos-stateful/stateful"
@@ -242,7 +243,15 @@ func openEtcd(ctx context.Context, cfg Config) (*clientv3.Client, func(), error)
 	}
 	// Not tied to ctx: the client must outlive the shutdown of the parts
 	// (the leadership ends only when the store closes, last).
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	// The client's own log is kept to errors: while etcd is away it would
+	// log every retry of every probe, and Run says what matters.
+	logCfg := zap.NewProductionConfig()
+	logCfg.Level = zap.NewAtomicLevelAt(zap.ErrorLevel)
+	logger, err := logCfg.Build()
+	if err != nil {
+		return nil, nil, fmt.Errorf("framework: etcd client log: %w", err)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: logger})
 	if err != nil {
 		return nil, nil, fmt.Errorf("framework: etcd %s: %w", cfg.Etcd, err)
 	}

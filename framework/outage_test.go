@@ -1,0 +1,138 @@
+package framework_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/framework/internal/testworkload"
+	"github.com/mesos-stateful/stateful/httplib"
+)
+
+// outage is how long the etcd outage tests keep etcd away: ten leader
+// TTLs of the test configuration, so the leadership surely lapses.
+const outage = 20 * time.Second
+
+// TestEtcdOutage runs a lone scheduler with the embedded Mesos cluster
+// (--master=local) on an external etcd, which it stops for 20 s and then
+// freezes (SIGSTOP) for 20 s. Throughout, the scheduler keeps running and
+// its tasks too (the same processes), GET answers from the cache marked
+// stale, a create is refused at once with a 503 JSON error, and the health
+// check names the lost leadership; once etcd is back the scheduler leads
+// again, reads are fresh and a create completes.
+func TestEtcdOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("keeps etcd away for 40 s")
+	}
+	etcd := startEtcdProcess(t)
+	cfg := testConfig(t, "local", t.TempDir())
+	cfg.Etcd = etcd.client
+	s := runScheduler(t, cfg, testworkload.New())
+	call(t, http.MethodPost, s.api+"/v1/instances", createBody("ha", stateful.TypeMasterSlave, 1, 1), http.StatusAccepted)
+	before := waitRunning(t, s.api, "ha")
+	pids := processesOf("ha")
+	slices.Sort(pids)
+	if len(pids) == 0 {
+		t.Fatal("no process of ha found")
+	}
+
+	for _, fault := range []struct {
+		name       string
+		begin, end func()
+	}{
+		{"stopped", etcd.stop, etcd.start},
+		{"frozen", etcd.freeze, etcd.thaw},
+	} {
+		t.Logf("etcd %s for %v", fault.name, outage)
+		fault.begin()
+		began := time.Now()
+
+		eventually(t, "GET marked stale", func() (bool, string) {
+			code, hdr, body := getWithHeaders(t, s.api+"/v1/instances/ha")
+			return code == http.StatusOK && hdr.Get(httplib.HeaderStale) == "true" && hdr.Get(httplib.HeaderAsOf) != "",
+				fmt.Sprintf("%d stale=%q as-of=%q %s", code, hdr.Get(httplib.HeaderStale), hdr.Get(httplib.HeaderAsOf), body)
+		})
+		sent := time.Now()
+		code, body, err := do(http.MethodPost, s.api+"/v1/instances", createBody("during-"+fault.name, stateful.TypeSingle, 1, 0))
+		took := time.Since(sent)
+		var apiErr struct {
+			Error string `json:"error"`
+		}
+		switch {
+		case err != nil:
+			t.Errorf("POST while etcd is %s: %v", fault.name, err)
+		case code != http.StatusServiceUnavailable || json.Unmarshal(body, &apiErr) != nil || apiErr.Error == "":
+			t.Errorf("POST while etcd is %s: %d %s, want 503 with a JSON error", fault.name, code, body)
+		case took > 6*time.Second:
+			t.Errorf("POST while etcd is %s took %v to be refused", fault.name, took)
+		}
+
+		leaderLost := false
+		for time.Since(began) < outage {
+			select {
+			case <-s.stopped:
+				t.Fatalf("the scheduler stopped while etcd was %s: %v", fault.name, s.err)
+			default:
+			}
+			inst, code := get(t, s.api, "ha")
+			if inst == nil {
+				t.Fatalf("GET ha while etcd is %s: %d", fault.name, code)
+			}
+			sameAttempts(t, before, inst)
+			if now := processesOf("ha"); !samePids(pids, now) {
+				t.Fatalf("the processes of ha changed while etcd was %s: %v → %v", fault.name, pids, now)
+			}
+			code, hb, _ := do(http.MethodGet, s.api+"/v1/health", nil)
+			if code == http.StatusServiceUnavailable && strings.Contains(string(hb), `"component":"leader"`) {
+				leaderLost = true
+			}
+			time.Sleep(500 * time.Millisecond) // the outage's pace, not a synchronisation
+		}
+		if !leaderLost {
+			t.Errorf("the health check never reported the lost leadership while etcd was %s", fault.name)
+		}
+		fault.end()
+
+		s.waitHealthy(t)
+		eventually(t, "GET fresh again", func() (bool, string) {
+			code, hdr, body := getWithHeaders(t, s.api+"/v1/instances/ha")
+			return code == http.StatusOK && hdr.Get(httplib.HeaderStale) == "", fmt.Sprintf("%d stale=%q %s", code, hdr.Get(httplib.HeaderStale), body)
+		})
+		name := "after-" + fault.name
+		call(t, http.MethodPost, s.api+"/v1/instances", createBody(name, stateful.TypeSingle, 1, 0), http.StatusAccepted)
+		waitRunning(t, s.api, name)
+		sameAttempts(t, before, waitRunning(t, s.api, "ha"))
+		if now := processesOf("ha"); !samePids(pids, now) {
+			t.Errorf("the processes of ha changed after etcd was %s: %v → %v", fault.name, pids, now)
+		}
+		if _, code := get(t, s.api, "during-"+fault.name); code != http.StatusNotFound {
+			t.Errorf("the create refused while etcd was %s exists: %d", fault.name, code)
+		}
+	}
+}
+
+func samePids(want, got []string) bool {
+	got = slices.Clone(got)
+	slices.Sort(got)
+	return slices.Equal(want, got)
+}
+
+// getWithHeaders sends a GET and returns the status, headers and body.
+func getWithHeaders(t *testing.T, url string) (int, http.Header, string) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	if err != nil {
+		return 0, nil, err.Error()
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 512)
+	n, _ := resp.Body.Read(buf)
+	b.Write(buf[:n])
+	return resp.StatusCode, resp.Header, b.String()
+}
