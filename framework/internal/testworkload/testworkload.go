@@ -34,6 +34,11 @@ const APIAddrFileEnv = "STATEFUL_TEST_API_ADDR_FILE"
 // that start them, which is the test process's.
 const HealthGateEnv = "STATEFUL_TEST_HEALTH_GATE"
 
+// LocalAgentIPEnv names the first agent IP of the embedded cluster of the
+// test framework binary (internal/testframework) run with --master=local,
+// so that its agents never share addresses with another test's.
+const LocalAgentIPEnv = "STATEFUL_TEST_LOCAL_AGENT_IP"
+
 // Port is the name of the one port tasks get.
 const Port = "redis"
 
@@ -183,11 +188,40 @@ func taskCall(name string, inst *stateful.Instance, t *stateful.Task) Call {
 	return Call{Callback: name, Instance: inst.Name, Task: t.Name, Role: t.Role, Attempt: t.Attempt}
 }
 
-// Config implements stateful.Workload.
+// Config implements stateful.Workload. A slave's launch names its master,
+// as the Redis example's does: redis-server starts with --replicaof the
+// master's address as stored, and TEST_MASTER holds it otherwise. Detail
+// records "<task ID> master <master's task ID> <host:port>".
 func (w *Workload) Config(_ context.Context, inst *stateful.Instance, t *stateful.Task) (stateful.LaunchConfig, error) {
 	c := taskCall("Config", inst, t)
 	c.Detail = t.TaskID
-	return stateful.LaunchConfig{Env: map[string]string{"TEST_ROLE": string(t.Role)}}, w.record(c)
+	lc := stateful.LaunchConfig{Env: map[string]string{"TEST_ROLE": string(t.Role)}}
+	if t.Role == stateful.RoleSlave {
+		var master *stateful.Task
+		for _, x := range inst.Tasks {
+			if x.Role == stateful.RoleMaster && (master == nil || x.Ordinal == inst.MasterOrdinal) {
+				master = x
+			}
+		}
+		if master == nil || master.Host == "" || master.Ports[Port] == 0 {
+			return stateful.LaunchConfig{}, w.noteFailure(c, errors.New("the master is not placed"))
+		}
+		addr := master.Host + ":" + strconv.Itoa(master.Ports[Port])
+		c.Detail += " master " + master.TaskID + " " + addr
+		lc.Env["TEST_MASTER"] = addr
+		if w.Redis {
+			lc.Args = []string{"--replicaof", master.Host, strconv.Itoa(master.Ports[Port])}
+		}
+	}
+	return lc, w.record(c)
+}
+
+// ConfiguredMaster parses the Detail of a slave's Config call: the task ID
+// of the master it was configured with and its address.
+func ConfiguredMaster(c Call) (taskID, addr string, ok bool) {
+	var self string
+	n, _ := fmt.Sscanf(c.Detail, "%s master %s %s", &self, &taskID, &addr)
+	return taskID, addr, n == 3
 }
 
 // Start implements stateful.Workload.
