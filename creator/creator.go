@@ -86,8 +86,8 @@ type Config struct {
 	// Confirmed reports whether Mesos confirmed, in this scheduler's term,
 	// that an attempt runs (maintainer.ConfirmedRunning). A slave of a
 	// master-slave instance is queued only once its master is confirmed:
-	// its launch is configured with the master's address. nil takes the
-	// stored state as confirmed.
+	// its launch is configured with the master's address. nil does not
+	// wait (slaves are queued with their master).
 	Confirmed func(taskID string) bool
 }
 

@@ -65,8 +65,8 @@ type LauncherConfig struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Confirmed is Config.Confirmed: a slave of a master-slave instance
-	// is launched only while its master is confirmed running. nil takes
-	// the stored state as confirmed.
+	// is launched only while its master is confirmed running. nil does
+	// not check.
 	Confirmed func(taskID string) bool
 	// Ready, if set, is asked before each launch: while it returns an
 	// error (the state store is unreachable, say) nothing is launched and

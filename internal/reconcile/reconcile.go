@@ -151,8 +151,9 @@ func ExecutorID(taskID string) string { return taskID }
 // RUNNING state alone is not enough: after a crash or a lost leadership it
 // may describe an attempt that has since died, whose host:port another
 // task may hold by now. Instances of other types have no such dependency.
+// A nil confirmed checks nothing (a part used without the maintainer).
 func MasterConfirmed(inst *stateful.Instance, confirmed func(taskID string) bool) bool {
-	if inst.Type != stateful.TypeMasterSlave {
+	if inst.Type != stateful.TypeMasterSlave || confirmed == nil {
 		return true
 	}
 	var master *stateful.Task
@@ -164,5 +165,5 @@ func MasterConfirmed(inst *stateful.Instance, confirmed func(taskID string) bool
 	if master == nil || !master.State.IsRunning() {
 		return false
 	}
-	return confirmed == nil || confirmed(master.TaskID)
+	return confirmed(master.TaskID)
 }
