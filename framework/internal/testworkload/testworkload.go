@@ -189,8 +189,9 @@ func taskCall(name string, inst *stateful.Instance, t *stateful.Task) Call {
 }
 
 // Config implements stateful.Workload. A slave's launch names its master,
-// as the Redis example's does: redis-server starts with --replicaof the
-// master's address as stored, and TEST_MASTER holds it otherwise. Detail
+// as the Redis example's does: redis-server (the workload's own command)
+// starts with --replicaof the master's address as stored, and TEST_MASTER
+// holds it in any case. Detail
 // records "<task ID> master <master's task ID> <host:port>".
 func (w *Workload) Config(_ context.Context, inst *stateful.Instance, t *stateful.Task) (stateful.LaunchConfig, error) {
 	c := taskCall("Config", inst, t)
@@ -209,7 +210,7 @@ func (w *Workload) Config(_ context.Context, inst *stateful.Instance, t *statefu
 		addr := master.Host + ":" + strconv.Itoa(master.Ports[Port])
 		c.Detail += " master " + master.TaskID + " " + addr
 		lc.Env["TEST_MASTER"] = addr
-		if w.Redis {
+		if w.Redis && inst.Spec.Command == w.Command() {
 			lc.Args = []string{"--replicaof", master.Host, strconv.Itoa(master.Ports[Port])}
 		}
 	}
