@@ -1,17 +1,22 @@
 package framework_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/framework/internal/testworkload"
 	"github.com/mesos-stateful/stateful/httplib"
+	"github.com/mesos-stateful/stateful/statemgr/statemgrtest"
 )
 
 // outage is how long the etcd outage tests keep etcd away: ten leader
@@ -135,4 +140,71 @@ func getWithHeaders(t *testing.T, url string) (int, http.Header, string) {
 	n, _ := resp.Body.Read(buf)
 	b.Write(buf[:n])
 	return resp.StatusCode, resp.Header, b.String()
+}
+
+// TestSchedulerStarved freezes the scheduler process (SIGSTOP) for several
+// leader TTLs, as a machine whose load starves its lease renewals would:
+// etcd expires its lease. Resumed, the scheduler finds its leadership
+// lost; it must not exit but campaign again, lead, keep every task (same
+// attempts) and complete a create.
+func TestSchedulerStarved(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the scheduler as a subprocess")
+	}
+	etcd := statemgrtest.StartEtcd(t)
+	cluster := startCluster(t, 3)
+	p := newSubprocess(t, t.TempDir(), "--master="+cluster.MasterURL(), "--etcd="+strings.Join(etcd.Endpoints(), ","))
+	p.start()
+	call(t, http.MethodPost, p.api+"/v1/instances", createBody("busy", stateful.TypeMasterSlave, 1, 1), http.StatusAccepted)
+	before := waitRunning(t, p.api, "busy")
+	leases, err := etcd.Client().Leases(context.Background())
+	if err != nil || len(leases.Leases) == 0 {
+		t.Fatalf("leases: %v %v", leases, err)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// The test framework's leader TTL is 1 s: wait until etcd dropped
+	// the lease, then a little longer.
+	eventually(t, "the frozen scheduler's lease expired", func() (bool, string) {
+		for _, l := range leases.Leases {
+			ttl, err := etcd.Client().TimeToLive(context.Background(), l.ID)
+			if err != nil || ttl.TTL > 0 {
+				return false, fmt.Sprintf("lease %x: %v %v", l.ID, ttl, err)
+			}
+		}
+		return true, ""
+	})
+	time.Sleep(time.Second) // frozen a while past the expiry, not a synchronisation
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+
+	eventually(t, "a new lease: the scheduler campaigned again", func() (bool, string) {
+		select {
+		case <-p.exited:
+			t.Fatalf("the scheduler exited after losing its leadership: %s\n%s", p.cmd.ProcessState, p.logTail())
+		default:
+		}
+		now, err := etcd.Client().Leases(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, l := range now.Leases {
+			if !slices.ContainsFunc(leases.Leases, func(o clientv3.LeaseStatus) bool { return o.ID == l.ID }) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(now.Leases)
+	})
+	eventually(t, "healthy again", func() (bool, string) {
+		code, body, err := do(http.MethodGet, p.api+"/v1/health", nil)
+		return err == nil && code == http.StatusOK, fmt.Sprintf("%d %s %v", code, body, err)
+	})
+	call(t, http.MethodPost, p.api+"/v1/instances", createBody("later", stateful.TypeSingle, 1, 0), http.StatusAccepted)
+	waitRunning(t, p.api, "later")
+	after := waitRunning(t, p.api, "busy")
+	sameAttempts(t, before, after)
+	checkNoDuplicates(t, cluster, after)
 }
