@@ -12,7 +12,8 @@ import (
 // Embed BaseWorkload to implement only what the workload needs.
 //
 // Contract for every callback:
-//   - Callbacks run in the scheduler, only while it is the leader, from the
+//   - Callbacks run in the scheduler, only while it is the leader and etcd
+//     answers (never on a cache that may be stale), from the
 //     toolkit's reconcile loops: at most one callback runs for a given
 //     instance at a time; callbacks of different instances run concurrently.
 //   - inst and task are copies of the stored state; changing them changes
