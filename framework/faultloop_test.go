@@ -61,6 +61,8 @@ type faultLoop struct {
 	prefix  string
 	next    int
 	redis   bool // tasks run redis-server: replication is checked
+	// killed is the master a failover round killed, nil if none.
+	killed *stateful.Task
 	// live are the instances that must exist, by name.
 	live map[string]bool
 	// faults and actions count what was done, by kind.
@@ -143,6 +145,25 @@ func TestFaultLoop(t *testing.T) {
 				f.p.start()
 			}
 		}
+		if k := f.killed; k != nil {
+			f.waitHealthy()
+			// Until the scheduler has seen the master die, GET still
+			// shows it running: the round is over only once it has
+			// been replaced.
+			eventually(t, k.TaskID+" replaced", func() (bool, string) {
+				inst, _ := get(t, f.p.api, k.Instance)
+				if inst == nil {
+					return false, "no instance"
+				}
+				for _, task := range inst.Tasks {
+					if task.Ordinal == k.Ordinal {
+						return task.TaskID != k.TaskID, describe(inst)
+					}
+				}
+				return false, describe(inst)
+			})
+			f.killed = nil
+		}
 		f.converge(before)
 		spare := -1 // the ordinal the round may relaunch
 		switch action {
@@ -189,7 +210,8 @@ func (f *faultLoop) act() (string, string) {
 	case choice == 2 && len(ms) > 0:
 		name := ms[f.rng.IntN(len(ms))]
 		inst, _ := get(f.t, f.p.api, name)
-		killExecutor(f.t, f.cluster, inst.Tasks[inst.MasterOrdinal])
+		f.killed = inst.Tasks[inst.MasterOrdinal]
+		killExecutor(f.t, f.cluster, f.killed)
 		f.actions["failover"]++
 		return "failover", name
 	}
@@ -211,10 +233,22 @@ func (f *faultLoop) snapshot() map[string]*stateful.Instance {
 	return out
 }
 
+// waitHealthy waits until the scheduler leads again, etcd answers and it
+// is subscribed to Mesos: until then GET answers from a cache that may be
+// stale.
+func (f *faultLoop) waitHealthy() {
+	f.t.Helper()
+	eventually(f.t, "scheduler healthy", func() (bool, string) {
+		code, body, err := do(http.MethodGet, f.p.api+"/v1/health", nil)
+		return err == nil && code == http.StatusOK, fmt.Sprintf("%d %s %v", code, body, err)
+	})
+}
+
 // converge waits until every live instance is RUNNING and every deleted
 // one is gone without a trace, then checks what must hold of each.
 func (f *faultLoop) converge(before map[string]*stateful.Instance) {
 	f.t.Helper()
+	f.waitHealthy()
 	for name := range f.live {
 		inst := waitRunning(f.t, f.p.api, name)
 		checkNoDuplicates(f.t, f.cluster, inst)
