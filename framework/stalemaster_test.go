@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -132,20 +133,28 @@ func redisInfo(host string, port int) string {
 	return strings.ReplaceAll(string(out), "\r\n", "\n")
 }
 
-// killProcessesOf kills (SIGKILL, by pid) the executors and workloads of
-// instance that agents working in dataDir started (so this test's only),
-// and waits until they are gone.
+// killProcessesOf kills (SIGKILL, by pid) what agents working in dataDir
+// started for instance (so this test's only): executors, found by their
+// environment, and workloads, found by their working directory (the task's
+// volume under dataDir; redis-server overwrites its environment with its
+// title). It waits until they are gone.
 func killProcessesOf(t *testing.T, dataDir, instance string) {
 	t.Helper()
+	volumes := filepath.Join(dataDir, "volumes", instance) + "/"
 	eventually(t, "no process of "+instance+" left", func() (bool, string) {
 		var left []string
-		for _, p := range processesOf(instance) {
-			env, err := os.ReadFile(filepath.Join("/proc", p, "environ"))
-			if err != nil || !bytes.Contains(env, []byte(dataDir)) {
+		executors := processesOf(instance)
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			env, _ := os.ReadFile(filepath.Join(d, "environ"))
+			cwd, _ := os.Readlink(filepath.Join(d, "cwd"))
+			ours := strings.HasPrefix(cwd+"/", volumes) ||
+				(bytes.Contains(env, []byte(dataDir)) && slices.Contains(executors, filepath.Base(d)))
+			if !ours {
 				continue
 			}
-			left = append(left, p)
-			if pid, err := strconv.Atoi(p); err == nil {
+			left = append(left, filepath.Base(d))
+			if pid, err := strconv.Atoi(filepath.Base(d)); err == nil {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
