@@ -116,6 +116,10 @@ func TestFaultLoop(t *testing.T) {
 		outage := minOutage + time.Duration(f.rng.Int64N(int64(maxOutage-minOutage)+1))
 		fault := []string{"etcd-stop", "etcd-freeze", "kill-9"}[f.rng.IntN(3)]
 		alsoKill := fault != "kill-9" && f.rng.IntN(4) == 0
+		if fault == "kill-9" {
+			// The scheduler stays down a while: Mesos holds its updates.
+			outage = time.Duration(f.rng.Int64N(int64(3 * time.Second)))
+		}
 		t.Logf("round %d: %s %s; %s for %v (kill -9 during it too: %t)", round, action, touched, fault, outage.Round(time.Millisecond), alsoKill)
 		f.faults[fault]++
 		// The fault strikes while the action is under way.
@@ -123,6 +127,7 @@ func TestFaultLoop(t *testing.T) {
 		switch fault {
 		case "kill-9":
 			f.p.crash()
+			time.Sleep(outage) // down for a while, not a synchronisation
 			f.p.start()
 		default:
 			if fault == "etcd-stop" {
