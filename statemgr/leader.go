@@ -82,6 +82,14 @@ func (s *Store) Campaign(ctx context.Context) (*Leadership, error) {
 			return l, nil
 		}
 	}
+	if l := s.leader.Load(); l != nil {
+		// A term that ended while etcd was away could not revoke its
+		// lease, and an etcd restart extends it: its key would keep this
+		// campaign waiting behind our own old term for up to a TTL.
+		if _, err := s.client.Revoke(ctx, l.session.Lease()); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			glog.V(1).Infof("statemgr: campaign: revoke the lease of the ended term: %v", err)
+		}
+	}
 	ttl := int(math.Ceil(s.opts.sessionTTL.Seconds()))
 	// The lease is granted here, under ctx: NewSession would wait for an
 	// unreachable etcd without end, deaf to ctx. The session itself lives
