@@ -23,8 +23,9 @@ import (
 //
 //	go test -race -run TestFaultLoop -faultloop.rounds=50 -timeout 3h ./framework/
 //
-// A round is replayed with its seed: -faultloop.seed=S (or
-// STATEFUL_FAULT_SEED=S).
+// A run is replayed with its seed: -faultloop.seed=S (or
+// STATEFUL_FAULT_SEED=S). The flags go after the package, as they are the
+// test binary's.
 var (
 	faultRounds = flag.Int("faultloop.rounds", 0, "rounds of TestFaultLoop (0: the short variant, or STATEFUL_FAULT_ROUNDS)")
 	faultSeed   = flag.Uint64("faultloop.seed", 0, "seed of TestFaultLoop (0: from the clock, or STATEFUL_FAULT_SEED)")
@@ -135,12 +136,15 @@ func TestFaultLoop(t *testing.T) {
 			} else {
 				f.etcd.freeze()
 			}
+			rest := outage
 			if alsoKill {
-				time.Sleep(time.Duration(f.rng.Int64N(int64(outage))))
+				killAt := time.Duration(f.rng.Int64N(int64(outage)))
+				time.Sleep(killAt)
 				f.faults["kill-9"]++
 				f.p.crash()
+				rest -= killAt
 			}
-			time.Sleep(outage) // the outage itself
+			time.Sleep(rest) // the (rest of the) outage itself
 			if fault == "etcd-stop" {
 				f.etcd.start()
 			} else {
@@ -182,8 +186,8 @@ func TestFaultLoop(t *testing.T) {
 	t.Logf("fault loop figures: seed %d; %d rounds; faults %v; actions %v; violations %d", seed, rounds, f.faults, f.actions, f.violations)
 }
 
-// create asks for a new instance, retrying while the scheduler refuses
-// changes (an outage left by an earlier round is over by then).
+// create asks for a new instance; the scheduler is healthy by then (the
+// first instances, or a round's action before its fault).
 func (f *faultLoop) create(typ stateful.InstanceType, masters, slaves int) string {
 	f.t.Helper()
 	f.next++
