@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/framework"
 	"github.com/mesos-stateful/stateful/framework/internal/testworkload"
 	"github.com/mesos-stateful/stateful/httplib"
 	"github.com/mesos-stateful/stateful/statemgr/statemgrtest"
@@ -207,4 +208,72 @@ func TestSchedulerStarved(t *testing.T) {
 	after := waitRunning(t, p.api, "busy")
 	sameAttempts(t, before, after)
 	checkNoDuplicates(t, cluster, after)
+}
+
+// TestEtcdOutageTwoSchedulers freezes the etcd of a leader and its standby
+// for several leader TTLs: both lose their sessions. Afterwards exactly one
+// of them leads (healthy) while the other stands by (503 naming the
+// leader, writes refused), neither exits, the tasks are the same
+// attempts, and a create through the leader completes.
+func TestEtcdOutageTwoSchedulers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("freezes etcd")
+	}
+	etcd := startEtcdProcess(t)
+	cluster := startCluster(t, 3)
+	config := func() framework.Config {
+		cfg := testConfig(t, cluster.MasterURL(), t.TempDir())
+		cfg.Etcd = etcd.client
+		return cfg
+	}
+	w := testworkload.New()
+	first := runScheduler(t, config(), w)
+	call(t, http.MethodPost, first.api+"/v1/instances", createBody("both", stateful.TypeMasterSlave, 1, 1), http.StatusAccepted)
+	before := waitRunning(t, first.api, "both")
+	standby := startScheduler(t, config(), w)
+
+	etcd.freeze()
+	time.Sleep(5 * config().LeaderTTL) // the outage, not a synchronisation
+	etcd.thaw()
+
+	var leader, other *scheduler
+	eventually(t, "one scheduler leads, the other stands by", func() (bool, string) {
+		var healthy, standing []*scheduler
+		for _, s := range []*scheduler{first, standby} {
+			select {
+			case <-s.stopped:
+				t.Fatalf("a scheduler stopped: %v", s.err)
+			default:
+			}
+			if !s.serving() {
+				standing = append(standing, s) // never led: no API
+				continue
+			}
+			code, body, err := do(http.MethodGet, s.api+"/v1/health", nil)
+			switch {
+			case err == nil && code == http.StatusOK:
+				healthy = append(healthy, s)
+			case err == nil && code == http.StatusServiceUnavailable && strings.Contains(string(body), `"component":"leader"`):
+				standing = append(standing, s)
+			}
+		}
+		if len(healthy) == 1 && len(standing) == 1 {
+			leader, other = healthy[0], standing[0]
+			return true, ""
+		}
+		return false, fmt.Sprintf("%d healthy, %d standing by", len(healthy), len(standing))
+	})
+	if other.serving() {
+		code, body, err := do(http.MethodPost, other.api+"/v1/instances", createBody("refused", stateful.TypeSingle, 1, 0))
+		if err != nil || code != http.StatusServiceUnavailable {
+			t.Errorf("POST to the standby: %d %s %v, want 503", code, body, err)
+		}
+	}
+	sameAttempts(t, before, waitRunning(t, leader.api, "both"))
+	call(t, http.MethodPost, leader.api+"/v1/instances", createBody("after", stateful.TypeSingle, 1, 0), http.StatusAccepted)
+	waitRunning(t, leader.api, "after")
+	checkNoDuplicates(t, cluster, waitRunning(t, leader.api, "both"))
+	if _, code := get(t, leader.api, "refused"); code != http.StatusNotFound {
+		t.Errorf("the create refused by the standby exists: %d", code)
+	}
 }
