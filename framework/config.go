@@ -59,6 +59,18 @@ type Config struct {
 	// HTTPAddr is where the REST API listens (--http). Its port may be 0
 	// for any free one; APIReady then learns which.
 	HTTPAddr string
+	// APITokens is the file of the bearer tokens the REST API accepts
+	// (--api-tokens; format in httplib.ParseTokens, mode 0600). Empty
+	// turns authentication off, which Validate allows only on a loopback
+	// HTTPAddr unless InsecureNoAuth is set (--insecure-no-auth).
+	APITokens      string
+	InsecureNoAuth bool
+	// TLSCert and TLSKey make the REST API speak HTTPS (--tls-cert,
+	// --tls-key, the key file mode 0600); TLSClientCA additionally requires
+	// client certificates signed by a CA in that file (--tls-client-ca).
+	TLSCert     string
+	TLSKey      string
+	TLSClientCA string
 	// APIReady, if not nil, is called with the address the REST API
 	// listens on (host:port, with the actual port) once it accepts
 	// connections: after this scheduler was elected leader, before it may
@@ -191,10 +203,18 @@ func (c Config) Validate() error {
 	bad := func(flag, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
 	}
-	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+	if host, port, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("http", "%q is not host:port", c.HTTPAddr)
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		bad("http", "%q has no valid port", c.HTTPAddr)
+	} else if c.APITokens == "" && !c.InsecureNoAuth && !IsLoopback(host) {
+		bad("http", "%q is reachable from other hosts and no --api-tokens are given: refusing to serve the API without authentication (give --api-tokens FILE, listen on 127.0.0.1, or set --insecure-no-auth if this is really wanted)", c.HTTPAddr)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert", "--tls-cert and --tls-key go together")
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		bad("tls-client-ca", "needs --tls-cert and --tls-key")
 	}
 	if !c.local() {
 		if err := checkURLs(c.Master); err != nil {
@@ -294,6 +314,17 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// IsLoopback reports whether host (of a listen address) is reachable only
+// from this machine: "localhost" or a loopback IP. An empty host (every
+// interface) and any other name are not.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func checkURLs(list string) error {
 	if strings.TrimSpace(list) == "" {
 		return errors.New("empty")
@@ -359,6 +390,11 @@ func (c Config) localConfig(dataDir string) localmesos.Config {
 // bound to c's fields: parsing fs sets them.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "address of the REST API")
+	fs.StringVar(&c.APITokens, "api-tokens", c.APITokens, `file of the REST API's bearer tokens, one "TOKEN read|admin" per line (mode 0600); empty: no authentication (loopback --http only)`)
+	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", c.InsecureNoAuth, "serve the REST API without authentication on a non-loopback --http address")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) of the REST API; with --tls-key the API speaks HTTPS")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert (mode 0600)")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CA certificate(s): require REST API clients to present a certificate signed by one")
 	fs.StringVar(&c.Master, "master", c.Master, `"local" for an embedded Mesos cluster, or the Mesos master's URL(s), e.g. http://mesos-master:5050`)
 	fs.IntVar(&c.LocalAgents, "local-agents", c.LocalAgents, "agents of the embedded cluster (--master=local)")
 	fs.IntVar(&c.LocalPort, "local-port", c.LocalPort, "port of the embedded cluster's master; 0 picks a free one")

@@ -122,14 +122,33 @@ func resolve(cfg Config) (Config, error) {
 		return cfg, fmt.Errorf("framework: data dir: %w", err)
 	}
 	cfg.DataDir = dir
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	// The data dir holds etcd's data (every instance's env, passwords)
+	// and generated secrets: only this user may enter it.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return cfg, fmt.Errorf("framework: data dir: %w", err)
+	}
+	if st, err := os.Stat(dir); err != nil {
+		return cfg, fmt.Errorf("framework: data dir: %w", err)
+	} else if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return cfg, fmt.Errorf("framework: --data-dir %s: mode %04o lets other users in; want 0700 (chmod 700 %s)", dir, perm, dir)
 	}
 	if cfg.VolumeRoot == "" {
 		if cfg.local() {
 			cfg.VolumeRoot = filepath.Join(dir, "volumes")
 		} else {
 			cfg.VolumeRoot = filepath.Join("/var/lib", cfg.Name, "volumes")
+		}
+	}
+	if cfg.APITokens != "" {
+		if cfg.API.Tokens, err = httplib.LoadTokens(cfg.APITokens); err != nil {
+			return cfg, fmt.Errorf("framework: --api-tokens: %w", err)
+		}
+	} else {
+		glog.Warningf("framework %s: the REST API has no authentication (no --api-tokens): anyone who reaches %s may create and destroy instances", cfg.Name, cfg.HTTPAddr)
+	}
+	if cfg.TLSCert != "" {
+		if cfg.API.TLS, err = httplib.LoadTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA); err != nil {
+			return cfg, fmt.Errorf("framework: --tls-cert: %w", err)
 		}
 	}
 	if cfg.ExecutorBinary == "" {

@@ -25,6 +25,9 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	inst, err := decodeCreate(body, s.svc.Defaults())
+	if err == nil {
+		err = checkPolicy(s.svc, createSpec(body))
+	}
 	if err != nil {
 		s.fail(w, r, "", err)
 		return
@@ -57,6 +60,11 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []*stateful.Instance{} // [] rather than null
 	}
+	if requestInfoOf(r).role != RoleAdmin {
+		for _, inst := range list {
+			redact(inst)
+		}
+	}
 	s.reply(w, r, http.StatusOK, list)
 }
 
@@ -74,7 +82,25 @@ func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sortTasks(inst)
+	if requestInfoOf(r).role != RoleAdmin {
+		redact(inst)
+	}
 	s.reply(w, r, http.StatusOK, inst)
+}
+
+// Redacted replaces the values of the spec's env in answers to read-only
+// tokens: env is where workloads keep secrets (passwords) for their tasks.
+const Redacted = "<redacted>"
+
+// redact hides inst's secrets. The instance is the caller's copy (the
+// Service contract), so it is changed in place.
+func redact(inst *stateful.Instance) {
+	if inst == nil {
+		return
+	}
+	for k := range inst.Spec.Env {
+		inst.Spec.Env[k] = Redacted
+	}
 }
 
 // patchInstance: PATCH /v1/instances/{name}. The body alone is checked
@@ -91,6 +117,9 @@ func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, err := parsePatch(body, name)
+	if err == nil {
+		err = checkPolicy(s.svc, req.Spec)
+	}
 	if err != nil {
 		s.fail(w, r, "", err)
 		return
