@@ -115,4 +115,3 @@ func TestCAAndClientCertificates(t *testing.T) {
 	}
 	expect(t, cliEnv(t, env, "-ca", ca.CertFile, "-cert", operator.CertFile, "list"), exitUsage, nil, []string{"-cert and -key"})
 }
-
