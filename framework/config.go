@@ -103,6 +103,11 @@ type Config struct {
 	Name      string
 	Role      string
 	Principal string
+	// SecretFile holds the secret the framework authenticates to the
+	// Mesos master with, as Principal, over HTTP Basic (--secret-file, mode
+	// 0600). With --master=local the embedded master then requires exactly
+	// these credentials.
+	SecretFile string
 	// FailoverTimeout is how long Mesos keeps the tasks running while no
 	// scheduler of the framework is connected (--failover-timeout).
 	FailoverTimeout time.Duration
@@ -250,6 +255,9 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.Role) == "" {
 		bad("role", "must not be empty (\"*\" is the default role)")
 	}
+	if c.SecretFile != "" && c.Principal == "" {
+		bad("secret-file", "needs --principal: the secret authenticates that principal")
+	}
 	if c.FailoverTimeout <= 0 {
 		bad("failover-timeout", "%v must be positive: with 0 Mesos kills every task the moment the scheduler disconnects", c.FailoverTimeout)
 	}
@@ -383,6 +391,9 @@ func (c Config) localConfig(dataDir string) localmesos.Config {
 	l.Port = c.LocalPort
 	l.Resources = c.LocalResources
 	l.WorkDir = filepath.Join(dataDir, "localmesos")
+	if c.Mesos.Secret != "" {
+		l.Credentials = map[string]string{c.Principal: c.Mesos.Secret}
+	}
 	return l
 }
 
@@ -405,6 +416,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Name, "name", c.Name, "framework name on Mesos and in etcd")
 	fs.StringVar(&c.Role, "role", c.Role, "Mesos role the framework subscribes with")
 	fs.StringVar(&c.Principal, "principal", c.Principal, "Mesos principal of the framework")
+	fs.StringVar(&c.SecretFile, "secret-file", c.SecretFile, "file holding the secret of --principal, to authenticate to the Mesos master (HTTP Basic; mode 0600)")
 	fs.DurationVar(&c.FailoverTimeout, "failover-timeout", c.FailoverTimeout, "how long Mesos keeps the tasks while no scheduler is connected")
 	fs.StringVar(&c.VolumeRoot, "volume-root", c.VolumeRoot, "directory on the agents holding the tasks' volumes (default <data-dir>/volumes locally, /var/lib/<name>/volumes otherwise)")
 	fs.StringVar(&c.ExecutorMode, "executor-mode", c.ExecutorMode, "how agents get the executor: path (run this binary's path), serve (fetch it from this scheduler over HTTP) or auto (path with --master=local, serve otherwise)")

@@ -22,6 +22,7 @@ import (
 	"github.com/mesos-stateful/stateful/destroyer"
 	"github.com/mesos-stateful/stateful/httplib"
 	"github.com/mesos-stateful/stateful/internal/reconcile"
+	"github.com/mesos-stateful/stateful/internal/secretfile"
 	"github.com/mesos-stateful/stateful/localmesos"
 	"github.com/mesos-stateful/stateful/maintainer"
 	"github.com/mesos-stateful/stateful/mesoslib"
@@ -137,6 +138,11 @@ func resolve(cfg Config) (Config, error) {
 			cfg.VolumeRoot = filepath.Join(dir, "volumes")
 		} else {
 			cfg.VolumeRoot = filepath.Join("/var/lib", cfg.Name, "volumes")
+		}
+	}
+	if cfg.SecretFile != "" {
+		if cfg.Mesos.Secret, err = secretfile.ReadLine(cfg.SecretFile); err != nil {
+			return cfg, fmt.Errorf("framework: --secret-file: %w", err)
 		}
 	}
 	if cfg.APITokens != "" {

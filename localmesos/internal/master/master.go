@@ -23,6 +23,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/mesos-stateful/stateful/localmesos/internal/basicauth"
 	"github.com/mesos-stateful/stateful/localmesos/internal/wire"
 )
 
@@ -56,6 +57,12 @@ type Config struct {
 	// failover have to re-register before they are marked unreachable
 	// (Mesos: --agent_reregister_timeout, 10mins).
 	AgentReregisterTimeout time.Duration
+	// Credentials, if not empty, make the master require HTTP Basic
+	// authentication as Mesos does with --authenticate_http_frameworks,
+	// --authenticate_http_readonly and --authenticate_http_readwrite: on
+	// the scheduler API and /master/state (not /health), and a SUBSCRIBE
+	// must not name another principal than the authenticated one.
+	Credentials basicauth.Credentials
 }
 
 func (c *Config) setDefaults() {
@@ -193,8 +200,9 @@ func (m *Master) ID() string {
 func (m *Master) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/scheduler", m.serveScheduler)
-	mux.HandleFunc("/master/state", m.serveState)
-	mux.HandleFunc("/state", m.serveState)
+	state := m.cfg.Credentials.Require(basicauth.RealmReadOnly, http.HandlerFunc(m.serveState))
+	mux.Handle("/master/state", state)
+	mux.Handle("/state", state)
 	mux.HandleFunc("/master/health", m.serveHealth)
 	mux.HandleFunc("/health", m.serveHealth)
 	return mux
