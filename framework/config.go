@@ -91,6 +91,16 @@ type Config struct {
 	// DataDir/etcd) or the client URLs of an etcd cluster, separated by
 	// commas (--etcd).
 	Etcd string
+	// EtcdCert, EtcdKey and EtcdCA are the client certificate, its key
+	// (mode 0600) and the CA certificates of an external etcd served over
+	// https (--etcd-cert, --etcd-key, --etcd-ca). EtcdUser and
+	// EtcdPasswordFile (mode 0600) authenticate to it as an etcd user
+	// (--etcd-user, --etcd-password-file).
+	EtcdCert         string
+	EtcdKey          string
+	EtcdCA           string
+	EtcdUser         string
+	EtcdPasswordFile string
 	// DataDir holds the embedded etcd's data, the embedded agents' work
 	// directories and (locally) the tasks' volumes (--data-dir).
 	DataDir string
@@ -240,6 +250,19 @@ func (c Config) Validate() error {
 		if err := checkURLs(c.Etcd); err != nil {
 			bad("etcd", "want %q or etcd client URL(s): %v", EtcdEmbedded, err)
 		}
+	}
+	if c.Etcd == EtcdEmbedded {
+		for flag, v := range map[string]string{"etcd-cert": c.EtcdCert, "etcd-key": c.EtcdKey, "etcd-ca": c.EtcdCA, "etcd-user": c.EtcdUser, "etcd-password-file": c.EtcdPasswordFile} {
+			if v != "" {
+				bad(flag, "is for an external etcd (--etcd URLs); the embedded one makes its own credentials")
+			}
+		}
+	}
+	if (c.EtcdCert == "") != (c.EtcdKey == "") {
+		bad("etcd-cert", "--etcd-cert and --etcd-key go together")
+	}
+	if (c.EtcdUser == "") != (c.EtcdPasswordFile == "") {
+		bad("etcd-user", "--etcd-user and --etcd-password-file go together")
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data-dir", "must not be empty")
@@ -411,6 +434,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.LocalPort, "local-port", c.LocalPort, "port of the embedded cluster's master; 0 picks a free one")
 	fs.StringVar(&c.LocalResources, "local-resources", c.LocalResources, "resources of each embedded agent, in Mesos' --resources syntax")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, `"embedded" for an etcd inside this process, or etcd client URL(s), e.g. http://etcd-1:2379,http://etcd-2:2379`)
+	fs.StringVar(&c.EtcdCert, "etcd-cert", c.EtcdCert, "PEM client certificate for an external etcd")
+	fs.StringVar(&c.EtcdKey, "etcd-key", c.EtcdKey, "PEM key of --etcd-cert (mode 0600)")
+	fs.StringVar(&c.EtcdCA, "etcd-ca", c.EtcdCA, "PEM CA certificate(s) to verify an external etcd's https endpoints with")
+	fs.StringVar(&c.EtcdUser, "etcd-user", c.EtcdUser, "etcd user to authenticate to an external etcd as")
+	fs.StringVar(&c.EtcdPasswordFile, "etcd-password-file", c.EtcdPasswordFile, "file holding the password of --etcd-user (mode 0600)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "where the embedded etcd and embedded agents keep their data")
 	fs.StringVar(&c.Runtime, "runtime", c.Runtime, "how tasks run: auto (docker if an engine answers, else a process), docker or process")
 	fs.StringVar(&c.Name, "name", c.Name, "framework name on Mesos and in etcd")

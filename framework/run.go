@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -191,9 +192,43 @@ func openEtcd(ctx context.Context, cfg Config) (*clientv3.Client, func(), error)
 	for _, u := range strings.Split(cfg.Etcd, ",") {
 		endpoints = append(endpoints, strings.TrimSpace(u))
 	}
+	ecfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second}
+	if cfg.EtcdUser != "" {
+		password, err := secretfile.ReadLine(cfg.EtcdPasswordFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("framework: --etcd-password-file: %w", err)
+		}
+		ecfg.Username, ecfg.Password = cfg.EtcdUser, password
+	}
+	if cfg.EtcdCert != "" || cfg.EtcdCA != "" {
+		tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.EtcdCA != "" {
+			pool, err := httplib.LoadCAs(cfg.EtcdCA)
+			if err != nil {
+				return nil, nil, fmt.Errorf("framework: --etcd-ca: %w", err)
+			}
+			tcfg.RootCAs = pool
+		}
+		if cfg.EtcdCert != "" {
+			certPEM, err := os.ReadFile(cfg.EtcdCert)
+			if err != nil {
+				return nil, nil, fmt.Errorf("framework: --etcd-cert: %w", err)
+			}
+			keyPEM, err := secretfile.Read(cfg.EtcdKey)
+			if err != nil {
+				return nil, nil, fmt.Errorf("framework: --etcd-key: %w", err)
+			}
+			cert, err := tls.X509KeyPair(certPEM, keyPEM)
+			if err != nil {
+				return nil, nil, fmt.Errorf("framework: --etcd-cert %s and --etcd-key %s: %w", cfg.EtcdCert, cfg.EtcdKey, err)
+			}
+			tcfg.Certificates = []tls.Certificate{cert}
+		}
+		ecfg.TLS = tcfg
+	}
 	// Not tied to ctx: the client must outlive the shutdown of the parts
 	// (the leadership ends only when the store closes, last).
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	c, err := clientv3.New(ecfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("framework: etcd %s: %w", cfg.Etcd, err)
 	}
