@@ -43,7 +43,8 @@ const (
 	DefaultName            = "stateful"
 	DefaultRole            = "*"
 	DefaultFailoverTimeout = mesoslib.DefaultFailoverTimeout
-	DefaultExecutorHTTP    = ":5657"
+	DefaultExecutorHTTP    = "" // the --advertise address, else 127.0.0.1:DefaultExecutorPort
+	DefaultExecutorPort    = "5657"
 	DefaultWorkers         = 4
 	DefaultResyncInterval  = time.Minute
 	DefaultRetryBackoff    = 500 * time.Millisecond
@@ -134,8 +135,10 @@ type Config struct {
 	// "auto" is path with the embedded cluster and serve otherwise.
 	ExecutorMode string
 	// ExecutorHTTP is where the binary is served in serve mode
-	// (--executor-http); Advertise is the host[:port] agents fetch it from
-	// (--advertise; default: this host's name and ExecutorHTTP's port).
+	// (--executor-http; default: the Advertise address, else
+	// 127.0.0.1:5657, never every interface unless asked to); Advertise is
+	// the host[:port] agents fetch it from (--advertise; default:
+	// ExecutorHTTP, or this host's name if that is every interface).
 	ExecutorHTTP string
 	Advertise    string
 	// ExecutorBinary is the binary agents start as the executor; empty
@@ -293,7 +296,7 @@ func (c Config) Validate() error {
 		bad("executor-mode", "%q: want auto, path or serve", c.ExecutorMode)
 	}
 	if c.serveExecutor() {
-		if _, _, err := net.SplitHostPort(c.ExecutorHTTP); err != nil {
+		if _, _, err := net.SplitHostPort(c.ExecutorHTTP); c.ExecutorHTTP != "" && err != nil {
 			bad("executor-http", "%q is not host:port", c.ExecutorHTTP)
 		}
 		if c.Advertise != "" && strings.ContainsAny(c.Advertise, "/ ") {
@@ -448,7 +451,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.FailoverTimeout, "failover-timeout", c.FailoverTimeout, "how long Mesos keeps the tasks while no scheduler is connected")
 	fs.StringVar(&c.VolumeRoot, "volume-root", c.VolumeRoot, "directory on the agents holding the tasks' volumes (default <data-dir>/volumes locally, /var/lib/<name>/volumes otherwise)")
 	fs.StringVar(&c.ExecutorMode, "executor-mode", c.ExecutorMode, "how agents get the executor: path (run this binary's path), serve (fetch it from this scheduler over HTTP) or auto (path with --master=local, serve otherwise)")
-	fs.StringVar(&c.ExecutorHTTP, "executor-http", c.ExecutorHTTP, "address this scheduler serves its binary on, for agents to fetch (serve mode)")
+	fs.StringVar(&c.ExecutorHTTP, "executor-http", c.ExecutorHTTP, "address this scheduler serves its binary on, for agents to fetch (serve mode; default: the --advertise address, else 127.0.0.1:5657)")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host[:port] agents fetch the binary from (serve mode; default: this host's name and the --executor-http port)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "instances reconciled at once")
 	fs.DurationVar(&c.Creator.StickyWait, "sticky-wait", c.Creator.StickyWait, "how long a relaunched task waits for the agent holding its volume")

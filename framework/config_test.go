@@ -175,3 +175,21 @@ func TestNoAuthOnlyOnLoopback(t *testing.T) {
 		t.Errorf("--tls-client-ca without a certificate: %v", err)
 	}
 }
+
+func TestBinaryAddrs(t *testing.T) {
+	host, _ := os.Hostname()
+	for _, tc := range []struct{ listen, advertise, wantListen, wantAdvertise string }{
+		{"", "", "127.0.0.1:5657", "127.0.0.1:5657"},
+		{"", "sched.example.com", "sched.example.com:5657", "sched.example.com:5657"},
+		{"", "10.0.0.5:7000", "10.0.0.5:7000", "10.0.0.5:7000"},
+		{"10.0.0.5:6000", "", "10.0.0.5:6000", "10.0.0.5:6000"},
+		{":6000", "", ":6000", host + ":6000"},
+		{"0.0.0.0:6000", "sched", "0.0.0.0:6000", "sched:6000"},
+	} {
+		listen, advertise, err := binaryAddrs(tc.listen, tc.advertise)
+		if err != nil || listen != tc.wantListen || advertise != tc.wantAdvertise {
+			t.Errorf("--executor-http %q --advertise %q: listen %q, advertise %q, %v; want %q, %q",
+				tc.listen, tc.advertise, listen, advertise, err, tc.wantListen, tc.wantAdvertise)
+		}
+	}
+}

@@ -195,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		cfg.WorkDir = c.tmpDir
 		c.cfg.WorkDir = c.tmpDir
 	}
-	if err = os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+	if err = os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
 		return c, fmt.Errorf("localmesos: work dir: %w", err)
 	}
 	c.listener, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))

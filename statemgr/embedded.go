@@ -73,6 +73,16 @@ func StartEmbedded(ctx context.Context, dir string) (_ *Embedded, err error) {
 	cfg.Dir = dir
 	cfg.LogLevel = "warn"
 	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
+	// etcd's logger would create its log 0644; what it logs is no one
+	// else's business.
+	logFile, err := os.OpenFile(cfg.LogOutputs[0], os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	logFile.Close()
+	if err := os.Chmod(cfg.LogOutputs[0], 0o600); err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
 	// Port 0 everywhere: the kernel picks free ports, so parallel tests and a
 	// running framework never collide. The member's recorded peer URL stays
 	// the constant ":0" URL, so a restart on the same directory with other
