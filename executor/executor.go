@@ -18,9 +18,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"syscall"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/golang/glog"
