@@ -140,6 +140,10 @@ type InstanceValidator interface {
 	ValidateInstance(inst *Instance) error
 }
 
+// Redacted is what the REST API shows instead of each value of a spec's
+// env to a read-only token: env is where workloads keep secrets.
+const Redacted = "<redacted>"
+
 // SpecPolicy is an optional interface of a Workload: it decides which spec
 // fields an API request may set, e.g. refusing "command" (which runs any
 // program on every agent) or allowing only known images. The REST API calls

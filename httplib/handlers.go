@@ -90,7 +90,7 @@ func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 
 // Redacted replaces the values of the spec's env in answers to read-only
 // tokens: env is where workloads keep secrets (passwords) for their tasks.
-const Redacted = "<redacted>"
+const Redacted = stateful.Redacted
 
 // redact hides inst's secrets. The instance is the caller's copy (the
 // Service contract), so it is changed in place.

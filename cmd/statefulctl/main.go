@@ -88,6 +88,7 @@ func commands() []command {
 		{"wait", "NAME [-status S] [-timeout D] [-interval D]", "wait until an instance has a status (RUNNING: and every task healthy)", 1, 1, "NAME", setupWait},
 		{"master", "NAME [PORTNAME] [-task-id]", "print HOST PORT of the task holding the master role", 1, 2, "NAME", setupMaster},
 		{"addr", "NAME ORDINAL|TASK [PORTNAME] [-task-id]", "print HOST PORT of a task", 2, 3, "NAME and ORDINAL", setupAddr},
+		{"env", "NAME [KEY]", "print an instance's env (KEY=VALUE lines), or one value, e.g. a password; needs an admin token when the API has tokens", 1, 2, "NAME", setupEnv},
 		{"health", "", "show whether the scheduler is healthy", 0, 0, "", setupHealth},
 	}
 }
