@@ -51,11 +51,15 @@ func freePort(t *testing.T) int {
 
 // server is a redis-server process started by a test.
 type server struct {
-	task   *stateful.Task
-	cmd    *exec.Cmd
-	exited chan struct{}
-	dir    string
+	task     *stateful.Task
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	dir      string
+	password string // the instance's, "" for none
 }
+
+// srv is the server for resp, with its password.
+func (s *server) srv() resp.Server { return resp.Server{Addr: s.addr(), Password: s.password} }
 
 func (s *server) addr() string {
 	return net.JoinHostPort(s.task.Host, strconv.Itoa(s.task.Ports[PortName]))
@@ -116,7 +120,7 @@ func tryServer(t *testing.T, w *Redis, inst *stateful.Instance, task *stateful.T
 		_ = cmd.Process.Kill()
 		<-exited
 	})
-	s := &server{task: task, cmd: cmd, exited: exited, dir: dir}
+	s := &server{task: task, cmd: cmd, exited: exited, dir: dir, password: inst.Spec.Env[PasswordEnv]}
 	// The server that answers must be ours, not another program's on a
 	// port it took since freePort.
 	for deadline := time.Now().Add(20 * time.Second); ; {
@@ -125,7 +129,7 @@ func tryServer(t *testing.T, w *Redis, inst *stateful.Instance, task *stateful.T
 			return nil, fmt.Errorf("redis-server for %s exited: %s", task.Name, log.String())
 		default:
 		}
-		reply, err := resp.Do(ctx, resp.Server{Addr: s.addr()}, "INFO", "server")
+		reply, err := resp.Do(ctx, s.srv(), "INFO", "server")
 		if text, ok := reply.(string); err == nil && ok {
 			if pid := ParseInfo(text)["process_id"]; pid != strconv.Itoa(cmd.Process.Pid) {
 				return nil, fmt.Errorf("%s: another server (pid %s) answers on %s", task.Name, pid, s.addr())
