@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/golang/glog"
@@ -129,10 +130,8 @@ func resolve(cfg Config) (Config, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return cfg, fmt.Errorf("framework: data dir: %w", err)
 	}
-	if st, err := os.Stat(dir); err != nil {
-		return cfg, fmt.Errorf("framework: data dir: %w", err)
-	} else if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return cfg, fmt.Errorf("framework: --data-dir %s: mode %04o lets other users in; want 0700 (chmod 700 %s)", dir, perm, dir)
+	if err := privateDir(dir); err != nil {
+		return cfg, fmt.Errorf("framework: --data-dir %s: %w", dir, err)
 	}
 	if cfg.VolumeRoot == "" {
 		if cfg.local() {
@@ -169,6 +168,29 @@ func resolve(cfg Config) (Config, error) {
 		cfg.ExecutorBinary = exe
 	}
 	return cfg, nil
+}
+
+// privateDir makes sure only this user may enter dir: a directory of ours
+// that others may enter is tightened to 0700; a shared one (sticky, like
+// /tmp) or another user's is refused rather than changed.
+func privateDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	perm := st.Mode().Perm()
+	if perm&0o077 == 0 {
+		return nil
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if st.Mode()&os.ModeSticky != 0 || !ok || int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("mode %04o lets other users in, and it is not this user's own directory to change: give a directory of its own, mode 0700", perm)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	glog.Infof("framework: data dir %s was mode %04o; now 0700", dir, perm)
+	return nil
 }
 
 // openEtcd connects to etcd, starting the embedded one if asked to.
