@@ -148,6 +148,33 @@ type HealthChecker interface {
 	CheckHealth(ctx context.Context, task *Task, exec ExecFunc) error
 }
 
+// Initializer is an optional interface of a Workload: Init hands the
+// workload the Handle once per leadership term, when the scheduler has
+// assembled its parts and before it calls any other callback of that term.
+// It is how Config (which receives no Handle) reads the stored tasks, e.g. a
+// slave's master when inst.Tasks is empty. The Handle stays valid for the
+// term; a later term calls Init again with its own. Init must not block.
+type Initializer interface {
+	Init(h Handle)
+}
+
+// Switchoverer is an optional interface of a Workload: a planned change of
+// master (an operator's switchover, or the master's turn in a rolling spec
+// change) without losing acknowledged writes. Switchover is called while
+// from (the master) and to (a slave) both run and are healthy; it stops from
+// taking writes, waits until to has replicated everything from acknowledged,
+// makes to the master, and points from and the other running slaves at to.
+// Once it returns nil the toolkit records the promotion (Handle.Promote) and
+// tells the executors their new roles. Like every callback it must be
+// idempotent: after an error or a scheduler restart it is called again with
+// the same from and to, possibly after some steps were done.
+//
+// Without it, a spec change relaunches the master in place (its clients
+// wait for it) and POST /v1/instances/{name}/switchover is refused.
+type Switchoverer interface {
+	Switchover(ctx context.Context, h Handle, inst *Instance, from, to *Task) error
+}
+
 // Well-known Task.Stats keys.
 const (
 	// StatRole is the role the workload itself reports (e.g. Redis' "role").

@@ -73,6 +73,19 @@ type TaskHandle struct {
 	// Host is the agent address the task's ports are bound to.
 	Host     string
 	workload Workload
+	role     func() string
+}
+
+// Role returns the role the task holds now: the launch's (Data.Role) until
+// the scheduler reports a promotion or demotion.
+func (t TaskHandle) Role() string {
+	if t.role != nil {
+		return t.role()
+	}
+	if t.Data != nil {
+		return t.Data.Role
+	}
+	return ""
 }
 
 // Addr returns host:port of the task's named port, "" if it has none.
@@ -146,6 +159,11 @@ type TaskMon struct {
 	runtimeName string
 	state       mesos.TaskState
 	healthy     *bool
+	role        string
+	// refresh asks the stats and health loops for a report at once (after
+	// a role change); one pending request is enough.
+	refreshStats  chan struct{}
+	refreshHealth chan struct{}
 }
 
 // newTaskMon prepares a TaskMon; killGrace is the task's kill policy grace,
@@ -168,7 +186,35 @@ func newTaskMon(spec StartSpec, killGrace time.Duration, resolve runtimeResolver
 		killGrace:   killGrace,
 		policyGrace: killGrace,
 		state:       mesos.TASK_STAGING,
+		role:        spec.Data.Role,
+
+		refreshStats:  make(chan struct{}, 1),
+		refreshHealth: make(chan struct{}, 1),
 	}
+}
+
+// SetRole records the role the scheduler says the task holds now, and has
+// stats and health checked at once with it, so that the role shown and the
+// checks that depend on it (a slave's replication link) follow a promotion
+// without waiting for an interval.
+func (m *TaskMon) SetRole(role string) {
+	m.mu.Lock()
+	changed := m.role != role
+	m.role = role
+	m.mu.Unlock()
+	if !changed {
+		return
+	}
+	glog.Infof("task %s: role is now %s", m.taskID, role)
+	m.poke(m.refreshStats)
+	m.poke(m.refreshHealth)
+}
+
+// Role returns the task's current role.
+func (m *TaskMon) Role() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.role
 }
 
 // Done is closed when Run has returned.
@@ -207,7 +253,19 @@ func (m *TaskMon) Exec(ctx context.Context, cmd []string) (ExecOutput, error) {
 	if w == nil {
 		return ExecOutput{ExitCode: -1}, errors.New("the task has not started yet")
 	}
-	return w.Exec(ctx, cmd)
+	out, err := w.Exec(ctx, cmd)
+	// The scheduler's commands are how a workload changes a task's role
+	// (REPLICAOF ...): report the figures they change at once.
+	m.poke(m.refreshStats)
+	return out, err
+}
+
+// poke makes a pending request on c; one is enough.
+func (m *TaskMon) poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // Run starts the task and watches it until it ends.
@@ -236,7 +294,7 @@ func (m *TaskMon) Run(ctx context.Context) {
 		stopWatching()
 		wg.Wait()
 	}()
-	handle := TaskHandle{ID: m.taskID, Data: m.data, Host: m.spec.Host, workload: w}
+	handle := TaskHandle{ID: m.taskID, Data: m.data, Host: m.spec.Host, workload: w, role: m.Role}
 	if m.cfg.StatsInterval > 0 {
 		wg.Add(1)
 		go func() {
@@ -255,7 +313,7 @@ func (m *TaskMon) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			checker.loop(watchCtx, m.cfg.StartupCheckInterval, results)
+			checker.loop(watchCtx, m.cfg.StartupCheckInterval, m.refreshHealth, results)
 		}()
 		grace := time.NewTimer(checker.health.GraceOrDefault())
 		defer grace.Stop()
@@ -507,6 +565,7 @@ func (m *TaskMon) statsLoop(ctx context.Context, task TaskHandle) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-m.refreshStats:
 		}
 		m.rep.Message(m.collectStats(ctx, task))
 	}
@@ -520,6 +579,7 @@ func (m *TaskMon) collectStats(ctx context.Context, task TaskHandle) *protocol.S
 		Time:       time.Now().UTC(),
 		State:      m.state.String(),
 		Healthy:    m.healthy,
+		Role:       m.role,
 	}
 	m.mu.Unlock()
 	// A slow source must not hold stats back for long; Docker takes about
@@ -568,8 +628,9 @@ type healthChecker struct {
 }
 
 // loop checks at the health interval (capped at startupInterval until the
-// first success) and sends every result until ctx ends.
-func (c healthChecker) loop(ctx context.Context, startupInterval time.Duration, out chan<- healthResult) {
+// first success, and at once when refresh fires) and sends every result
+// until ctx ends.
+func (c healthChecker) loop(ctx context.Context, startupInterval time.Duration, refresh <-chan struct{}, out chan<- healthResult) {
 	interval := c.health.IntervalOrDefault()
 	passed := false
 	for {
@@ -593,6 +654,8 @@ func (c healthChecker) loop(ctx context.Context, startupInterval time.Duration, 
 			t.Stop()
 			return
 		case <-t.C:
+		case <-refresh:
+			t.Stop()
 		}
 	}
 }

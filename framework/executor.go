@@ -178,8 +178,8 @@ func executorTask(th executor.TaskHandle) *stateful.Task {
 	if id, err := stateful.ParseTaskID(th.ID); err == nil {
 		t.Instance, t.Ordinal, t.Attempt, t.Name = id.Instance, id.Ordinal, id.Attempt, id.TaskName()
 	}
+	t.Role = stateful.Role(th.Role())
 	if d := th.Data; d != nil {
-		t.Role = stateful.Role(d.Role)
 		if len(d.Ports) > 0 {
 			t.Ports = make(map[string]int, len(d.Ports))
 			for name, p := range d.Ports {

@@ -35,8 +35,28 @@ func (s *service) Create(ctx context.Context, inst *stateful.Instance) (*statefu
 	return s.creator.Create(ctx, inst)
 }
 
+// Update answers with the instance as GET shows it, stats included.
 func (s *service) Update(ctx context.Context, name string, patch httplib.Patch) (*stateful.Instance, error) {
-	return s.creator.Update(ctx, name, patch.Generation, patch.Slaves, patch.Spec)
+	if _, err := s.creator.Update(ctx, name, patch.Generation, patch.Slaves, patch.Spec); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, name)
+}
+
+var _ httplib.PlanService = (*service)(nil)
+
+func (s *service) Switchover(ctx context.Context, name string, to *int) (*stateful.Instance, error) {
+	if _, err := s.maintainer.RequestSwitchover(ctx, name, to); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, name)
+}
+
+func (s *service) SetRolloutPaused(ctx context.Context, name string, paused bool) (*stateful.Instance, error) {
+	if _, err := s.maintainer.SetRolloutPaused(ctx, name, paused); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, name)
 }
 
 func (s *service) Destroy(ctx context.Context, name string) (*stateful.Instance, error) {

@@ -150,6 +150,9 @@ func New(cfg Config, svc Service, reg Registry) (*Server, error) {
 	s.handle(http.MethodGet, "/v1/instances/{name}", s.getInstance)
 	s.handle(http.MethodPatch, "/v1/instances/{name}", s.patchInstance)
 	s.handle(http.MethodDelete, "/v1/instances/{name}", s.deleteInstance)
+	s.handle(http.MethodPost, "/v1/instances/{name}/switchover", s.switchover)
+	s.handle(http.MethodPost, "/v1/instances/{name}/rollout/pause", s.rollout(true))
+	s.handle(http.MethodPost, "/v1/instances/{name}/rollout/resume", s.rollout(false))
 	s.handle(http.MethodGet, "/v1/health", s.health)
 	s.handle(http.MethodGet, "/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
 		ErrorLog: glogPrinter{}, ErrorHandling: promhttp.ContinueOnError,
