@@ -612,6 +612,10 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
+// firstStartupCheck is the wait after a task's first failed health check;
+// it doubles up to monitorConfig.StartupCheckInterval until one passes.
+const firstStartupCheck = 50 * time.Millisecond
+
 // healthResult is one health check's outcome; err nil means healthy.
 type healthResult struct{ err error }
 
@@ -627,12 +631,17 @@ type healthChecker struct {
 	ports    map[string]uint32
 }
 
-// loop checks at the health interval (capped at startupInterval until the
-// first success, and at once when refresh fires) and sends every result
+// loop checks at once, then at the health interval (until the first
+// success at firstStartupCheck doubling up to startupInterval; at once when
+// refresh fires) and sends every result
 // until ctx ends.
 func (c healthChecker) loop(ctx context.Context, startupInterval time.Duration, refresh <-chan struct{}, out chan<- healthResult) {
 	interval := c.health.IntervalOrDefault()
 	passed := false
+	// Until the first success the checks come quickly (most processes
+	// listen within a fraction of a second), backing off to
+	// startupInterval so a slow starter is not checked needlessly often.
+	startupWait := min(firstStartupCheck, startupInterval)
 	for {
 		err := c.check(ctx)
 		if ctx.Err() != nil {
@@ -645,8 +654,9 @@ func (c healthChecker) loop(ctx context.Context, startupInterval time.Duration, 
 			return
 		}
 		wait := interval
-		if !passed && startupInterval < wait {
-			wait = startupInterval
+		if !passed {
+			wait = min(wait, startupWait)
+			startupWait = min(2*startupWait, startupInterval)
 		}
 		t := time.NewTimer(wait)
 		select {
