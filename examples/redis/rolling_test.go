@@ -1,100 +1,16 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/client"
 	"github.com/mesos-stateful/stateful/examples/redis/redistest"
-	"github.com/mesos-stateful/stateful/examples/redis/resp"
 )
-
-// apiWriter writes through the master GET names, as a client that follows
-// the API would: SET then WAIT 1 (one slave has it), and on any error it
-// asks GET again and retries the same key. It keeps the keys acknowledged
-// by WAIT and the longest time between two acknowledged writes.
-type apiWriter struct {
-	env  *redistest.Env
-	name string
-
-	mu     sync.Mutex
-	acked  []int
-	maxGap time.Duration
-	errs   int
-}
-
-func (w *apiWriter) run(ctx context.Context) {
-	var (
-		conn *resp.Conn
-		last = time.Now()
-	)
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
-	for i := 0; ctx.Err() == nil; {
-		if conn == nil {
-			inst, _, err := w.env.Get(ctx, w.name)
-			m := (*stateful.Task)(nil)
-			if err == nil && inst != nil {
-				m = redistest.Master(inst)
-			}
-			if m == nil || m.State != stateful.TaskRunning {
-				w.fail()
-				continue
-			}
-			dctx, cancel := context.WithTimeout(ctx, time.Second)
-			conn, err = resp.Dial(dctx, redistest.Addr(m))
-			cancel()
-			if err != nil {
-				conn = nil
-				w.fail()
-				continue
-			}
-		}
-		key := "w:" + strconv.Itoa(i)
-		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		got, err := conn.Do(dctx, "SET", key, key)
-		if err == nil && got == "OK" {
-			got, err = conn.Do(dctx, "WAIT", "1", "1000")
-		}
-		cancel()
-		if n, ok := got.(int64); err != nil || !ok || n < 1 {
-			conn.Close()
-			conn = nil
-			w.fail()
-			continue
-		}
-		now := time.Now()
-		w.mu.Lock()
-		w.acked = append(w.acked, i)
-		w.maxGap = max(w.maxGap, now.Sub(last))
-		w.mu.Unlock()
-		last = now
-		i++
-	}
-}
-
-func (w *apiWriter) fail() {
-	w.mu.Lock()
-	w.errs++
-	w.mu.Unlock()
-	time.Sleep(5 * time.Millisecond) // a client's retry pause, not synchronisation
-}
-
-func (w *apiWriter) result() ([]int, time.Duration, int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.acked), w.maxGap, w.errs
-}
 
 // TestRollingUpdateSwitchesOver: a spec change of a 1+2 instance rolls the
 // slaves one at a time, then switches the master over to a slave (CLIENT
@@ -121,14 +37,10 @@ func TestRollingUpdateSwitchesOver(t *testing.T) {
 		}
 	}
 
-	wctx, stopWriter := context.WithCancel(ctx)
-	w := &apiWriter{env: env, name: name}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); w.run(wctx) }()
-	defer func() { stopWriter(); wg.Wait() }()
+	w := env.StartWriter(ctx, name)
+	defer w.Stop()
 	err = redistest.Poll(ctx, "the writer's first acknowledged writes", func() (bool, string) {
-		acked, _, _ := w.result()
+		acked, _, _ := w.Result()
 		return len(acked) > 20, fmt.Sprint(len(acked))
 	})
 	if err != nil {
@@ -174,7 +86,7 @@ func TestRollingUpdateSwitchesOver(t *testing.T) {
 			t.Errorf("%s: attempt %d, want %d (one relaunch each)", task.Name, task.Attempt, before.Tasks[i].Attempt+1)
 		}
 	}
-	acked, gap, errs := w.result()
+	acked, gap, errs := w.Result()
 	t.Logf("rolling update: %d writes acknowledged, longest gap %v, %d client retries", len(acked), gap.Round(time.Millisecond), errs)
 
 	// A switchover through the API moves the master back to ordinal 0
@@ -212,18 +124,17 @@ func TestRollingUpdateSwitchesOver(t *testing.T) {
 	if err != nil {
 		t.Error(err)
 	}
-	stopWriter()
-	wg.Wait()
+	w.Stop()
 	rec.stop()
 
-	acked, gap, errs = w.result()
+	acked, gap, errs = w.Result()
 	t.Logf("after the switchover: %d writes acknowledged, longest gap %v, %d client retries", len(acked), gap.Round(time.Millisecond), errs)
-	maddr := redistest.Addr(redistest.Master(inst))
-	for _, i := range acked {
-		key := "w:" + strconv.Itoa(i)
-		if got := do(t, maddr, "GET", key); got != key {
-			t.Fatalf("acknowledged write %s is lost: GET = %v", key, got)
-		}
+	lost, err := w.Lost(ctx, redistest.Addr(redistest.Master(inst)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lost) > 0 {
+		t.Fatalf("%d of %d acknowledged writes lost: %v", len(lost), len(acked), lost[:min(len(lost), 10)])
 	}
 	seen := rec.statuses()
 	if !slices.Contains(seen, stateful.StatusUpdating) || slices.Contains(seen, stateful.StatusDegraded) {
