@@ -175,6 +175,26 @@ type Switchoverer interface {
 	Switchover(ctx context.Context, h Handle, inst *Instance, from, to *Task) error
 }
 
+// VolumeInitializer is an optional interface of a Workload: InitVolume
+// prepares a task's volume once, before the task's process first starts on
+// it, e.g. initialises a database directory, or clones the master's data
+// into a new or replaced replica's volume. It runs in the executor, where
+// the volume is: volume is its path on the agent; task describes the task
+// (its role, host and ports); master is the instance's master as it was when
+// this slave was launched (name, host, ports), nil for a master or peer or
+// when the master was not placed yet. Exec is not available: the task's
+// process has not started.
+//
+// Once InitVolume returns nil the toolkit marks the volume and never calls
+// it again for it (relaunches on the same agent keep their data). An error
+// fails the attempt (TASK_FAILED with the error) and the next attempt calls
+// it again, so it must cope with what an interrupted call left behind. ctx
+// ends when the task is killed. Without a volume in the spec it is not
+// called.
+type VolumeInitializer interface {
+	InitVolume(ctx context.Context, task *Task, volume string, master *Task) error
+}
+
 // Well-known Task.Stats keys.
 const (
 	// StatRole is the role the workload itself reports (e.g. Redis' "role").

@@ -70,6 +70,9 @@ type Options struct {
 	// interval; a task is healthy only when both pass (see
 	// HealthProvider). May be nil.
 	Health HealthProvider
+	// InitVolume prepares a fresh volume before a task's process first
+	// starts on it (see VolumeInitHook); may be nil.
+	InitVolume VolumeInitHook
 	// StatsInterval is how often each task's stats are sent; 0 means
 	// DefaultStatsInterval, negative disables stats.
 	StatsInterval time.Duration
@@ -463,7 +466,7 @@ func (e *runner) launch(task mesos.TaskInfo) {
 		Stdout:      e.stdout,
 		Stderr:      e.stderr,
 	}
-	mon := newTaskMon(spec, policyGrace(task), e.resolveRuntime, e, taskHooks{stats: e.opts.Stats, health: e.opts.Health}, monitorConfig{StatsInterval: e.opts.StatsInterval})
+	mon := newTaskMon(spec, policyGrace(task), e.resolveRuntime, e, taskHooks{stats: e.opts.Stats, health: e.opts.Health, initVolume: e.opts.InitVolume}, monitorConfig{StatsInterval: e.opts.StatsInterval})
 
 	e.mu.Lock()
 	e.tasks[id] = mon

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -56,11 +58,22 @@ func (f HealthProviderFunc) WorkloadHealth(ctx context.Context, task TaskHandle)
 	return f(ctx, task)
 }
 
-// taskHooks are the workload's in-process additions to a TaskMon; either
-// may be nil.
+// VolumeInitHook prepares a task's fresh volume (its host path) before the
+// task's process first starts on it. It is called once per volume: the
+// TaskMon marks the volume after it returns nil, and an error fails the
+// task (the next attempt calls it again). ctx ends when the task is killed.
+// task.Exec is unavailable: nothing runs yet.
+type VolumeInitHook func(ctx context.Context, task TaskHandle, volume string) error
+
+// volumeMarker is the file whose presence says a volume was initialised.
+const volumeMarker = ".stateful-initialized"
+
+// taskHooks are the workload's in-process additions to a TaskMon; any may
+// be nil.
 type taskHooks struct {
-	stats  StatsProvider
-	health HealthProvider
+	stats      StatsProvider
+	health     HealthProvider
+	initVolume VolumeInitHook
 }
 
 // TaskHandle is what a StatsProvider or HealthProvider may use of a
@@ -99,6 +112,9 @@ func (t TaskHandle) Addr(portName string) string {
 
 // Exec runs a command inside the task.
 func (t TaskHandle) Exec(ctx context.Context, cmd ...string) (ExecOutput, error) {
+	if t.workload == nil {
+		return ExecOutput{ExitCode: -1}, errors.New("the task's process has not started")
+	}
 	return t.workload.Exec(ctx, cmd)
 }
 
@@ -453,6 +469,9 @@ func (m *TaskMon) start(ctx context.Context) (Workload, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := m.initVolume(startCtx); err != nil {
+		return nil, err
+	}
 	glog.Infof("task %s: starting with the %s runtime", m.taskID, rt.Name())
 	w, err := rt.Start(startCtx, m.spec)
 
@@ -469,6 +488,44 @@ func (m *TaskMon) start(ctx context.Context) (Workload, error) {
 		glog.V(1).Infof("task %s: kill requested during start", m.taskID)
 	}
 	return w, nil
+}
+
+// initVolume runs the workload's volume hook on a volume that was never
+// initialised, and marks it once the hook has succeeded.
+func (m *TaskMon) initVolume(ctx context.Context) error {
+	if m.hooks.initVolume == nil || m.data.Volume == nil {
+		return nil
+	}
+	dir := m.data.Volume.HostPath
+	marker := filepath.Join(dir, volumeMarker)
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("volume %s: %w", dir, err)
+	}
+	glog.Infof("task %s: initialising its fresh volume %s", m.taskID, dir)
+	start := time.Now()
+	task := TaskHandle{ID: m.taskID, Data: m.data, Host: m.spec.Host, role: m.Role}
+	if err := callVolumeHook(ctx, m.hooks.initVolume, task, dir); err != nil {
+		return fmt.Errorf("initialising the volume: %w", err)
+	}
+	if err := os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o640); err != nil {
+		return fmt.Errorf("volume %s: marking it initialised: %w", dir, err)
+	}
+	glog.Infof("task %s: volume initialised in %v", m.taskID, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// callVolumeHook runs the hook; a panic becomes an error.
+func callVolumeHook(ctx context.Context, hook VolumeInitHook, task TaskHandle, dir string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			glog.Errorf("task %s: the workload's volume initialisation panicked: %v\n%s", task.ID, r, debug.Stack())
+			err = fmt.Errorf("panicked: %v", r)
+		}
+	}()
+	return hook(ctx, task, dir)
 }
 
 func (m *TaskMon) isKilling() bool {

@@ -146,6 +146,9 @@ func runExecutor(ctx context.Context, w stateful.Workload, statsInterval time.Du
 	if c, ok := w.(stateful.HealthChecker); ok {
 		opts.Health = healthProvider(c)
 	}
+	if vi, ok := w.(stateful.VolumeInitializer); ok {
+		opts.InitVolume = volumeInit(vi)
+	}
 	return executor.Run(ctx, opts)
 }
 
@@ -161,6 +164,27 @@ func healthProvider(c stateful.HealthChecker) executor.HealthProvider {
 	return executor.HealthProviderFunc(func(ctx context.Context, th executor.TaskHandle) error {
 		return c.CheckHealth(ctx, executorTask(th), taskExec(th))
 	})
+}
+
+// volumeInit runs the workload's InitVolume in the executor, with the
+// master the scheduler named in the task's data.
+func volumeInit(vi stateful.VolumeInitializer) executor.VolumeInitHook {
+	return func(ctx context.Context, th executor.TaskHandle, volume string) error {
+		var master *stateful.Task
+		if d := th.Data; d != nil && d.Master != nil {
+			master = &stateful.Task{Name: d.Master.Name, Host: d.Master.Host, Role: stateful.RoleMaster, State: stateful.TaskRunning}
+			if inst, ordinal, err := stateful.ParseTaskName(d.Master.Name); err == nil {
+				master.Instance, master.Ordinal = inst, ordinal
+			}
+			if len(d.Master.Ports) > 0 {
+				master.Ports = make(map[string]int, len(d.Master.Ports))
+				for name, p := range d.Master.Ports {
+					master.Ports[name] = int(p)
+				}
+			}
+		}
+		return vi.InitVolume(ctx, executorTask(th), volume, master)
+	}
 }
 
 // taskExec runs commands inside the executor's own task.
