@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -148,13 +150,31 @@ func TestMariaDB(t *testing.T) {
 	waitRows(t, ctx, inst, 100)
 
 	// Rolling update: the replicas, then a switchover, then the old
-	// primary as a replica.
+	// primary as a replica; a client writes through the primary GET names
+	// all along.
+	mustSQL(t, ctx, master, "CREATE TABLE t.w (k INT PRIMARY KEY) ENGINE=InnoDB")
+	w := startWriter(ctx, env, name)
+	defer w.stop()
+	err = redistest.Poll(ctx, "the writer's first committed rows", func() (bool, string) {
+		acked, _ := w.result()
+		return len(acked) > 5, ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := env.Client().Update(ctx, name, client.PatchRequest{Spec: json.RawMessage(`{"mem": 600}`)}); err != nil {
 		t.Fatal(err)
 	}
 	start = time.Now()
 	inst = waitUpdated(t, ctx, env, name)
-	t.Logf("rolling update in %v", time.Since(start).Round(time.Millisecond))
+	rolled := time.Since(start)
+	w.stop()
+	acked, gap := w.result()
+	got := mustSQL(t, ctx, redistest.Master(inst), "SELECT COUNT(*) FROM t.w")
+	if n, _ := strconv.Atoi(got); n < len(acked) {
+		t.Errorf("the primary has %s of the %d committed rows", got, len(acked))
+	}
+	t.Logf("rolling update in %v; client: %d rows committed, longest gap %v, none lost", rolled.Round(time.Millisecond), len(acked), gap.Round(time.Millisecond))
 	next := redistest.Master(inst)
 	if next == nil || next.Ordinal == master.Ordinal {
 		t.Fatalf("the primary did not move during the rolling update: %s", redistest.Describe(inst))
@@ -225,4 +245,61 @@ func TestMariaDB(t *testing.T) {
 	if err := env.Delete(ctx, name); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writer inserts rows into t.w through the primary GET names, one
+// statement (and commit) per row; on an error it asks GET again and retries
+// the same row. It keeps the rows whose INSERT returned and the longest
+// time between two of them.
+type writer struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	acked  []int
+	gap    time.Duration
+}
+
+func startWriter(ctx context.Context, env *redistest.Env, name string) *writer {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &writer{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		last := time.Now()
+		for i := 0; ctx.Err() == nil; {
+			inst, _, err := env.Get(ctx, name)
+			var m *stateful.Task
+			if err == nil && inst != nil {
+				m = redistest.Master(inst)
+			}
+			if m == nil || m.State != stateful.TaskRunning {
+				continue
+			}
+			if _, err := sql(ctx, m, fmt.Sprintf("INSERT INTO t.w VALUES (%d)", i)); err != nil {
+				// Refused (read-only) or the primary is gone; a duplicate
+				// key means an earlier try did commit.
+				if out, _ := sql(ctx, m, fmt.Sprintf("SELECT COUNT(*) FROM t.w WHERE k=%d", i)); out != "1" {
+					continue
+				}
+			}
+			now := time.Now()
+			w.mu.Lock()
+			w.acked = append(w.acked, i)
+			w.gap = max(w.gap, now.Sub(last))
+			w.mu.Unlock()
+			last = now
+			i++
+		}
+	}()
+	return w
+}
+
+func (w *writer) stop() {
+	w.cancel()
+	<-w.done
+}
+
+func (w *writer) result() ([]int, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.acked), w.gap
 }
