@@ -49,6 +49,12 @@ type Instance struct {
 	// RolloutPaused holds a rolling spec change where it is: no further
 	// task is relaunched until it is resumed.
 	RolloutPaused bool `json:"rollout_paused,omitempty"`
+	// PreviousSpec is the spec before the last spec change, and
+	// SpecGeneration the generation that change made: tasks of an older
+	// generation still run PreviousSpec, which aborting the rollout
+	// restores.
+	PreviousSpec   *Spec `json:"previous_spec,omitempty"`
+	SpecGeneration int64 `json:"spec_generation,omitempty"`
 	// Message explains the status, e.g. why the instance is DEGRADED.
 	Message   string    `json:"message,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
@@ -114,6 +120,10 @@ func (inst *Instance) Clone() *Instance {
 	if inst.Switchover != nil {
 		so := *inst.Switchover
 		c.Switchover = &so
+	}
+	if inst.PreviousSpec != nil {
+		ps := inst.PreviousSpec.Clone()
+		c.PreviousSpec = &ps
 	}
 	if inst.Tasks != nil {
 		c.Tasks = make([]*Task, len(inst.Tasks))

@@ -308,3 +308,13 @@ func (c *Client) PauseRollout(ctx context.Context, name string, paused bool) (*s
 	}
 	return &inst, nil
 }
+
+// AbortRollout stops the named instance's rolling spec change and goes back
+// to the spec before it.
+func (c *Client) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
+	var inst stateful.Instance
+	if err := c.call(ctx, http.MethodPost, instancePath(name)+"/rollout/abort", nil, http.StatusAccepted, &inst); err != nil {
+		return nil, err
+	}
+	return &inst, nil
+}

@@ -65,6 +65,13 @@ func (s *service) Switchover(ctx context.Context, name string, to *int) (*statef
 	return s.Get(ctx, name)
 }
 
+func (s *service) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
+	if _, err := s.maintainer.AbortRollout(ctx, name); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, name)
+}
+
 func (s *service) SetRolloutPaused(ctx context.Context, name string, paused bool) (*stateful.Instance, error) {
 	if _, err := s.maintainer.SetRolloutPaused(ctx, name, paused); err != nil {
 		return nil, err

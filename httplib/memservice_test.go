@@ -194,3 +194,21 @@ func (m *memService) SetRolloutPaused(ctx context.Context, name string, paused b
 	cur.RolloutPaused = paused
 	return cur.Clone(), nil
 }
+
+func (m *memService) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
+	if err := m.enter("AbortRollout", name, true); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.instances[name]
+	if !ok {
+		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrNotFound)
+	}
+	if cur.PreviousSpec == nil {
+		return nil, &stateful.ValidationError{Msg: "no rolling spec change to abort"}
+	}
+	cur.Spec, cur.PreviousSpec = *cur.PreviousSpec, nil
+	cur.Generation++
+	return cur.Clone(), nil
+}

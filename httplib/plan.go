@@ -22,6 +22,9 @@ type PlanService interface {
 	Switchover(ctx context.Context, name string, to *int) (*stateful.Instance, error)
 	// SetRolloutPaused pauses (true) or resumes a rolling spec change.
 	SetRolloutPaused(ctx context.Context, name string, paused bool) (*stateful.Instance, error)
+	// AbortRollout goes back to the spec before the rolling change under
+	// way (a ValidationError when there is none).
+	AbortRollout(ctx context.Context, name string) (*stateful.Instance, error)
 }
 
 // switchoverRequest is the optional body of POST .../switchover.
@@ -72,6 +75,26 @@ func (s *Server) switchover(w http.ResponseWriter, r *http.Request) {
 	inst, err := ps.Switchover(ctx, name, req.To)
 	if err != nil {
 		s.fail(w, r, name, fmt.Errorf("switchover of instance %q: %w", name, err))
+		return
+	}
+	s.reply(w, r, http.StatusAccepted, inst)
+}
+
+// abortRollout: POST /v1/instances/{name}/rollout/abort.
+func (s *Server) abortRollout(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r)
+	if !ok {
+		return
+	}
+	ps, ok := s.planService(w)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	inst, err := ps.AbortRollout(ctx, name)
+	if err != nil {
+		s.fail(w, r, name, fmt.Errorf("aborting the rollout of instance %q: %w", name, err))
 		return
 	}
 	s.reply(w, r, http.StatusAccepted, inst)

@@ -158,6 +158,7 @@ func New(cfg Config, svc Service, reg Registry) (*Server, error) {
 	s.handle(http.MethodPost, "/v1/instances/{name}/switchover", s.switchover)
 	s.handle(http.MethodPost, "/v1/instances/{name}/rollout/pause", s.rollout(true))
 	s.handle(http.MethodPost, "/v1/instances/{name}/rollout/resume", s.rollout(false))
+	s.handle(http.MethodPost, "/v1/instances/{name}/rollout/abort", s.abortRollout)
 	s.handle(http.MethodGet, "/v1/health", s.health)
 	s.handle(http.MethodGet, "/v1/events", s.streamEvents)
 	s.handle(http.MethodGet, "/v1/openapi.json", s.openAPI)

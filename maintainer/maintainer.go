@@ -489,6 +489,45 @@ func (m *Maintainer) RequestSwitchover(ctx context.Context, name string, to *int
 	return inst, err
 }
 
+// AbortRollout stops the named instance's rolling spec change and goes back
+// to the spec before it: the tasks not updated yet are left as they are
+// (they run that spec), the ones already updated are rolled back the same
+// way, one at a time. It is refused (a ValidationError) when no rollout is
+// under way.
+func (m *Maintainer) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
+	inst, err := m.store.UpdateInstance(ctx, name, func(w *stateful.Instance) error {
+		if w.Status == stateful.StatusDeleting {
+			return stateful.ErrDeleting
+		}
+		rolling := false
+		for _, t := range w.Tasks {
+			rolling = rolling || t.Generation < w.Generation
+		}
+		if !rolling || w.PreviousSpec == nil {
+			return &stateful.ValidationError{Msg: fmt.Sprintf("instance %s has no rolling spec change to abort", name)}
+		}
+		next := w.Generation + 1
+		for _, t := range w.Tasks {
+			if t.Generation < w.SpecGeneration {
+				t.Generation = next
+			}
+		}
+		w.Spec = w.PreviousSpec.Clone()
+		w.PreviousSpec = nil
+		w.Generation, w.SpecGeneration = next, next
+		w.RolloutPaused = false
+		if w.Switchover != nil && w.Switchover.Reason == stateful.SwitchoverUpdate {
+			w.Switchover = nil
+		}
+		return nil
+	})
+	if err == nil {
+		glog.Infof("maintainer: instance %s: rollout aborted; back to the previous spec (generation %d)", name, inst.Generation)
+		m.enqueue(name)
+	}
+	return inst, err
+}
+
 // SetRolloutPaused pauses or resumes the rolling spec change of the named
 // instance.
 func (m *Maintainer) SetRolloutPaused(ctx context.Context, name string, paused bool) (*stateful.Instance, error) {

@@ -184,3 +184,40 @@ func TestDeriveStatusTellsPlannedWorkFromFaults(t *testing.T) {
 		}
 	}
 }
+
+func TestAbortRolloutGoesBackToThePreviousSpec(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, "a", false, stateful.TaskRunning, stateful.TaskRunning, stateful.TaskRunning)
+	if _, err := f.m.AbortRollout(ctx, "a"); err == nil {
+		t.Fatal("abort without a rollout accepted")
+	}
+	// A spec change as creator.Update stores it; ordinal 2 is updated.
+	if _, err := f.store.UpdateInstance(ctx, "a", func(w *stateful.Instance) error {
+		prev := w.Spec.Clone()
+		w.Generation++
+		w.PreviousSpec, w.SpecGeneration = &prev, w.Generation
+		w.Spec.Mem = 999
+		for _, t := range w.Tasks {
+			if t.Ordinal == 2 {
+				t.Generation = w.Generation
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.m.AbortRollout(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = f.store.InstanceWithTasks("a")
+	if got.Spec.Mem != 64 || got.PreviousSpec != nil || got.Generation != 3 {
+		t.Fatalf("after abort: mem %v, previous %v, generation %d", got.Spec.Mem, got.PreviousSpec, got.Generation)
+	}
+	for _, task := range got.Tasks {
+		stale := task.Generation < got.Generation
+		if stale != (task.Ordinal == 2) {
+			t.Errorf("%s at generation %d of %d: only the updated ordinal 2 is to be rolled back", task.Name, task.Generation, got.Generation)
+		}
+	}
+}

@@ -487,17 +487,17 @@ func setupRollout(fs *flag.FlagSet) action {
 		if err != nil {
 			return err
 		}
-		var paused bool
-		switch args[1] {
-		case "pause":
-			paused = true
-		case "resume":
-		default:
-			return usageError(fs, "want pause or resume, got %q", args[1])
-		}
 		rctx, cancel := a.request(ctx)
 		defer cancel()
-		inst, err := a.api.PauseRollout(rctx, name, paused)
+		var inst *stateful.Instance
+		switch args[1] {
+		case "pause", "resume":
+			inst, err = a.api.PauseRollout(rctx, name, args[1] == "pause")
+		case "abort":
+			inst, err = a.api.AbortRollout(rctx, name)
+		default:
+			return usageError(fs, "want pause, resume or abort, got %q", args[1])
+		}
 		if err != nil {
 			return err
 		}
