@@ -223,3 +223,37 @@ func (f *front) Health(ctx context.Context) []httplib.Problem {
 func (f *front) ReadsStale() (time.Time, bool) {
 	return f.store.Confirmed(), f.cur.Load() == nil || f.store.Stale()
 }
+
+var _ httplib.PlanService = (*front)(nil)
+
+// Switchover, SetRolloutPaused and AbortRollout are changes: made only
+// while this scheduler leads, like Update.
+func (f *front) Switchover(ctx context.Context, name string, to *int) (*stateful.Instance, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.Switchover(ctx, name, to)
+}
+
+func (f *front) SetRolloutPaused(ctx context.Context, name string, paused bool) (*stateful.Instance, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.SetRolloutPaused(ctx, name, paused)
+}
+
+func (f *front) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.AbortRollout(ctx, name)
+}
