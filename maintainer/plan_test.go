@@ -206,11 +206,10 @@ func TestAbortRolloutGoesBackToThePreviousSpec(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := f.m.AbortRollout(ctx, "a")
-	if err != nil {
+	if _, err := f.m.AbortRollout(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = f.store.InstanceWithTasks("a")
+	got, _ := f.store.InstanceWithTasks("a")
 	if got.Spec.Mem != 64 || got.PreviousSpec != nil || got.Generation != 3 {
 		t.Fatalf("after abort: mem %v, previous %v, generation %d", got.Spec.Mem, got.PreviousSpec, got.Generation)
 	}
