@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -122,5 +123,70 @@ func TestDashboardSendsTheToken(t *testing.T) {
 	}
 	if errs := page.Errors(); len(errs) > 0 {
 		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// TestDashboardWithAuthentication: with tokens on, the page itself loads
+// without one and, while the API answers 401, says a token is needed
+// (rather than failing in the console); with a read token entered it lists
+// the instances and follows the events; a wrong one is said to be wrong.
+func TestDashboardWithAuthentication(t *testing.T) {
+	browser := chromiumtest.Start(t)
+	svc := docService{seeded(), feed.NewHub(0, 0)}
+	cfg := NewConfig()
+	cfg.Tokens = testTokens(t)
+	s, err := New(cfg, svc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, s)
+	page := browser.NewPage(t, 1400, 900)
+	page.Navigate(base + "/ui/")
+	shown := `document.body.innerText`
+	page.Poll("the token prompt", 30*time.Second,
+		`!document.getElementById("api-error").hidden && document.getElementById("api-error").textContent.includes("enter an API token")`, shown)
+	page.Poll("the stream refused", 30*time.Second, `document.getElementById("feed-status").textContent === "unauthorized"`, shown)
+	// The health check is open.
+	page.Poll("the health", 30*time.Second, `document.getElementById("health").textContent === "ok"`, shown)
+	var rows int
+	if err := page.Eval(`document.querySelectorAll("#instances tr[data-instance]").length`, &rows); err != nil || rows != 0 {
+		t.Errorf("without a token the page lists %d instances (%v)", rows, err)
+	}
+
+	enter := func(token string) {
+		t.Helper()
+		if err := page.Eval(`document.getElementById("token").value = `+strconv.Quote(token)+`;
+			document.getElementById("token-form").requestSubmit()`, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enter("wrong-token-0123456789")
+	page.Poll("the wrong token said so", 30*time.Second,
+		`document.getElementById("api-error").textContent.includes("not valid")`, shown)
+
+	enter(readToken)
+	page.Poll("the instances", 30*time.Second, `document.querySelectorAll("#instances tr[data-instance]").length === 4`, shown)
+	page.Poll("the prompt gone", 30*time.Second, `document.getElementById("api-error").hidden`, shown)
+	page.Poll("the event stream", 30*time.Second, `document.getElementById("feed-status").textContent === "live"`, shown)
+	before := len(page.Errors())
+	svc.Publish(feed.Event{Type: feed.InstanceFailover, Instance: "cache1", Details: map[string]any{"from_task": "cache1-0", "to_task": "cache1-1"}})
+	page.Poll("the failover event", 30*time.Second,
+		`document.querySelector("#events li[data-type='instance.failover']")?.textContent.includes("master cache1-0 → cache1-1")`, shown)
+	var refreshed bool // a poll with the token, which must log nothing
+	if err := page.Eval(`refreshAll().then(() => refreshHealth()).then(() => true)`, &refreshed); err != nil || !refreshed {
+		t.Errorf("refreshing: %v", err)
+	}
+
+	// Chromium itself logs every 4xx answer to the console, the refusals
+	// without a token included; those are expected. The page's own code
+	// must report nothing, and nothing once the token works.
+	errs := page.Errors()
+	if len(errs) > before {
+		t.Errorf("the page reported errors with a read token:\n%s", strings.Join(errs[before:], "\n"))
+	}
+	for _, e := range errs[:before] {
+		if !strings.HasPrefix(e, "network error: Failed to load resource: the server responded with a status of 401") {
+			t.Errorf("the page reported an error while unauthorized: %s", e)
+		}
 	}
 }
