@@ -58,10 +58,10 @@ func TestDashboardSendsTheToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	seen := map[string]string{} // "path auth" → ""
+	seen := map[string]int{} // "path auth" → requests
 	record := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		seen[r.URL.Path+" "+r.Header.Get("Authorization")] = ""
+		seen[r.URL.Path+" "+r.Header.Get("Authorization")]++
 		mu.Unlock()
 		s.Handler().ServeHTTP(w, r)
 	})
@@ -80,12 +80,12 @@ func TestDashboardSendsTheToken(t *testing.T) {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	saw := func(path, auth string) bool {
+	count := func(path, auth string) int {
 		mu.Lock()
 		defer mu.Unlock()
-		_, ok := seen[path+" "+auth]
-		return ok
+		return seen[path+" "+auth]
 	}
+	saw := func(path, auth string) bool { return count(path, auth) > 0 }
 	waitSaw := func(path, auth string) {
 		t.Helper()
 		waitFor(t, path+" with Authorization "+auth, func() bool { return saw(path, auth) })
@@ -104,6 +104,12 @@ func TestDashboardSendsTheToken(t *testing.T) {
 	}
 	for _, path := range []string{"/v1/events", "/v1/instances", "/v1/instances/cache1", "/v1/health"} {
 		waitSaw(path, "Bearer s3cret-token")
+	}
+	// The page reads the instances twice with the new token: at once, and
+	// when its event stream has reconnected with it. Both must be done
+	// before Forget, or the second is taken for one sent after it.
+	for _, name := range []string{"cache1", "going", "ring", "single"} {
+		waitFor(t, name+" read twice with the token", func() bool { return count("/v1/instances/"+name, "Bearer s3cret-token") >= 2 })
 	}
 	var field string
 	if err := page.Eval(`document.getElementById("token").value`, &field); err != nil || field != "" {
