@@ -51,6 +51,12 @@ func (r *Redis) MasterLost(ctx context.Context, h stateful.Handle, inst *statefu
 		glog.Infof("instance %s: new master %s is %s; nothing to re-point", inst.Name, next.Name, next.State)
 		return nil
 	}
+	if next.Role != stateful.RoleMaster && mayStillRun(lost.State) {
+		// The lost master may still serve clients (see fence.go).
+		if err := r.fence(ctx, h, inst, next, lost); err != nil {
+			return fmt.Errorf("instance %s: fail over from %s: %w", inst.Name, lost.Name, err)
+		}
+	}
 	if err := r.replicaOf(ctx, onTask(h, next), next, "NO", "ONE"); err != nil {
 		return fmt.Errorf("instance %s: promote %s: %w", inst.Name, next.Name, err)
 	}
