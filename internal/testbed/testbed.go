@@ -17,6 +17,7 @@ package testbed
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,7 +35,6 @@ const Subnet = "10.213.0"
 
 // Bed is one test's network.
 type Bed struct {
-	t      testing.TB
 	prefix string // namespace names start with it
 	hub    string // the bridge's namespace
 
@@ -70,45 +70,86 @@ var seq struct {
 	n int
 }
 
-// New creates an empty bed (a bridge in its own namespace) or skips t.
+// New creates an empty bed (a bridge in its own namespace) removed by
+// t's cleanup, or skips t naming what is missing.
 func New(t testing.TB) *Bed {
 	t.Helper()
 	if m := Missing(); m != "" {
 		t.Skipf("testbed: needs %s", m)
 	}
+	b, err := Create()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return b
+}
+
+// Create creates an empty bed; Close removes it. Programs that are not
+// tests check Missing first.
+func Create() (*Bed, error) {
 	seq.Lock()
 	seq.n++
 	n := seq.n
 	seq.Unlock()
-	b := &Bed{t: t, prefix: fmt.Sprintf("tb%d-%d-", os.Getpid(), n), rules: map[string]bool{}}
+	b := &Bed{prefix: fmt.Sprintf("tb%d-%d-", os.Getpid(), n), rules: map[string]bool{}}
 	b.hub = b.prefix + "hub"
-	t.Cleanup(b.destroy)
-	b.must("ip", "netns", "add", b.hub)
-	b.must("ip", "-n", b.hub, "link", "add", "br0", "type", "bridge")
-	b.must("ip", "-n", b.hub, "link", "set", "br0", "up")
-	return b
+	for _, args := range [][]string{
+		{"netns", "add", b.hub},
+		{"-n", b.hub, "link", "add", "br0", "type", "bridge"},
+		{"-n", b.hub, "link", "set", "br0", "up"},
+	} {
+		if err := ip(args...); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // Node adds a host named name (short: it names interfaces) with the next
-// address of the subnet.
-func (b *Bed) Node(name string) *Node {
-	b.t.Helper()
+// address of the subnet, failing t on error.
+func (b *Bed) Node(t testing.TB, name string) *Node {
+	t.Helper()
+	n, err := b.AddNode(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// AddNode adds a host named name with the next address of the subnet.
+func (b *Bed) AddNode(name string) (*Node, error) {
 	b.mu.Lock()
 	i := len(b.nodes)
 	n := &Node{bed: b, Name: name, NS: b.prefix + name, IP: fmt.Sprintf("%s.%d", Subnet, i+2)}
+	b.mu.Unlock()
+	if err := ip("netns", "add", n.NS); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
 	b.nodes = append(b.nodes, n)
 	b.mu.Unlock()
 	// The veth's host end is created in the hub directly, so no interface
 	// ever appears in the machine's own namespace.
 	hubEnd := "v" + strconv.Itoa(i)
-	b.must("ip", "netns", "add", n.NS)
-	b.must("ip", "-n", n.NS, "link", "set", "lo", "up")
-	b.must("ip", "-n", b.hub, "link", "add", hubEnd, "type", "veth", "peer", "name", "eth0", "netns", n.NS)
-	b.must("ip", "-n", b.hub, "link", "set", hubEnd, "master", "br0")
-	b.must("ip", "-n", b.hub, "link", "set", hubEnd, "up")
-	b.must("ip", "-n", n.NS, "addr", "add", n.IP+"/24", "dev", "eth0")
-	b.must("ip", "-n", n.NS, "link", "set", "eth0", "up")
-	return n
+	for _, args := range [][]string{
+		{"-n", n.NS, "link", "set", "lo", "up"},
+		{"-n", b.hub, "link", "add", hubEnd, "type", "veth", "peer", "name", "eth0", "netns", n.NS},
+		{"-n", b.hub, "link", "set", hubEnd, "master", "br0"},
+		{"-n", b.hub, "link", "set", hubEnd, "up"},
+		{"-n", n.NS, "addr", "add", n.IP + "/24", "dev", "eth0"},
+		{"-n", n.NS, "link", "set", "eth0", "up"},
+	} {
+		if err := ip(args...); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
 }
 
 // Nodes lists the bed's nodes in the order they were added.
@@ -118,11 +159,11 @@ func (b *Bed) Nodes() []*Node {
 	return append([]*Node(nil), b.nodes...)
 }
 
-func (b *Bed) must(name string, args ...string) {
-	b.t.Helper()
-	if out, err := run(name, args...); err != nil {
-		b.t.Fatalf("testbed: %s %s: %v: %s", name, strings.Join(args, " "), err, out)
+func ip(args ...string) error {
+	if out, err := run("ip", args...); err != nil {
+		return fmt.Errorf("testbed: ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
+	return nil
 }
 
 func run(name string, args ...string) ([]byte, error) {
@@ -319,9 +360,9 @@ func (n *Node) LinkUp() error {
 	return nil
 }
 
-// destroy kills every process in the bed's namespaces (the ones started
+// Close kills every process in the bed's namespaces (the ones started
 // here and whatever they started) and deletes the namespaces.
-func (b *Bed) destroy() {
+func (b *Bed) Close() error {
 	for _, n := range b.Nodes() {
 		out, _ := run("ip", "netns", "pids", n.NS)
 		for _, f := range strings.Fields(string(out)) {
@@ -334,19 +375,21 @@ func (b *Bed) destroy() {
 	b.mu.Lock()
 	procs := append([]*Proc(nil), b.procs...)
 	b.mu.Unlock()
+	var errs []error
 	for _, p := range procs {
 		select {
 		case <-p.done:
 		case <-time.After(10 * time.Second):
-			b.t.Errorf("testbed: process %d on %s did not exit after SIGKILL", p.PID(), p.Node.Name)
+			errs = append(errs, fmt.Errorf("testbed: process %d on %s did not exit after SIGKILL", p.PID(), p.Node.Name))
 		}
 	}
 	for _, n := range b.Nodes() {
-		if out, err := run("ip", "netns", "del", n.NS); err != nil {
-			b.t.Errorf("testbed: deleting namespace %s: %v: %s", n.NS, err, out)
+		if err := ip("netns", "del", n.NS); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if out, err := run("ip", "netns", "del", b.hub); err != nil {
-		b.t.Errorf("testbed: deleting namespace %s: %v: %s", b.hub, err, out)
+	if err := ip("netns", "del", b.hub); err != nil {
+		errs = append(errs, err)
 	}
+	return errors.Join(errs...)
 }

@@ -49,7 +49,7 @@ func awaitState(t *testing.T, c *http.Client, url, what string, ok func(state) b
 func TestFaultsOnLocalmesos(t *testing.T) {
 	b := New(t)
 	bin := GoBuild(t, "../../cmd/localmesos")
-	m, a, c := b.Node("master"), b.Node("agent1"), b.Node("client")
+	m, a, c := b.Node(t, "master"), b.Node(t, "agent1"), b.Node(t, "client")
 	dir := t.TempDir()
 	ping := []string{"--agent-ping-timeout", "300ms", "--max-agent-ping-timeouts", "3"}
 	if _, err := m.Start(filepath.Join(dir, "master.log"), bin, append([]string{"master", "--ip", m.IP, "--port", "5050"}, ping...)...); err != nil {
@@ -114,7 +114,7 @@ func TestFaultsOnLocalmesos(t *testing.T) {
 // connection between them, and only between them.
 func TestPartitionIsInTheKernel(t *testing.T) {
 	b := New(t)
-	x, y, z := b.Node("x"), b.Node("y"), b.Node("z")
+	x, y, z := b.Node(t, "x"), b.Node(t, "y"), b.Node(t, "z")
 	if _, err := x.Start("", "python3", "-m", "http.server", "--bind", x.IP, "8000"); err != nil {
 		t.Fatal(err)
 	}
