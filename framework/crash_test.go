@@ -63,6 +63,7 @@ type subprocess struct {
 	apiFile string // where the process writes its API's address
 	logPath string
 	calls   string
+	env     []string // added to this process's environment
 	cmd     *exec.Cmd
 	exited  chan struct{}
 }
@@ -71,19 +72,27 @@ type subprocess struct {
 // dataDir and waits until it is healthy.
 func startSubprocess(t *testing.T, cluster *localmesos.Cluster, dataDir string) *subprocess {
 	t.Helper()
+	p := newSubprocess(t, dataDir, "--master="+cluster.MasterURL(), "--etcd=embedded")
+	p.start()
+	return p
+}
+
+// newSubprocess prepares the test framework with its data in dataDir and
+// the given --master and --etcd (and other) flags; start runs it.
+func newSubprocess(t *testing.T, dataDir string, args ...string) *subprocess {
+	t.Helper()
 	p := &subprocess{
 		t:       t,
 		bin:     buildTestFramework(t),
 		apiFile: filepath.Join(dataDir, "api-addr"),
 		logPath: filepath.Join(dataDir, "scheduler.log"),
 		calls:   filepath.Join(dataDir, "callbacks.jsonl"),
-		args: []string{
-			"--http=127.0.0.1:0", "--master=" + cluster.MasterURL(), "--etcd=embedded", "--data-dir=" + dataDir,
+		args: append([]string{
+			"--http=127.0.0.1:0", "--data-dir=" + dataDir,
 			"--runtime=process", "--name=crash", "--executor-mode=path", "--volume-root=" + filepath.Join(dataDir, "volumes"), "-v=1",
-		},
+		}, args...),
 	}
 	t.Cleanup(p.stop)
-	p.start()
 	return p
 }
 
@@ -101,6 +110,7 @@ func (p *subprocess) start() {
 	p.cmd = exec.Command(p.bin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.Env = append(os.Environ(), testworkload.LogEnv+"="+p.calls, testworkload.APIAddrFileEnv+"="+p.apiFile)
+	p.cmd.Env = append(p.cmd.Env, p.env...)
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
