@@ -256,9 +256,24 @@ func (m *Maintainer) lost(ctx context.Context, inst *stateful.Instance, t *state
 	}
 	taskID := t.TaskID
 	now := m.cfg.Now()
+	cameBack := false
 	queued, err := m.store.UpdateTask(ctx, inst.Name, t.Ordinal, func(x *stateful.Task) error {
-		if x.TaskID != taskID || !reconcile.Lost(x) {
+		if x.TaskID != taskID {
 			return errSkip
+		}
+		if !reconcile.Lost(x) {
+			if t.Relaunch || !x.State.IsRunning() {
+				return errSkip
+			}
+			// The attempt came back (its agent re-registered after a
+			// partition) while the Lost callback ran. What the callback
+			// decided stands (a promotion elsewhere): the attempt is
+			// notified again under the role it has now, and its Running
+			// callback re-points it (a Redis master turns slave of the
+			// new master), so it is never left as a second master.
+			x.NotifiedAttempt = 0
+			cameBack = true
+			return nil
 		}
 		msg := fmt.Sprintf("attempt %d ended: %s", x.Attempt, x.State)
 		if x.Message != "" {
@@ -273,6 +288,10 @@ func (m *Maintainer) lost(ctx context.Context, inst *stateful.Instance, t *state
 	}
 	if err != nil {
 		return err
+	}
+	if cameBack {
+		glog.Infof("maintainer: %s came back as %s while it was handled as lost; notifying it again", queued.TaskID, queued.Role)
+		return nil
 	}
 	if t.State == stateful.TaskUnreachable || t.State == stateful.TaskUnknown {
 		// Should it come back, Mesos reports it under an attempt that is
