@@ -43,7 +43,7 @@ func main() {
 	}
 	o := defaultOptions()
 	flag.IntVar(&o.schedules, "schedules", 50, "fault schedules to run")
-	flag.Int64Var(&o.seed, "seed", 1, "seed of the first schedule (schedule i uses seed+i)")
+	flag.Int64Var(&o.seed, "seed", 1, "seed of the schedules: the order of fault kinds (each run of 10 has every kind once) and each fault's hold and target")
 	flag.DurationVar(&o.ping, "agent-ping-timeout", o.ping, "localmesos agent ping timeout")
 	flag.IntVar(&o.maxPings, "max-agent-ping-timeouts", o.maxPings, "missed pings after which an agent is unreachable")
 	flag.IntVar(&o.maxLag, "min-replicas-max-lag", o.maxLag, "Redis min-replicas-max-lag of the instance, seconds")

@@ -240,8 +240,11 @@ func (b *bed) nodeByIP(ip string) *testbed.Node {
 // clients write, heals it, waits for the instance to settle, and checks
 // the history.
 func (b *bed) schedule(ctx context.Context, i int) (outcome, error) {
+	// Every run of len(kinds) schedules has each kind once, in an order
+	// drawn from the seed.
+	perm := rand.New(rand.NewSource(b.o.seed + int64(i/len(kinds)))).Perm(len(kinds))
+	kind := kinds[perm[i%len(kinds)]]
 	rng := rand.New(rand.NewSource(b.o.seed + int64(i)))
-	kind := kinds[rng.Intn(len(kinds))]
 	det := b.o.detection()
 	// Half the detection time to twice it: some faults heal before the
 	// agent is declared unreachable, most after.
@@ -348,8 +351,10 @@ func killRedis(node *testbed.Node, port int) error {
 		if err != nil {
 			continue
 		}
+		// redis-server rewrites its title as "redis-server <host>:<port>".
 		args := strings.Split(string(cmdline), "\x00")
-		if strings.Contains(args[0], "redis-server") && slices.Contains(args, strconv.Itoa(port)) {
+		title := strings.Join(args, " ")
+		if strings.Contains(args[0], "redis-server") && (strings.Contains(title, ":"+strconv.Itoa(port)) || slices.Contains(args, strconv.Itoa(port))) {
 			return syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
