@@ -101,6 +101,9 @@ func run(ctx context.Context, o options) ([]outcome, error) {
 		}
 		o.logf("schedule %d: %s held %v: %d writes, %d acknowledged, %d lost, %d split-brain windows, writable after %v",
 			i+1, oc.kind, oc.hold.Round(time.Millisecond), oc.report.Writes, oc.report.Acked, len(oc.report.Lost), len(oc.report.SplitBrain), oc.writable.Round(time.Millisecond))
+		if n := len(oc.report.Lost); n > 0 {
+			o.logf("schedule %d: lost %v (first of %d); split brain %v", i+1, oc.report.Lost[:min(n, 5)], n, oc.report.SplitBrain)
+		}
 		out = append(out, oc)
 	}
 	return out, nil

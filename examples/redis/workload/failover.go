@@ -35,6 +35,14 @@ func (r *Redis) MasterLost(ctx context.Context, h stateful.Handle, inst *statefu
 	tasks := h.Tasks(inst)
 	next := masterOf(inst, tasks)
 	if next == nil || sameTask(next, lost) {
+		if mayStillRun(lost.State) {
+			// The lost master may still serve clients (see fence.go);
+			// once fenced, the slaves' offsets no longer move, so the
+			// successor chosen next has every acknowledged write.
+			if err := r.fence(ctx, h, inst, lost); err != nil {
+				return fmt.Errorf("instance %s: fail over from %s: %w", inst.Name, lost.Name, err)
+			}
+		}
 		var err error
 		next, err = r.chooseSuccessor(ctx, h, tasks, lost)
 		if err != nil {
@@ -50,12 +58,6 @@ func (r *Redis) MasterLost(ctx context.Context, h stateful.Handle, inst *statefu
 		// ended: its own MasterLost takes over from here.
 		glog.Infof("instance %s: new master %s is %s; nothing to re-point", inst.Name, next.Name, next.State)
 		return nil
-	}
-	if next.Role != stateful.RoleMaster && mayStillRun(lost.State) {
-		// The lost master may still serve clients (see fence.go).
-		if err := r.fence(ctx, h, inst, next, lost); err != nil {
-			return fmt.Errorf("instance %s: fail over from %s: %w", inst.Name, lost.Name, err)
-		}
 	}
 	if err := r.replicaOf(ctx, onTask(h, next), next, "NO", "ONE"); err != nil {
 		return fmt.Errorf("instance %s: promote %s: %w", inst.Name, next.Name, err)

@@ -21,17 +21,18 @@ import (
 // slave that is then re-pointed. The fence is Redis' own: with
 // min-replicas-to-write N (N >= 1) a master refuses writes
 // (-NOREPLICAS) once fewer than N replicas acknowledged its stream within
-// min-replicas-max-lag seconds. So before promoting, MasterLost cuts every
-// running slave from the old master (the others replicate the successor,
-// the successor replicates an address that refuses, keeping its data), and
-// waits until the old master cannot count a single replica any more:
-// min-replicas-max-lag seconds plus 2 (Redis counts lag in whole seconds
-// and refreshes the count once a second). From then on the old master
-// accepts no write, and every write it acknowledged (WAIT reached a
-// replica) is on a slave that now replicates the successor, which had the
-// highest offset. A slave that runs but cannot be reached fails the
-// callback (the toolkit retries): it might still acknowledge the old
-// master's writes.
+// min-replicas-max-lag seconds. So before choosing a successor, MasterLost
+// cuts every running slave from the old master (each replicates an address
+// that refuses, keeping its data and offset), and waits until the old
+// master cannot count a single replica any more: min-replicas-max-lag
+// seconds plus 2 (Redis counts lag in whole seconds and refreshes the count
+// once a second). From then on the old master accepts no write, and the
+// slaves' offsets no longer move: every write the old master acknowledged
+// (WAIT reached a replica) is on the slave with the highest offset, which
+// is the one promoted. (Choosing first would not do: the old master keeps
+// streaming until the cut, and the other slave may get ahead meanwhile.)
+// A slave that runs but cannot be reached fails the callback (the toolkit
+// retries): it might still acknowledge the old master's writes.
 //
 // Without min-replicas-to-write (0, Redis' default) there is no fence: the
 // promotion happens at once, and an isolated master keeps accepting writes
@@ -52,9 +53,18 @@ func mayStillRun(s stateful.TaskState) bool {
 }
 
 // fence cuts every running slave of inst from the lost master and waits
-// until the lost master refuses writes. next is the successor.
-func (r *Redis) fence(ctx context.Context, h stateful.Handle, inst *stateful.Instance, next, lost *stateful.Task) error {
-	toWrite, maxLag, err := r.minReplicas(ctx, h, next)
+// until the lost master refuses writes.
+func (r *Redis) fence(ctx context.Context, h stateful.Handle, inst *stateful.Instance, lost *stateful.Task) error {
+	var slaves []*stateful.Task
+	for _, t := range h.Tasks(inst) {
+		if t.Role == stateful.RoleSlave && t.State.IsRunning() && !sameTask(t, lost) {
+			slaves = append(slaves, t)
+		}
+	}
+	if len(slaves) == 0 {
+		return nil // nothing acknowledges its writes
+	}
+	toWrite, maxLag, err := r.minReplicas(ctx, h, slaves)
 	if err != nil {
 		return err
 	}
@@ -62,31 +72,25 @@ func (r *Redis) fence(ctx context.Context, h stateful.Handle, inst *stateful.Ins
 		glog.Warningf("instance %s: master %s is %s and may still accept writes; min-replicas-to-write is 0, so nothing fences it", inst.Name, lost.Name, lost.State)
 		return nil
 	}
-	host, port, err := addrOf(next)
-	if err != nil {
-		return err
-	}
 	// quiet is how long every slave has already been cut from the old
 	// master: its link down that long.
 	quiet := time.Duration(1<<62 - 1)
 	var errs []error
-	for _, t := range h.Tasks(inst) {
-		if t.Role != stateful.RoleSlave || !t.State.IsRunning() || sameTask(t, lost) {
-			continue
-		}
+	for _, t := range slaves {
 		inf, err := r.info(ctx, onTask(h, t), t, "replication")
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		quiet = min(quiet, linkDownFor(inf))
-		target := []string{host, strconv.Itoa(port)}
-		if sameTask(t, next) {
-			// Port 1 of its own host refuses: the successor keeps its data
-			// and offset, and acknowledges nobody.
-			target = []string{host, "1"}
+		host, _, err := addrOf(t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		if err := r.replicaOf(ctx, onTask(h, t), t, target...); err != nil {
+		// Port 1 of its own host refuses: the slave keeps its data and
+		// offset, and acknowledges nobody.
+		if err := r.replicaOf(ctx, onTask(h, t), t, host, "1"); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -108,26 +112,32 @@ func (r *Redis) fence(ctx context.Context, h stateful.Handle, inst *stateful.Ins
 }
 
 // minReplicas reads min-replicas-to-write and min-replicas-max-lag from
-// task's server: every task of an instance runs the same configuration.
-func (r *Redis) minReplicas(ctx context.Context, h stateful.Handle, task *stateful.Task) (toWrite, maxLag int, err error) {
-	out, err := r.cli(ctx, onTask(h, task), task, "CONFIG", "GET", "min-replicas-*")
-	if err != nil {
-		return 0, 0, err
-	}
-	fields := strings.Fields(out)
-	for i := 0; i+1 < len(fields); i += 2 {
-		v, err := strconv.Atoi(fields[i+1])
+// the first of tasks that answers: every task of an instance runs the same
+// configuration.
+func (r *Redis) minReplicas(ctx context.Context, h stateful.Handle, tasks []*stateful.Task) (toWrite, maxLag int, err error) {
+	var errs []error
+	for _, task := range tasks {
+		out, err := r.cli(ctx, onTask(h, task), task, "CONFIG", "GET", "min-replicas-*")
 		if err != nil {
-			return 0, 0, fmt.Errorf("CONFIG GET min-replicas-* on %s: %q", task.Name, out)
+			errs = append(errs, err)
+			continue
 		}
-		switch fields[i] {
-		case "min-replicas-to-write":
-			toWrite = v
-		case "min-replicas-max-lag":
-			maxLag = v
+		fields := strings.Fields(out)
+		for i := 0; i+1 < len(fields); i += 2 {
+			v, err := strconv.Atoi(fields[i+1])
+			if err != nil {
+				return 0, 0, fmt.Errorf("CONFIG GET min-replicas-* on %s: %q", task.Name, out)
+			}
+			switch fields[i] {
+			case "min-replicas-to-write":
+				toWrite = v
+			case "min-replicas-max-lag":
+				maxLag = v
+			}
 		}
+		return toWrite, maxLag, nil
 	}
-	return toWrite, maxLag, nil
+	return 0, 0, fmt.Errorf("reading min-replicas-*: %w", errors.Join(errs...))
 }
 
 // linkDownFor is how long a slave's link to its master has been down

@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,4 +74,31 @@ func TestMasterLostDoesNotWaitForADeadMaster(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("MasterLost for a failed master took %v; the fence (10s lag) must not apply", took)
 	}
+}
+
+// TestFenceThenChoose: with the old master still running and streaming,
+// the successor is chosen after the slaves are cut, so the slave that has
+// every acknowledged write is promoted even when it is not the one that
+// was ahead before.
+func TestFenceThenChoose(t *testing.T) {
+	needRedis(t)
+	ctx := testContext(t)
+	c := startCluster(t, 2)
+	m, s1, s2 := c.servers[0], c.servers[1], c.servers[2]
+	for _, s := range c.servers {
+		mustDo(t, s.addr(), "CONFIG", "SET", "min-replicas-to-write", "1")
+		mustDo(t, s.addr(), "CONFIG", "SET", "min-replicas-max-lag", "1")
+	}
+	// Slave 1 falls behind; writes acknowledged by slave 2 only.
+	mustDo(t, s1.addr(), "REPLICAOF", "127.0.0.1", strconv.Itoa(freePort(t)))
+	write(t, m.addr(), "only-s2-", 20, 1)
+	c.h.setState(m.task, stateful.TaskUnreachable)
+	if err := c.w.MasterLost(ctx, c.h, c.inst, m.task); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.h.promoted) != 1 || c.h.promoted[0] != s2.task.Name {
+		t.Fatalf("promoted %v, want [%s], the slave with every acknowledged write", c.h.promoted, s2.task.Name)
+	}
+	checkKeys(t, s2.addr(), "only-s2-", 20)
+	waitLinkUp(t, s1, s2.addr())
 }
