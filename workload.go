@@ -145,6 +145,25 @@ type InstanceValidator interface {
 	ValidateInstance(inst *Instance) error
 }
 
+// Redacted is what the REST API shows instead of each value of a spec's
+// env to a read-only token: env is where workloads keep secrets.
+const Redacted = "<redacted>"
+
+// SpecPolicy is an optional interface of a Workload: it decides which spec
+// fields an API request may set, e.g. refusing "command" (which runs any
+// program on every agent) or allowing only known images. The REST API calls
+// it on every create and PATCH request that gives spec fields, before
+// anything is changed: given lists the spec fields the request sets, by
+// JSON name ("image", "command", "env"...), and requested holds their
+// values (other fields zero; a field reset with null is listed and zero).
+// Return a *ValidationError naming the field ("spec.command"), answered
+// 400; any other error is answered 400 naming "spec". It must not block.
+// What the workload's own Defaults set is not checked: a workload may fix
+// the command and image in Defaults and refuse them in requests.
+type SpecPolicy interface {
+	AllowSpec(given []string, requested Spec) error
+}
+
 // HealthChecker is an optional interface of a Workload: a check the executor
 // runs on every health interval in addition to the spec's health check (or
 // instead of it, when the spec has none). A nil error is healthy. It runs in

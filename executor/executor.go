@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/golang/glog"
@@ -96,6 +97,9 @@ func Run(ctx context.Context, opts Options) error {
 			_ = f.Value.Set(strconv.Itoa(opts.LogVerbosity))
 		}
 	}
+	// Tasks inherit the executor's umask: what they write (a database's
+	// files, logs) is not readable by other users of the agent.
+	syscall.Umask(taskUmask)
 	var cfg config.Config
 	if opts.Config != nil {
 		cfg = *opts.Config
@@ -218,8 +222,14 @@ func newRunner(cfg config.Config, opts Options) (*runner, error) {
 	return e, nil
 }
 
+// taskUmask is the umask of the executor and its tasks: files 0640,
+// directories 0750 at most.
+const taskUmask = 0o027
+
 func openAppend(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	// Task output may echo secrets from its environment: owner and group
+	// only.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("executor: sandbox output: %w", err)
 	}

@@ -46,17 +46,20 @@ import (
 // benchImage is the image -runtime docker builds and runs.
 const benchImage = "stateful-test/redis-example:latest"
 
-func newWorkload() *workload.Redis {
-	w, err := workload.New(workload.Options{})
+// newWorkload is the Redis example's workload running command (the
+// default if empty); requests may not set the command themselves. The
+// benchmark's image is allowed.
+func newWorkload(command string) *workload.Redis {
+	w, err := workload.New(workload.Options{Command: command, AllowedImages: []string{workload.DefaultImage, benchImage}})
 	if err != nil {
-		panic(err) // the zero Options are valid
+		panic(err) // valid Options
 	}
 	return w
 }
 
 func main() {
 	if executor.IsExecutorInvocation(os.Args) {
-		framework.Main(newWorkload())
+		framework.Main(newWorkload(""))
 	}
 	runs := flag.Int("runs", 5, "instances created and failed over")
 	slaves := flag.Int("slaves", 2, "slaves per instance")
@@ -103,8 +106,7 @@ func run(work string, runs, slaves, keys int, runtime, command string, interval 
 
 	var docker *dockerlib.Client
 	spec := map[string]any{
-		"command": command,
-		"health":  map[string]any{"tcp": workload.PortName, "interval_s": interval, "timeout_s": min(interval, 3)},
+		"health": map[string]any{"tcp": workload.PortName, "interval_s": interval, "timeout_s": min(interval, 3)},
 	}
 	if runtime == "docker" {
 		var err error
@@ -135,7 +137,7 @@ func run(work string, runs, slaves, keys int, runtime, command string, interval 
 			}
 		}
 		var err error
-		env, err = redistest.Start(ctx, redistest.Options{Runtime: runtime, WorkDir: filepath.Join(work, fmt.Sprintf("cluster%d", i)), Workload: newWorkload()})
+		env, err = redistest.Start(ctx, redistest.Options{Runtime: runtime, WorkDir: filepath.Join(work, fmt.Sprintf("cluster%d", i)), Workload: newWorkload(command)})
 		return err
 	}
 	if err := cluster(0); err != nil {
@@ -214,7 +216,7 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 	}
 	s.synced = time.Since(posted)
 
-	if err := writeKeys(ctx, redistest.Addr(master), keys, slaves); err != nil {
+	if err := writeKeys(ctx, redistest.Server(inst, master), keys, slaves); err != nil {
 		return s, err
 	}
 
@@ -222,7 +224,7 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 	if lose == "host" {
 		err = env.Cluster.RemoveAgent(master.AgentID)
 	} else {
-		err = kill(ctx, docker, master)
+		err = kill(ctx, docker, inst, master)
 	}
 	if err != nil {
 		return s, err
@@ -240,11 +242,11 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 		return s, err
 	}
 	s.shown = time.Since(killed)
-	if err := firstWrite(ctx, redistest.Addr(next)); err != nil {
+	if err := firstWrite(ctx, redistest.Server(inst, next)); err != nil {
 		return s, err
 	}
 	s.written = time.Since(killed)
-	if n, err := resp.Do(ctx, redistest.Addr(next), "DBSIZE"); err != nil || n.(int64) < int64(keys) {
+	if n, err := resp.Do(ctx, redistest.Server(inst, next), "DBSIZE"); err != nil || n.(int64) < int64(keys) {
 		return s, fmt.Errorf("the new master has %v keys of %d (%v)", n, keys, err)
 	}
 	inst, err = env.WaitHealthy(ctx, name)
@@ -269,8 +271,8 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 
 // writeKeys writes n keys on addr and waits until replicas slaves have
 // them all (WAIT covers the writes of its own connection).
-func writeKeys(ctx context.Context, addr string, n, replicas int) error {
-	c, err := resp.Dial(ctx, addr)
+func writeKeys(ctx context.Context, srv resp.Server, n, replicas int) error {
+	c, err := resp.Dial(ctx, srv)
 	if err != nil {
 		return err
 	}
@@ -293,9 +295,9 @@ func waitSynced(ctx context.Context, inst *stateful.Instance, master *stateful.T
 		if t.Role != stateful.RoleSlave {
 			continue
 		}
-		addr := redistest.Addr(t)
+		srv := redistest.Server(inst, t)
 		err := redistest.Poll(ctx, t.Name+" synced", func() (bool, string) {
-			reply, err := resp.Do(ctx, addr, "INFO", "replication")
+			reply, err := resp.Do(ctx, srv, "INFO", "replication")
 			if err != nil {
 				return false, err.Error()
 			}
@@ -311,9 +313,9 @@ func waitSynced(ctx context.Context, inst *stateful.Instance, master *stateful.T
 }
 
 // firstWrite retries a SET until the server accepts it.
-func firstWrite(ctx context.Context, addr string) error {
-	return redistest.Poll(ctx, "a write accepted at "+addr, func() (bool, string) {
-		reply, err := resp.Do(ctx, addr, "SET", "after-failover", "1")
+func firstWrite(ctx context.Context, srv resp.Server) error {
+	return redistest.Poll(ctx, "a write accepted at "+srv.Addr, func() (bool, string) {
+		reply, err := resp.Do(ctx, srv, "SET", "after-failover", "1")
 		return err == nil && reply == "OK", fmt.Sprint(reply, err)
 	})
 }
@@ -321,7 +323,7 @@ func firstWrite(ctx context.Context, addr string) error {
 // kill SIGKILLs the master's redis-server: its container, or its process
 // (checked to be the server on the master's address, the title Redis gives
 // itself).
-func kill(ctx context.Context, docker *dockerlib.Client, master *stateful.Task) error {
+func kill(ctx context.Context, docker *dockerlib.Client, inst *stateful.Instance, master *stateful.Task) error {
 	if docker != nil {
 		list, err := docker.List(ctx, map[string]string{dockerlib.LabelTaskID: master.TaskID})
 		if err != nil || len(list) != 1 {
@@ -329,11 +331,12 @@ func kill(ctx context.Context, docker *dockerlib.Client, master *stateful.Task) 
 		}
 		return docker.Kill(ctx, list[0].ID, "SIGKILL")
 	}
-	return killServer(ctx, redistest.Addr(master))
+	return killServer(ctx, redistest.Server(inst, master))
 }
 
-func killServer(ctx context.Context, addr string) error {
-	reply, err := resp.Do(ctx, addr, "INFO", "server")
+func killServer(ctx context.Context, srv resp.Server) error {
+	addr := srv.Addr
+	reply, err := resp.Do(ctx, srv, "INFO", "server")
 	if err != nil {
 		return err
 	}
@@ -375,15 +378,15 @@ func redisFloor(ctx context.Context, work string, runs int) ([]figure, error) {
 			defer p.stop()
 			defer r.stop()
 			start := time.Now()
-			if err := killServer(ctx, p.addr); err != nil {
+			if err := killServer(ctx, resp.Server{Addr: p.addr}); err != nil {
 				return err
 			}
 			t0 := time.Now()
-			if reply, err := resp.Do(ctx, r.addr, "REPLICAOF", "NO", "ONE"); err != nil || reply != "OK" {
+			if reply, err := resp.Do(ctx, resp.Server{Addr: r.addr}, "REPLICAOF", "NO", "ONE"); err != nil || reply != "OK" {
 				return fmt.Errorf("REPLICAOF NO ONE: %v, %v", reply, err)
 			}
 			promote.d = append(promote.d, time.Since(t0))
-			if err := firstWrite(ctx, r.addr); err != nil {
+			if err := firstWrite(ctx, resp.Server{Addr: r.addr}); err != nil {
 				return err
 			}
 			failover.d = append(failover.d, time.Since(start))
@@ -422,7 +425,7 @@ func startPair(ctx context.Context, dir string) (master, replica *server, err er
 		return nil, nil, err
 	}
 	err = redistest.Poll(ctx, "the replica to sync", func() (bool, string) {
-		reply, err := resp.Do(ctx, replica.addr, "INFO", "replication")
+		reply, err := resp.Do(ctx, resp.Server{Addr: replica.addr}, "INFO", "replication")
 		s, _ := reply.(string)
 		return err == nil && workload.ParseInfo(s).LinkUp(), fmt.Sprint(err)
 	})
@@ -450,7 +453,7 @@ func startServer(ctx context.Context, dir string, args ...string) (*server, erro
 	}
 	s := &server{cmd: cmd, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	err = redistest.Poll(ctx, "redis-server at "+s.addr, func() (bool, string) {
-		reply, err := resp.Do(ctx, s.addr, "PING")
+		reply, err := resp.Do(ctx, resp.Server{Addr: s.addr}, "PING")
 		return err == nil && reply == "PONG", fmt.Sprint(err)
 	})
 	if err != nil {

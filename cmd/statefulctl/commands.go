@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -310,6 +312,42 @@ func setupMaster(fs *flag.FlagSet) action {
 			return err
 		}
 		return a.printTask(inst, task, *taskID, args[1:])
+	}
+}
+
+// setupEnv prints the instance's env: where workloads keep what clients
+// need, such as the Redis example's REDIS_PASSWORD. Read-only tokens get
+// the values redacted, which is said rather than printed.
+func setupEnv(fs *flag.FlagSet) action {
+	return func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
+		name, err := instanceName(fs, args[0])
+		if err != nil {
+			return err
+		}
+		inst, err := a.get(ctx, name)
+		if err != nil {
+			return err
+		}
+		keys := slices.Sorted(maps.Keys(inst.Spec.Env))
+		if len(args) > 1 {
+			if _, ok := inst.Spec.Env[args[1]]; !ok {
+				return fmt.Errorf("instance %s has no env %s", name, args[1])
+			}
+			keys = []string{args[1]}
+		}
+		for _, k := range keys {
+			if inst.Spec.Env[k] == stateful.Redacted {
+				return fmt.Errorf("the API redacts instance %s's env for this token: an admin token is needed", name)
+			}
+		}
+		for _, k := range keys {
+			if len(args) > 1 {
+				fmt.Fprintln(a.stdout, inst.Spec.Env[k])
+			} else {
+				fmt.Fprintf(a.stdout, "%s=%s\n", k, inst.Spec.Env[k])
+			}
+		}
+		return nil
 	}
 }
 

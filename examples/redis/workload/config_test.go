@@ -194,7 +194,7 @@ func TestConfigLaunchesReplicatingPersistentServers(t *testing.T) {
 	if got := mustDo(t, s.addr(), "GET", "k0"); got != "v" {
 		t.Errorf("GET on the slave: %v", got)
 	}
-	_, err := resp.Do(ctx, s.addr(), "SET", "k", "w")
+	_, err := resp.Do(ctx, resp.Server{Addr: s.addr()}, "SET", "k", "w")
 	if e, ok := err.(resp.Error); !ok || e.Prefix() != "READONLY" {
 		t.Errorf("SET on the slave: %v, want READONLY", err)
 	}
