@@ -36,7 +36,7 @@ import (
 
 func main() {
 	if executor.IsExecutorInvocation(os.Args) {
-		framework.Main(newWorkload())
+		framework.Main(newWorkload(""))
 	}
 	if len(os.Args) > 1 && os.Args[1] == roleArg {
 		runRole(os.Args[2:])

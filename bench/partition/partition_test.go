@@ -19,7 +19,7 @@ var schedules = flag.Int("partition.schedules", 5, "fault schedules TestPartitio
 // master and agents, the framework, and its executor.
 func TestMain(m *testing.M) {
 	if executor.IsExecutorInvocation(os.Args) {
-		framework.Main(newWorkload())
+		framework.Main(newWorkload(""))
 	}
 	if len(os.Args) > 1 && os.Args[1] == roleArg {
 		runRole(os.Args[2:])

@@ -19,12 +19,20 @@ import (
 // master, a Mesos agent or the framework, inside a node's namespace.
 const roleArg = "partition-role"
 
-func newWorkload() *workload.Redis {
-	w, err := workload.New(workload.Options{})
+// newWorkload is the Redis example whose instances run command (the
+// default's when empty).
+func newWorkload(command string) *workload.Redis {
+	w, err := workload.New(workload.Options{Command: command})
 	if err != nil {
-		panic(err) // the zero Options are valid
+		panic(err) // valid Options
 	}
 	return w
+}
+
+// fencedCommand is the instances' command line: Redis' own fence (see
+// examples/redis/workload/fence.go) with min-replicas-max-lag maxLag.
+func fencedCommand(maxLag int) string {
+	return fmt.Sprintf("redis-server --min-replicas-to-write 1 --min-replicas-max-lag %d", maxLag)
 }
 
 // runRole runs os.Args[2:] as one of the bed's processes and exits.
@@ -40,6 +48,7 @@ func runRole(args []string) {
 	httpAddr := fs.String("http", "", "REST API address (framework)")
 	ping := fs.Duration("ping", time.Second, "agent ping timeout")
 	maxPings := fs.Int("max-pings", 3, "max agent ping timeouts")
+	maxLag := fs.Int("max-lag", 1, "min-replicas-max-lag of the instances (framework)")
 	_ = fs.Parse(args[1:])
 	// Each process's log is its node's log file (the bench's -v applies).
 	_ = flag.CommandLine.Set("logtostderr", "true")
@@ -74,7 +83,7 @@ func runRole(args []string) {
 		}
 	case "framework":
 		cfg := redistest.FastConfig(*master, *workDir, *httpAddr, "process")
-		err = framework.Run(ctx, cfg, newWorkload())
+		err = framework.Run(ctx, cfg, newWorkload(fencedCommand(*maxLag)))
 	default:
 		err = fmt.Errorf("unknown role %q", args[0])
 	}

@@ -77,6 +77,9 @@ type bed struct {
 	agentProcs map[string]*testbed.Proc
 	schedProc  *testbed.Proc
 	api        *client.Client
+
+	mu       sync.Mutex
+	password string // the instance's, from GET
 }
 
 const instanceName = "part"
@@ -157,9 +160,10 @@ func (b *bed) start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	// The command (with the fence's settings) is the scheduler's
+	// -redis-command: requests may not set it.
 	spec, _ := json.Marshal(map[string]any{
-		"command": fmt.Sprintf("redis-server --min-replicas-to-write 1 --min-replicas-max-lag %d", b.o.maxLag),
-		"health":  map[string]any{"tcp": workload.PortName, "interval_s": 1, "timeout_s": 1},
+		"health": map[string]any{"tcp": workload.PortName, "interval_s": 1, "timeout_s": 1},
 	})
 	slaves := 2
 	if _, err := b.api.Create(wait, client.CreateRequest{Name: instanceName, Type: "MS", Slaves: &slaves, Spec: spec}); err != nil {
@@ -181,7 +185,7 @@ func (b *bed) startAgent(a *testbed.Node) error {
 
 func (b *bed) startScheduler() error {
 	p, err := b.sched.Start(b.log("sched"), b.o.self, roleArg, "framework", "--master", "http://"+b.mesos.IP+":5050",
-		"--work-dir", filepath.Join(b.o.work, "sched"), "--http", b.sched.IP+":5656")
+		"--work-dir", filepath.Join(b.o.work, "sched"), "--http", b.sched.IP+":5656", "--max-lag", strconv.Itoa(b.o.maxLag))
 	if err != nil {
 		return err
 	}
@@ -199,6 +203,11 @@ func (b *bed) settled(ctx context.Context) (*stateful.Instance, error) {
 			return false, err.Error()
 		}
 		inst = got
+		if pw := got.Spec.Env[workload.PasswordEnv]; pw != "" {
+			b.mu.Lock()
+			b.password = pw
+			b.mu.Unlock()
+		}
 		if !redistest.AllHealthy(got) {
 			return false, redistest.Describe(got)
 		}
@@ -221,13 +230,32 @@ func (b *bed) settled(ctx context.Context) (*stateful.Instance, error) {
 func (b *bed) do(ctx context.Context, addr string, args ...string) (any, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	conn, err := b.dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.Do(ctx, args...)
+}
+
+// dial connects from the client node to addr and authenticates with the
+// instance's password.
+func (b *bed) dial(ctx context.Context, addr string) (*resp.Conn, error) {
 	c, err := b.client.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	conn := resp.NewConn(c)
-	defer conn.Close()
-	return conn.Do(ctx, args...)
+	b.mu.Lock()
+	pw := b.password
+	b.mu.Unlock()
+	if pw != "" {
+		if _, err := conn.Do(ctx, "AUTH", pw); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("AUTH on %s: %w", addr, err)
+		}
+	}
+	return conn, nil
 }
 
 func (b *bed) nodeByIP(ip string) *testbed.Node {
@@ -384,12 +412,10 @@ func (b *bed) readBack(ctx context.Context, prefix string) (map[string]bool, err
 	if err != nil {
 		return nil, err
 	}
-	addr := redistest.Addr(redistest.Master(inst))
-	c, err := b.client.DialContext(ctx, "tcp", addr)
+	conn, err := b.dial(ctx, redistest.Addr(redistest.Master(inst)))
 	if err != nil {
 		return nil, err
 	}
-	conn := resp.NewConn(c)
 	defer conn.Close()
 	final := map[string]bool{}
 	cursor := "0"
@@ -532,13 +558,13 @@ func (w *writers) client(ctx context.Context, id int) {
 				conn = nil
 			}
 			dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-			c, err := w.b.client.DialContext(dctx, "tcp", target)
+			c, err := w.b.dial(dctx, target)
 			cancel()
 			if err != nil {
 				skip++
 				continue
 			}
-			conn, addr = resp.NewConn(c), target
+			conn, addr = c, target
 		}
 		op := history.Op{Client: id, Value: fmt.Sprintf("%s-c%d-%d", w.prefix, id, n), Server: addr, Invoke: time.Now()}
 		octx, cancel := context.WithTimeout(ctx, time.Second)
