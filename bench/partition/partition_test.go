@@ -45,7 +45,13 @@ func TestPartitionSchedules(t *testing.T) {
 	o.schedules = *schedules
 	o.seed = 1
 	o.self = self
-	o.work = t.TempDir()
+	// Each process's log goes to a file of the work dir, kept for a
+	// failure.
+	work, err := os.MkdirTemp("", "partition-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.work = work
 	o.logf = t.Logf
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.schedules)*4*time.Minute+5*time.Minute)
 	defer cancel()
@@ -54,7 +60,7 @@ func TestPartitionSchedules(t *testing.T) {
 	summarize(&out, o, ocs)
 	t.Log("\n" + out.String())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v (logs kept in %s)", err, work)
 	}
 	bound := o.detection() + time.Duration(o.maxLag+2)*time.Second + 10*time.Second
 	for i, oc := range ocs {
@@ -73,6 +79,11 @@ func TestPartitionSchedules(t *testing.T) {
 	}
 	if last := lastLine(out.String()); !strings.HasPrefix(last, "partition: ") {
 		t.Errorf("last line %q", last)
+	}
+	if t.Failed() {
+		t.Logf("logs kept in %s", work)
+	} else {
+		os.RemoveAll(work)
 	}
 }
 

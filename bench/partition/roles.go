@@ -83,6 +83,9 @@ func runRole(args []string) {
 		}
 	case "framework":
 		cfg := redistest.FastConfig(*master, *workDir, *httpAddr, "process")
+		// The API listens on the bed's private address, reached only from
+		// the bed's own namespaces.
+		cfg.InsecureNoAuth = true
 		err = framework.Run(ctx, cfg, newWorkload(fencedCommand(*maxLag)))
 	default:
 		err = fmt.Errorf("unknown role %q", args[0])
