@@ -35,7 +35,7 @@ func TestMasterLostFencesAMasterThatStillRuns(t *testing.T) {
 	if took := time.Since(start); took < time.Second+fenceSlack-200*time.Millisecond {
 		t.Errorf("MasterLost returned after %v; the fence needs min-replicas-max-lag (1s) + %v", took, fenceSlack)
 	}
-	got, err := resp.Do(ctx, m.addr(), "SET", "after", "v")
+	got, err := resp.Do(ctx, m.srv(), "SET", "after", "v")
 	if err == nil || !strings.HasPrefix(err.Error(), "NOREPLICAS") {
 		t.Errorf("write on the old master after the failover: %v, %v; want -NOREPLICAS", got, err)
 	}
