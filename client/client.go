@@ -305,3 +305,41 @@ func truncate(s string, n int) string {
 	}
 	return strings.ToValidUTF8(s[:n], "") + "..."
 }
+
+// Switchover asks for the master of the named MS instance to move to the
+// slave with ordinal to, or to the slave that has replicated the most when
+// to is nil, without losing acknowledged writes.
+func (c *Client) Switchover(ctx context.Context, name string, to *int) (*stateful.Instance, error) {
+	var inst stateful.Instance
+	body := struct {
+		To *int `json:"to,omitempty"`
+	}{to}
+	if err := c.call(ctx, http.MethodPost, instancePath(name)+"/switchover", body, http.StatusAccepted, &inst); err != nil {
+		return nil, err
+	}
+	return &inst, nil
+}
+
+// PauseRollout holds the named instance's rolling spec change where it is
+// (paused), or lets it go on.
+func (c *Client) PauseRollout(ctx context.Context, name string, paused bool) (*stateful.Instance, error) {
+	action := "/rollout/resume"
+	if paused {
+		action = "/rollout/pause"
+	}
+	var inst stateful.Instance
+	if err := c.call(ctx, http.MethodPost, instancePath(name)+action, nil, http.StatusAccepted, &inst); err != nil {
+		return nil, err
+	}
+	return &inst, nil
+}
+
+// AbortRollout stops the named instance's rolling spec change and goes back
+// to the spec before it.
+func (c *Client) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
+	var inst stateful.Instance
+	if err := c.call(ctx, http.MethodPost, instancePath(name)+"/rollout/abort", nil, http.StatusAccepted, &inst); err != nil {
+		return nil, err
+	}
+	return &inst, nil
+}

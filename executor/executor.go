@@ -71,6 +71,9 @@ type Options struct {
 	// interval; a task is healthy only when both pass (see
 	// HealthProvider). May be nil.
 	Health HealthProvider
+	// InitVolume prepares a fresh volume before a task's process first
+	// starts on it (see VolumeInitHook); may be nil.
+	InitVolume VolumeInitHook
 	// StatsInterval is how often each task's stats are sent; 0 means
 	// DefaultStatsInterval, negative disables stats.
 	StatsInterval time.Duration
@@ -473,7 +476,7 @@ func (e *runner) launch(task mesos.TaskInfo) {
 		Stdout:      e.stdout,
 		Stderr:      e.stderr,
 	}
-	mon := newTaskMon(spec, policyGrace(task), e.resolveRuntime, e, taskHooks{stats: e.opts.Stats, health: e.opts.Health}, monitorConfig{StatsInterval: e.opts.StatsInterval})
+	mon := newTaskMon(spec, policyGrace(task), e.resolveRuntime, e, taskHooks{stats: e.opts.Stats, health: e.opts.Health, initVolume: e.opts.InitVolume}, monitorConfig{StatsInterval: e.opts.StatsInterval})
 
 	e.mu.Lock()
 	e.tasks[id] = mon
@@ -689,13 +692,25 @@ func (e *runner) Message(m protocol.Message) {
 	glog.V(2).Infof("executor: sent %s message (%d bytes)", m.MessageType(), len(b))
 }
 
-// handleMessage acts on a framework message from the scheduler and always
-// answers: an exec_result, or an error for anything it cannot act on.
+// handleMessage acts on a framework message from the scheduler. It answers
+// an exec with an exec_result, and anything it cannot act on with an
+// error; a set_role is not answered (the next stats report shows it).
 func (e *runner) handleMessage(ctx context.Context, data []byte) {
 	m, err := protocol.DecodeMessage(data)
 	if err != nil {
 		glog.Warningf("executor: bad framework message: %v", err)
 		e.Message(&protocol.ErrorReply{ID: protocol.MessageID(data), Error: err.Error()})
+		return
+	}
+	if sr, ok := m.(*protocol.SetRole); ok {
+		e.mu.Lock()
+		mon := e.tasks[sr.TaskID]
+		e.mu.Unlock()
+		if mon == nil {
+			glog.V(1).Infof("executor: role %s for task %s, which is not running here", sr.Role, sr.TaskID)
+			return
+		}
+		mon.SetRole(sr.Role)
 		return
 	}
 	ex, ok := m.(*protocol.Exec)

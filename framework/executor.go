@@ -171,6 +171,9 @@ func runExecutor(ctx context.Context, w stateful.Workload, statsInterval time.Du
 	if c, ok := w.(stateful.HealthChecker); ok {
 		opts.Health = healthProvider(c)
 	}
+	if vi, ok := w.(stateful.VolumeInitializer); ok {
+		opts.InitVolume = volumeInit(vi)
+	}
 	return executor.Run(ctx, opts)
 }
 
@@ -188,6 +191,27 @@ func healthProvider(c stateful.HealthChecker) executor.HealthProvider {
 	})
 }
 
+// volumeInit runs the workload's InitVolume in the executor, with the
+// master the scheduler named in the task's data.
+func volumeInit(vi stateful.VolumeInitializer) executor.VolumeInitHook {
+	return func(ctx context.Context, th executor.TaskHandle, volume string) error {
+		var master *stateful.Task
+		if d := th.Data; d != nil && d.Master != nil {
+			master = &stateful.Task{Name: d.Master.Name, Host: d.Master.Host, Role: stateful.RoleMaster, State: stateful.TaskRunning}
+			if inst, ordinal, err := stateful.ParseTaskName(d.Master.Name); err == nil {
+				master.Instance, master.Ordinal = inst, ordinal
+			}
+			if len(d.Master.Ports) > 0 {
+				master.Ports = make(map[string]int, len(d.Master.Ports))
+				for name, p := range d.Master.Ports {
+					master.Ports[name] = int(p)
+				}
+			}
+		}
+		return vi.InitVolume(ctx, executorTask(th), volume, master)
+	}
+}
+
 // taskExec runs commands inside the executor's own task.
 func taskExec(th executor.TaskHandle) stateful.ExecFunc {
 	return func(ctx context.Context, cmd []string) (stateful.ExecResult, error) {
@@ -203,8 +227,8 @@ func executorTask(th executor.TaskHandle) *stateful.Task {
 	if id, err := stateful.ParseTaskID(th.ID); err == nil {
 		t.Instance, t.Ordinal, t.Attempt, t.Name = id.Instance, id.Ordinal, id.Attempt, id.TaskName()
 	}
+	t.Role = stateful.Role(th.Role())
 	if d := th.Data; d != nil {
-		t.Role = stateful.Role(d.Role)
 		if len(d.Ports) > 0 {
 			t.Ports = make(map[string]int, len(d.Ports))
 			for name, p := range d.Ports {

@@ -383,6 +383,9 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
+	if i, ok := w.(stateful.Initializer); ok {
+		i.Init(maint.Handle())
+	}
 	batch, err := maintainer.NewBatcher(maint, cfg.StatusBatch)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)

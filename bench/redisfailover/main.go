@@ -4,7 +4,11 @@
 // new master accepts a write (or, with -lose host, from the moment its
 // agent is removed). Beside them it prints Redis' own figures on a
 // bare local pair, the floor any failover is built on: a REPLICAOF NO ONE
-// round trip, and kill-to-write when the failure is acted on at once.
+// round trip, and kill-to-write when the failure is acted on at once. Each
+// run also changes the instance's spec while a client writes through the
+// master GET names (SET + WAIT 1) and prints how long the rolling update
+// took, the client's longest gap between acknowledged writes, and how many
+// acknowledged writes the master lacks afterwards.
 //
 //	go run ./bench/redisfailover [-runs 5] [-slaves 2] [-keys 1000] [-runtime process|docker] [-lose process|host]
 //
@@ -18,6 +22,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +39,7 @@ import (
 	"github.com/golang/glog"
 
 	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/client"
 	"github.com/mesos-stateful/stateful/dockerlib"
 	"github.com/mesos-stateful/stateful/examples/redis/redisimage"
 	"github.com/mesos-stateful/stateful/examples/redis/redistest"
@@ -93,6 +99,11 @@ func main() {
 type sample struct {
 	healthy, synced                time.Duration // from POST
 	shown, written, healed, resync time.Duration // from the loss
+	// A rolling spec change under a client writing through the master
+	// GET names: how long it took, the longest time between two
+	// acknowledged writes, and how many acknowledged writes were lost.
+	rolled, rollGap     time.Duration
+	rollLost, rollAcked int
 }
 
 func run(work string, runs, slaves, keys int, runtime, command string, interval float64, lose string) error {
@@ -181,11 +192,21 @@ func run(work string, runs, slaves, keys int, runtime, command string, interval 
 	row("master lost → first write accepted by the new master", func(s sample) time.Duration { return s.written })
 	row("master lost → instance RUNNING again", func(s sample) time.Duration { return s.healed })
 	row("master lost → replaced slave synced from the new master", func(s sample) time.Duration { return s.resync })
+	row("rolling update (PATCH mem) → every task updated, RUNNING", func(s sample) time.Duration { return s.rolled })
+	row("rolling update: longest gap between acknowledged writes", func(s sample) time.Duration { return s.rollGap })
 	for _, f := range floor {
 		med, lo, hi := stats(f.d)
 		fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t\n", f.name, med, lo, hi)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	lost, acked := 0, 0
+	for _, s := range samples {
+		lost, acked = lost+s.rollLost, acked+s.rollAcked
+	}
+	fmt.Printf("\nrolling updates: %d of %d writes acknowledged by WAIT 1 lost (a client writing through the master GET names, SET + WAIT 1)\n", lost, acked)
+	return nil
 }
 
 func stats(d []time.Duration) (median, lo, hi time.Duration) {
@@ -258,6 +279,10 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 		return s, err
 	}
 	s.resync = time.Since(killed)
+
+	if err := rollingUpdate(ctx, env, name, &s); err != nil {
+		return s, err
+	}
 
 	if err := env.Delete(ctx, name); err != nil {
 		return s, err
@@ -461,4 +486,54 @@ func startServer(ctx context.Context, dir string, args ...string) (*server, erro
 		return nil, errors.Join(err, errors.New("redis-server did not answer"))
 	}
 	return s, nil
+}
+
+// rollingUpdate changes the instance's spec while a client writes through
+// the master GET names, and records how long the rollout took, the client's
+// longest gap between acknowledged writes and the acknowledged writes the
+// master lacks afterwards.
+func rollingUpdate(ctx context.Context, env *redistest.Env, name string, s *sample) error {
+	inst, _, err := env.Get(ctx, name)
+	if err != nil || inst == nil {
+		return fmt.Errorf("get %s: %v", name, err)
+	}
+	w := env.StartWriter(ctx, name)
+	defer w.Stop()
+	err = redistest.Poll(ctx, "the writer's first acknowledged write", func() (bool, string) {
+		acked, _, _ := w.Result()
+		return len(acked) > 0, ""
+	})
+	if err != nil {
+		return err
+	}
+	spec, _ := json.Marshal(map[string]any{"mem": inst.Spec.Mem + 16})
+	start := time.Now()
+	if _, err := env.Client().Update(ctx, name, client.PatchRequest{Spec: spec}); err != nil {
+		return err
+	}
+	err = redistest.Poll(ctx, "every task updated and RUNNING", func() (bool, string) {
+		got, _, err := env.Get(ctx, name)
+		if err != nil || got == nil || !redistest.AllHealthy(got) {
+			return false, fmt.Sprint(err)
+		}
+		inst = got
+		for _, t := range got.Tasks {
+			if t.Generation != got.Generation {
+				return false, redistest.Describe(got)
+			}
+		}
+		return true, ""
+	})
+	if err != nil {
+		return err
+	}
+	s.rolled = time.Since(start)
+	w.Stop()
+	acked, gap, _ := w.Result()
+	lost, err := w.Lost(ctx, redistest.Server(inst, redistest.Master(inst)))
+	if err != nil {
+		return err
+	}
+	s.rollGap, s.rollLost, s.rollAcked = gap, len(lost), len(acked)
+	return nil
 }

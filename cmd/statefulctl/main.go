@@ -85,6 +85,8 @@ func commands() []command {
 		{"scale", "NAME -slaves N", "change an instance's number of slaves", 1, 1, "NAME", setupScale},
 		{"update", "NAME [-spec JSON | -spec-file FILE] [-slaves N]", "change an instance's spec (rolled out task by task)", 1, 1, "NAME", setupUpdate},
 		{"delete", "NAME [-wait] [-timeout D]", "destroy an instance", 1, 1, "NAME", setupDelete},
+		{"switchover", "NAME [-to ORDINAL] [-wait] [-timeout D]", "move the master role of an MS instance to a slave, without losing acknowledged writes", 1, 1, "NAME", setupSwitchover},
+		{"rollout", "NAME pause|resume|abort", "pause, resume or abort (back to the previous spec) an instance's rolling spec change", 2, 2, "NAME and pause|resume|abort", setupRollout},
 		{"wait", "NAME [-status S] [-timeout D] [-interval D]", "wait until an instance has a status (RUNNING: and every task healthy)", 1, 1, "NAME", setupWait},
 		{"master", "NAME [PORTNAME] [-task-id]", "print HOST PORT of the task holding the master role", 1, 2, "NAME", setupMaster},
 		{"addr", "NAME ORDINAL|TASK [PORTNAME] [-task-id]", "print HOST PORT of a task", 2, 3, "NAME and ORDINAL", setupAddr},

@@ -272,3 +272,6 @@ func Describe(inst *stateful.Instance) string {
 	}
 	return b.String()
 }
+
+// Client returns the API client the environment uses.
+func (e *Env) Client() *client.Client { return e.api }

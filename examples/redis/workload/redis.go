@@ -24,7 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mesos-stateful/stateful"
@@ -79,12 +79,9 @@ type Redis struct {
 	stateful.BaseWorkload
 	opts Options
 
-	// Config, unlike the other callbacks, gets no Handle, but a slave's
-	// launch needs its master's placement. The callbacks that precede every
-	// launch (Start, StartMaster, StartSlave) keep the latest Handle here
-	// for Config to read, when inst.Tasks does not carry the tasks.
-	mu     sync.Mutex
-	handle stateful.Handle
+	// handle is the Handle Init gave, for Config to read the master's
+	// placement when inst.Tasks does not carry the tasks.
+	handle atomic.Pointer[stateful.Handle]
 }
 
 var (
@@ -93,6 +90,8 @@ var (
 	_ stateful.HealthChecker     = (*Redis)(nil)
 	_ stateful.InstanceValidator = (*Redis)(nil)
 	_ stateful.SpecPolicy        = (*Redis)(nil)
+	_ stateful.Initializer       = (*Redis)(nil)
+	_ stateful.Switchoverer      = (*Redis)(nil)
 )
 
 // New returns the workload with opts, defaults filled in.
@@ -225,31 +224,12 @@ func (r *Redis) Defaults() stateful.Spec {
 // Redis Cluster, which this example does not set up.
 var errUnsupportedType = errors.New("the Redis example runs S and MS instances; C (Redis Cluster) is not supported")
 
+// Init keeps h for Config.
+func (r *Redis) Init(h stateful.Handle) { r.handle.Store(&h) }
+
 // Start refuses instance shapes the example cannot run.
-func (r *Redis) Start(_ context.Context, h stateful.Handle, inst *stateful.Instance) error {
-	r.remember(h)
+func (r *Redis) Start(_ context.Context, _ stateful.Handle, inst *stateful.Instance) error {
 	return checkInstance(inst)
-}
-
-// StartMaster keeps h for Config.
-func (r *Redis) StartMaster(_ context.Context, h stateful.Handle, _ *stateful.Instance, _ *stateful.Task) error {
-	r.remember(h)
-	return nil
-}
-
-// StartSlave keeps h for Config.
-func (r *Redis) StartSlave(_ context.Context, h stateful.Handle, _ *stateful.Instance, _ *stateful.Task) error {
-	r.remember(h)
-	return nil
-}
-
-func (r *Redis) remember(h stateful.Handle) {
-	if h == nil {
-		return
-	}
-	r.mu.Lock()
-	r.handle = h
-	r.mu.Unlock()
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -306,6 +286,11 @@ func (r *Redis) Config(_ context.Context, inst *stateful.Instance, task *statefu
 		// hosts, and it has none.
 		args = append(args, "--protected-mode", "no")
 	}
+	if !strings.Contains(inst.Spec.Command, "repl-diskless-sync-delay") {
+		// Redis waits 5 s for more replicas before a diskless sync; a
+		// new or relaunched slave would be that much later healthy.
+		args = append(args, "--repl-diskless-sync-delay", "0")
+	}
 	if inst.Spec.Volume != "" {
 		dir, err := dataDir(inst)
 		if err != nil {
@@ -354,13 +339,11 @@ func dataDir(inst *stateful.Instance) (string, error) {
 func (r *Redis) masterFor(inst *stateful.Instance) (*stateful.Task, error) {
 	tasks := inst.Tasks
 	if len(tasks) == 0 {
-		r.mu.Lock()
-		h := r.handle
-		r.mu.Unlock()
+		h := r.handle.Load()
 		if h == nil {
-			return nil, errors.New("the master's placement is unknown: no callback has handed the workload a Handle yet")
+			return nil, errors.New("the master's placement is unknown: Init has not handed the workload a Handle yet")
 		}
-		tasks = h.Tasks(inst)
+		tasks = (*h).Tasks(inst)
 	}
 	master := masterOf(inst, tasks)
 	if master == nil {
