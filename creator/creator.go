@@ -595,5 +595,15 @@ func (c *Creator) demand(inst *stateful.Instance, t *stateful.Task) offermgr.Dem
 	if d.PrevAgent != "" {
 		d.StickyUntil = t.QueuedAt.Add(c.cfg.StickyWait)
 	}
+	if r := t.Reservation; r != nil && !r.Releasing {
+		// Only the offer that carries the reservation will do: it holds
+		// the ordinal's volume. One never confirmed (no attempt ran on it)
+		// may not exist; it is waited for until the sticky deadline.
+		d.ReservationID, d.ReservationRequired = r.ResourceID, r.Confirmed
+		d.PrevAgent = r.AgentID
+		if d.StickyUntil.IsZero() {
+			d.StickyUntil = t.QueuedAt.Add(c.cfg.StickyWait)
+		}
+	}
 	return d
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
 	"time"
 
 	"github.com/mesos-stateful/stateful/creator"
@@ -41,7 +42,10 @@ const (
 	DefaultDataDir         = "./stateful-data"
 	DefaultRuntime         = "auto"
 	DefaultName            = "stateful"
-	DefaultRole            = "*"
+	// DefaultRole "" derives the role from the name (DerivedRole), and an
+	// empty Principal is the name: reservations, which hold each
+	// ordinal's data, cannot be made for the role "*".
+	DefaultRole            = ""
 	DefaultFailoverTimeout = mesoslib.DefaultFailoverTimeout
 	DefaultExecutorHTTP    = ":5657"
 	DefaultWorkers         = 4
@@ -227,8 +231,13 @@ func (c Config) Validate() error {
 	if err := checkName(c.Name); err != nil {
 		bad("name", "%v", err)
 	}
-	if strings.TrimSpace(c.Role) == "" {
-		bad("role", "must not be empty (\"*\" is the default role)")
+	if c.Role != "" {
+		if err := mesoslib.ValidateRole(c.Role); err != nil {
+			bad("role", "%q: %v", c.Role, err)
+		}
+	}
+	if strings.IndexFunc(c.Principal, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		bad("principal", "%q must not contain whitespace or control characters", c.Principal)
 	}
 	if c.FailoverTimeout <= 0 {
 		bad("failover-timeout", "%v must be positive: with 0 Mesos kills every task the moment the scheduler disconnects", c.FailoverTimeout)
@@ -339,8 +348,8 @@ func (c Config) mesosConfig(url string) mesoslib.Config {
 	m := c.Mesos
 	m.Master = url
 	m.Name = c.Name
-	m.Role = c.Role
-	m.Principal = c.Principal
+	m.Role = c.role()
+	m.Principal = c.principal()
 	m.FailoverTimeout = c.FailoverTimeout
 	return m
 }
@@ -367,8 +376,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "where the embedded etcd and embedded agents keep their data")
 	fs.StringVar(&c.Runtime, "runtime", c.Runtime, "how tasks run: auto (docker if an engine answers, else a process), docker or process")
 	fs.StringVar(&c.Name, "name", c.Name, "framework name on Mesos and in etcd")
-	fs.StringVar(&c.Role, "role", c.Role, "Mesos role the framework subscribes with")
-	fs.StringVar(&c.Principal, "principal", c.Principal, "Mesos principal of the framework")
+	fs.StringVar(&c.Role, "role", c.Role, "Mesos role the framework subscribes with and reserves each task's resources and volume for (default: derived from --name); \"*\" turns reservations off")
+	fs.StringVar(&c.Principal, "principal", c.Principal, "Mesos principal of the framework and of its reservations and volumes (default: --name)")
 	fs.DurationVar(&c.FailoverTimeout, "failover-timeout", c.FailoverTimeout, "how long Mesos keeps the tasks while no scheduler is connected")
 	fs.StringVar(&c.VolumeRoot, "volume-root", c.VolumeRoot, "directory on the agents holding the tasks' volumes (default <data-dir>/volumes locally, /var/lib/<name>/volumes otherwise)")
 	fs.StringVar(&c.ExecutorMode, "executor-mode", c.ExecutorMode, "how agents get the executor: path (run this binary's path), serve (fetch it from this scheduler over HTTP) or auto (path with --master=local, serve otherwise)")
@@ -418,4 +427,29 @@ func LoadFile(fs *flag.FlagSet, path string) error {
 		}
 	}
 	return nil
+}
+
+// DerivedRole is the role a framework named name subscribes with when
+// --role is not given: the name itself, made a valid Mesos role name.
+func DerivedRole(name string) string {
+	if name == "." || name == ".." || strings.HasPrefix(name, "-") {
+		return "stateful" + name
+	}
+	return name
+}
+
+// role is the role the framework subscribes and reserves with.
+func (c Config) role() string {
+	if c.Role == "" {
+		return DerivedRole(c.Name)
+	}
+	return c.Role
+}
+
+// principal is the framework's principal, also that of its reservations.
+func (c Config) principal() string {
+	if c.Principal == "" {
+		return c.Name
+	}
+	return c.Principal
 }

@@ -221,6 +221,7 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
+	destroy.SetOperations(client)
 
 	s := &scheduler{cfg: cfg, lead: lead, client: client, batch: batch}
 	execCmd, err := executorCommand(cfg)
@@ -241,11 +242,15 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 		Refuse:          cfg.Offers.DeclineRefuse,
 		CallbackTimeout: cfg.Creator.CallbackTimeout,
 		ConfigWait:      creator.DefaultConfigWait,
+		Role:            cfg.role(),
+		Principal:       cfg.principal(),
 	}, store, w, tasks, client, locks, work.Add)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
-	offers, err := offermgr.NewManager(cfg.Offers, pendingTasks{tasks}, launcher, client, liveTasks{store})
+	ocfg := cfg.Offers
+	ocfg.Framework, ocfg.Known = cfg.Name, liveTasks{store}.KnownReservations
+	offers, err := offermgr.NewManager(ocfg, pendingTasks{tasks}, launcher, client, liveTasks{store})
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
@@ -256,6 +261,7 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 		forget: []forgetter{create, maint},
 	}
 	ev.offers, ev.maintainer, ev.batcher, ev.resync = offers, maint, batch, s.ctrl.enqueueAll
+	ev.reserved = reservations{store: store, enqueue: work.Add}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

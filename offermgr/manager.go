@@ -83,6 +83,12 @@ type Config struct {
 	// Seed seeds the agent shuffle of every pass (pass N uses Seed+N, and
 	// the seed is logged at -v=2); 0 picks a random one.
 	Seed uint64
+	// Framework is the stateful.framework label of the framework's
+	// reservations (State.Framework); empty ignores reservations.
+	Framework string
+	// Known returns the resource IDs of the reservations tasks record
+	// (State.Known); nil releases no reservation nobody owns.
+	Known func() map[string]bool
 }
 
 // Defaults of NewConfig.
@@ -362,7 +368,11 @@ func (m *Manager) pass(ctx context.Context) {
 	}
 
 	seed := m.cfg.Seed + m.passes
-	plan := Place(m.cfg.Policy, offers, pending, State{Now: now, Running: m.running.ByAgent(), Seed: seed})
+	st := State{Now: now, Running: m.running.ByAgent(), Seed: seed, Framework: m.cfg.Framework}
+	if m.cfg.Known != nil {
+		st.Known = m.cfg.Known()
+	}
+	plan := Place(m.cfg.Policy, offers, pending, st)
 	placed := 0
 	for _, l := range plan.Launches {
 		placed += len(l.Placements)
