@@ -11,8 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"unicode"
 	"time"
+	"unicode"
 
 	"github.com/mesos-stateful/stateful/creator"
 	"github.com/mesos-stateful/stateful/httplib"
@@ -35,13 +35,13 @@ const (
 
 // Defaults of NewConfig (DESIGN §7).
 const (
-	DefaultHTTPAddr        = httplib.DefaultAddr
-	DefaultMaster          = MasterLocal
-	DefaultLocalAgents     = localmesos.DefaultAgents
-	DefaultEtcd            = EtcdEmbedded
-	DefaultDataDir         = "./stateful-data"
-	DefaultRuntime         = "auto"
-	DefaultName            = "stateful"
+	DefaultHTTPAddr    = httplib.DefaultAddr
+	DefaultMaster      = MasterLocal
+	DefaultLocalAgents = localmesos.DefaultAgents
+	DefaultEtcd        = EtcdEmbedded
+	DefaultDataDir     = "./stateful-data"
+	DefaultRuntime     = "auto"
+	DefaultName        = "stateful"
 	// DefaultRole "" derives the role from the name (DerivedRole), and an
 	// empty Principal is the name: reservations, which hold each
 	// ordinal's data, cannot be made for the role "*".
