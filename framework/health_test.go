@@ -2,13 +2,17 @@ package framework_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/dockerlib"
 	"github.com/mesos-stateful/stateful/framework/internal/testworkload"
 )
 
@@ -50,4 +54,35 @@ func TestWorkloadHealthGatesRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRunning(t, s.api, "gated")
+}
+
+// TestHealthSaysHowTasksRun: with --runtime auto, /v1/health says what it
+// came to on this host, Docker exactly when an engine answers here.
+func TestHealthSaysHowTasksRun(t *testing.T) {
+	cfg := testConfig(t, "local", t.TempDir())
+	cfg.LocalAgents = 1
+	cfg.Runtime = "auto"
+	s := runScheduler(t, cfg, testworkload.New())
+	var health struct {
+		Status  string `json:"status"`
+		Runtime struct {
+			Configured, Chosen, Reason string
+		} `json:"runtime"`
+	}
+	if err := json.Unmarshal(call(t, http.MethodGet, s.api+"/v1/health", nil, http.StatusOK), &health); err != nil {
+		t.Fatal(err)
+	}
+	want := "process"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, err := dockerlib.New(ctx, dockerlib.Options{}); err == nil {
+		if c.Available(ctx) == nil {
+			want = "docker"
+		}
+		c.Close()
+	}
+	rt := health.Runtime
+	if rt.Configured != "auto" || rt.Chosen != want || rt.Reason == "" {
+		t.Errorf("health says runtime %+v, want auto → %s with a reason", rt, want)
+	}
 }

@@ -4,14 +4,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mesos-stateful/stateful/buffer"
+	"github.com/mesos-stateful/stateful/feed"
 	"github.com/mesos-stateful/stateful/offermgr"
 	"github.com/mesos-stateful/stateful/statemgr"
 )
 
 // registerMetrics adds the scheduler's gauges to reg: instances by status,
-// tasks by state and the length of both queues, read when scraped.
-func registerMetrics(reg prometheus.Registerer, store *statemgr.Store, work *buffer.WorkQueue, tasks *buffer.TaskQueue[offermgr.Demand]) {
+// tasks by state, the length of both queues and the event stream's
+// clients, read when scraped.
+func registerMetrics(reg prometheus.Registerer, store *statemgr.Store, work *buffer.WorkQueue, tasks *buffer.TaskQueue[offermgr.Demand], hub *feed.Hub) {
 	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "stateful_event_subscribers", Help: "Clients following GET /v1/events.",
+		}, func() float64 { return float64(hub.Subscribers()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "stateful_event_subscribers_dropped_total", Help: "Clients of GET /v1/events dropped for falling behind.",
+		}, func() float64 { return float64(hub.Dropped()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "stateful_work_queue_length", Help: "Instances waiting to be reconciled.",
 		}, func() float64 { return float64(work.Len()) }),

@@ -20,6 +20,7 @@ import (
 	"github.com/mesos-stateful/stateful/buffer"
 	"github.com/mesos-stateful/stateful/creator"
 	"github.com/mesos-stateful/stateful/destroyer"
+	"github.com/mesos-stateful/stateful/feed"
 	"github.com/mesos-stateful/stateful/httplib"
 	"github.com/mesos-stateful/stateful/internal/reconcile"
 	"github.com/mesos-stateful/stateful/localmesos"
@@ -60,6 +61,12 @@ func Run(ctx context.Context, cfg Config, w stateful.Workload) (err error) {
 		return err
 	}
 	glog.Infof("framework %s: starting (master %s, etcd %s, data dir %s, runtime %s)", cfg.Name, cfg.Master, cfg.Etcd, cfg.DataDir, cfg.Runtime)
+	rt := chooseRuntime(ctx, cfg.Runtime, cfg.local())
+	if rt.Configured == rt.Chosen {
+		glog.Infof("framework %s: runtime %s (%s)", cfg.Name, rt.Chosen, rt.Reason)
+	} else {
+		glog.Infof("framework %s: runtime %s → %s (%s)", cfg.Name, rt.Configured, rt.Chosen, rt.Reason)
+	}
 
 	// What started is stopped in reverse order, whatever happens.
 	var closers []func()
@@ -78,7 +85,10 @@ func Run(ctx context.Context, cfg Config, w stateful.Workload) (err error) {
 		return err
 	}
 	closers = append(closers, closeEtcd)
-	store, err := statemgr.New(ctx, client, cfg.Name, statemgr.WithSessionTTL(cfg.LeaderTTL))
+	// The event feed hears of every change statemgr's cache takes in,
+	// whoever made it: one source, never in the way of the state path.
+	hub := feed.NewHub(0, 0)
+	store, err := statemgr.New(ctx, client, cfg.Name, statemgr.WithSessionTTL(cfg.LeaderTTL), statemgr.WithObserver(hub.Observe))
 	if err != nil {
 		return fmt.Errorf("framework: state store: %w", err)
 	}
@@ -108,7 +118,7 @@ func Run(ctx context.Context, cfg Config, w stateful.Workload) (err error) {
 		return fmt.Errorf("framework: leader election: %w", err)
 	}
 
-	s, err := assemble(cfg, master, store, lead, w)
+	s, err := assemble(cfg, master, store, lead, hub, rt, w)
 	if err != nil {
 		return err
 	}
@@ -189,7 +199,7 @@ type scheduler struct {
 
 // assemble builds every part and wires them through the interfaces they
 // declare. Nothing runs yet.
-func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.Leadership, w stateful.Workload) (*scheduler, error) {
+func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.Leadership, hub *feed.Hub, rt httplib.RuntimeInfo, w stateful.Workload) (*scheduler, error) {
 	work := buffer.NewWorkQueue(cfg.RetryBackoff, cfg.RetryMaxBackoff)
 	tasks := buffer.NewTaskQueue[offermgr.Demand]()
 	locks := &reconcile.Locks{}
@@ -265,8 +275,8 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registerMetrics(reg, store, work, tasks)
-	svc := &service{w: w, store: store, creator: create, destroyer: destroy, maintainer: maint, offers: offers, client: client, lead: lead}
+	registerMetrics(reg, store, work, tasks, hub)
+	svc := &service{w: w, store: store, creator: create, destroyer: destroy, maintainer: maint, offers: offers, client: client, lead: lead, hub: hub, runtime: rt}
 	s.api, err = httplib.New(cfg.apiConfig(), svc, reg)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)

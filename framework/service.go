@@ -6,6 +6,7 @@ import (
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/creator"
 	"github.com/mesos-stateful/stateful/destroyer"
+	"github.com/mesos-stateful/stateful/feed"
 	"github.com/mesos-stateful/stateful/httplib"
 	"github.com/mesos-stateful/stateful/maintainer"
 	"github.com/mesos-stateful/stateful/mesoslib"
@@ -25,9 +26,21 @@ type service struct {
 	offers     *offermgr.Manager
 	client     *mesoslib.Client
 	lead       *statemgr.Leadership
+	hub        *feed.Hub
+	runtime    httplib.RuntimeInfo
 }
 
-var _ httplib.Service = (*service)(nil)
+var (
+	_ httplib.Service         = (*service)(nil)
+	_ httplib.EventSource     = (*service)(nil)
+	_ httplib.RuntimeReporter = (*service)(nil)
+)
+
+// Runtime is how tasks run, for /v1/health.
+func (s *service) Runtime() httplib.RuntimeInfo { return s.runtime }
+
+// Subscribe serves GET /v1/events from the feed statemgr's observer fills.
+func (s *service) Subscribe(lastID string) *feed.Subscription { return s.hub.Subscribe(lastID) }
 
 func (s *service) Defaults() stateful.Spec { return s.w.Defaults() }
 

@@ -138,9 +138,10 @@ func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 // healthReport is the body of GET /v1/health. Error repeats the problems
 // in one line so that scripts reading .error on any failure see why.
 type healthReport struct {
-	Status   string    `json:"status"`
-	Error    string    `json:"error,omitempty"`
-	Problems []Problem `json:"problems"`
+	Status   string       `json:"status"`
+	Error    string       `json:"error,omitempty"`
+	Problems []Problem    `json:"problems"`
+	Runtime  *RuntimeInfo `json:"runtime,omitempty"`
 }
 
 // health: GET /v1/health.
@@ -148,8 +149,13 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.HealthTimeout)
 	defer cancel()
 	problems := s.svc.Health(ctx)
+	var rt *RuntimeInfo
+	if rr, ok := s.svc.(RuntimeReporter); ok {
+		info := rr.Runtime()
+		rt = &info
+	}
 	if len(problems) == 0 {
-		s.reply(w, r, http.StatusOK, healthReport{Status: "ok", Problems: []Problem{}})
+		s.reply(w, r, http.StatusOK, healthReport{Status: "ok", Problems: []Problem{}, Runtime: rt})
 		return
 	}
 	reasons := make([]string, len(problems))
@@ -157,7 +163,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		reasons[i] = p.Component + ": " + p.Message
 	}
 	s.reply(w, r, http.StatusServiceUnavailable, healthReport{
-		Status: "unhealthy", Error: strings.Join(reasons, "; "), Problems: problems,
+		Status: "unhealthy", Error: strings.Join(reasons, "; "), Problems: problems, Runtime: rt,
 	})
 }
 

@@ -62,10 +62,13 @@ type Config struct {
 	// ShutdownTimeout is how long Run waits for in-flight requests when
 	// its context ends before it closes their connections.
 	ShutdownTimeout time.Duration
+	// EventHeartbeat is how often an idle GET /v1/events stream gets a
+	// heartbeat comment.
+	EventHeartbeat time.Duration
 }
 
 // NewConfig returns the defaults: 127.0.0.1:5656, 1 MiB bodies, 30 s per
-// request, 5 s for health, 10 s to shut down.
+// request, 5 s for health, 10 s to shut down, event heartbeats every 15 s.
 func NewConfig() Config {
 	return Config{
 		Addr:            DefaultAddr,
@@ -73,6 +76,7 @@ func NewConfig() Config {
 		RequestTimeout:  DefaultRequestTimeout,
 		HealthTimeout:   DefaultHealthTimeout,
 		ShutdownTimeout: DefaultShutdownTimeout,
+		EventHeartbeat:  DefaultEventHeartbeat,
 	}
 }
 
@@ -91,6 +95,7 @@ func (c Config) Validate() error {
 		{"request timeout", c.RequestTimeout},
 		{"health timeout", c.HealthTimeout},
 		{"shutdown timeout", c.ShutdownTimeout},
+		{"event heartbeat", c.EventHeartbeat},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s must be positive, got %s", d.name, d.v)
@@ -151,6 +156,11 @@ func New(cfg Config, svc Service, reg Registry) (*Server, error) {
 	s.handle(http.MethodPatch, "/v1/instances/{name}", s.patchInstance)
 	s.handle(http.MethodDelete, "/v1/instances/{name}", s.deleteInstance)
 	s.handle(http.MethodGet, "/v1/health", s.health)
+	s.handle(http.MethodGet, "/v1/events", s.streamEvents)
+	s.handle(http.MethodGet, "/v1/openapi.json", s.openAPI)
+	s.handle(http.MethodGet, "/ui", s.uiRedirect)
+	s.handle(http.MethodGet, "/ui/", s.uiFile)
+	s.handle(http.MethodGet, "/ui/{file}", s.uiFile)
 	s.handle(http.MethodGet, "/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
 		ErrorLog: glogPrinter{}, ErrorHandling: promhttp.ContinueOnError,
 	}).ServeHTTP)
@@ -203,6 +213,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          log.New(glogWriter{}, "", 0),
 	}
+	base, endStreams := withShutdown()
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	srv.RegisterOnShutdown(endStreams)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	glog.Infof("httplib: serving the REST API on http://%s", ln.Addr())

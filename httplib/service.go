@@ -107,3 +107,19 @@ type Problem struct {
 	// Message says what is wrong, for operators.
 	Message string `json:"message"`
 }
+
+// RuntimeInfo says how executors run tasks, for GET /v1/health.
+type RuntimeInfo struct {
+	// Configured is auto, docker or process (--runtime).
+	Configured string `json:"configured"`
+	// Chosen is what auto comes to (docker or process), or Configured.
+	Chosen string `json:"chosen"`
+	// Reason says why, e.g. "a Docker engine answers at unix:///var/run/docker.sock".
+	Reason string `json:"reason,omitempty"`
+}
+
+// RuntimeReporter is a Service that says how tasks run; GET /v1/health
+// shows it.
+type RuntimeReporter interface {
+	Runtime() RuntimeInfo
+}

@@ -309,10 +309,10 @@ func masterAgentState(t *testing.T, c *Cluster, agentID string) map[string]any {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
+	// Numbers as float64: Mesos writes doubles with a decimal point
+	// (16.0); the comparisons below are about values, not their spelling.
 	var v map[string]any
-	d := json.NewDecoder(res.Body)
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
+	if err := json.NewDecoder(res.Body).Decode(&v); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range asList(v["slaves"]) {

@@ -24,57 +24,16 @@ func TestManagerOnLocalMesos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a local Mesos cluster")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	ccfg := localmesos.NewConfig()
-	ccfg.Port = 0
-	ccfg.AllocationInterval = 50 * time.Millisecond
-	ccfg.Resources = "cpus:2;mem:1024;disk:1024;ports:[31000-31299]"
-	cluster, err := localmesos.Start(ctx, ccfg)
-	if err != nil {
-		t.Fatalf("localmesos: %v", err)
-	}
-	t.Cleanup(func() { cluster.Close() })
-
-	h := &liveHandler{running: map[string]bool{}}
-	mcfg := mesoslib.NewConfig()
-	mcfg.Master = cluster.MasterURL()
-	mcfg.Name = "offermgr-test"
-	client, err := mesoslib.New(mcfg, &memFrameworkID{}, noLiveTasks{}, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	queue := newFakeQueue()
-	calls := &countingCaller{OfferCaller: client}
-	launcher := &acceptLauncher{client: client, queue: queue, on: map[string][]Key{}}
-	cfg := NewConfig()
-	cfg.Seed = 1
-	m, err := NewManager(cfg, queue, launcher, calls, launcher)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.m = m
-
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	for _, run := range []func(context.Context) error{client.Run, m.Start} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(ctx); err != nil && ctx.Err() == nil {
-				t.Errorf("runnable stopped: %v", err)
-			}
-		}()
-	}
-
 	now := time.Now()
-	for ord := range 3 {
-		d := task("cache1", ord)
-		d.Disk = 64
-		d.QueuedSince = now
-		queue.put(d)
-	}
+	lm := startLive(t, func(queue *fakeQueue) {
+		for ord := range 3 {
+			d := task("cache1", ord)
+			d.Disk = 64
+			d.QueuedSince = now
+			queue.put(d)
+		}
+	})
+	h, queue, launcher, calls := lm.h, lm.queue, lm.launcher, lm.calls
 	eventually(t, func() bool { return h.runningCount() == 3 })
 	agents := map[string]bool{}
 	for _, a := range launcher.agentsOf("cache1") {
@@ -84,6 +43,11 @@ func TestManagerOnLocalMesos(t *testing.T) {
 		t.Fatalf("cache1 runs on %v, want three distinct agents", launcher.agentsOf("cache1"))
 	}
 	eventually(t, func() bool { return calls.count("SUPPRESS") >= 1 })
+	// The manager started before the subscription: it waited for it
+	// rather than send calls that could only fail.
+	if n := calls.count("SUPPRESS failed") + calls.count("REVIVE failed"); n > 0 {
+		t.Errorf("%d SUPPRESS or REVIVE calls failed", n)
+	}
 
 	// A fourth task that has waited past the co-location wait: every agent
 	// holds a sibling, so it shares one and says so.
@@ -97,6 +61,82 @@ func TestManagerOnLocalMesos(t *testing.T) {
 	}
 	if r := launcher.reason(Key{"cache1", 3}); !strings.Contains(r, "shares the agent with cache1-") {
 		t.Errorf("cache1-3 placed because %q, want it to name the sibling it shares with", r)
+	}
+}
+
+// live is a Manager on a localmesos cluster with a mesoslib subscription.
+type live struct {
+	h        *liveHandler
+	queue    *fakeQueue
+	launcher *acceptLauncher
+	calls    *countingCaller
+}
+
+// startLive starts a cluster of three agents, a subscription and a
+// Manager; fill queues tasks before the manager and the subscription start.
+func startLive(t *testing.T, fill func(*fakeQueue)) live {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ccfg := localmesos.NewConfig()
+	ccfg.Port = 0
+	ccfg.AllocationInterval = 50 * time.Millisecond
+	ccfg.Resources = "cpus:2;mem:1024;disk:1024;ports:[31000-31299]"
+	cluster, err := localmesos.Start(ctx, ccfg)
+	if err != nil {
+		cancel()
+		t.Fatalf("localmesos: %v", err)
+	}
+	t.Cleanup(func() { cluster.Close() })
+
+	h := &liveHandler{running: map[string]bool{}}
+	mcfg := mesoslib.NewConfig()
+	mcfg.Master = cluster.MasterURL()
+	mcfg.Name = "offermgr-test"
+	client, err := mesoslib.New(mcfg, &memFrameworkID{}, noLiveTasks{}, h)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	queue := newFakeQueue()
+	calls := &countingCaller{OfferCaller: client, connected: client.Connected}
+	launcher := &acceptLauncher{client: client, queue: queue, on: map[string][]Key{}}
+	cfg := NewConfig()
+	cfg.Seed = 1
+	m, err := NewManager(cfg, queue, launcher, calls, launcher)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	h.m = m
+	if fill != nil {
+		fill(queue)
+	}
+
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, run := range []func(context.Context) error{client.Run, m.Start} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				t.Errorf("runnable stopped: %v", err)
+			}
+		}()
+	}
+	return live{h: h, queue: queue, launcher: launcher, calls: calls}
+}
+
+// TestManagerWaitsForTheSubscription: a manager started with nothing
+// queued, before its subscription is up (as the framework starts it),
+// suppresses offers once subscribed, without calls that fail meanwhile.
+func TestManagerWaitsForTheSubscription(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a local Mesos cluster")
+	}
+	lm := startLive(t, nil)
+	eventually(t, func() bool { return lm.calls.count("SUPPRESS") >= 1 })
+	if n := lm.calls.count("SUPPRESS failed"); n > 0 {
+		t.Errorf("%d SUPPRESS calls failed before the subscription", n)
 	}
 }
 
@@ -224,9 +264,12 @@ func (l *acceptLauncher) reason(k Key) string {
 // countingCaller passes calls to Mesos and counts SUPPRESS and REVIVE.
 type countingCaller struct {
 	OfferCaller
-	mu     sync.Mutex
-	counts map[string]int
+	connected func() bool
+	mu        sync.Mutex
+	counts    map[string]int
 }
+
+func (c *countingCaller) Connected() bool { return c.connected() }
 
 func (c *countingCaller) inc(name string) {
 	c.mu.Lock()
@@ -247,6 +290,8 @@ func (c *countingCaller) Suppress(ctx context.Context, roles ...string) error {
 	err := c.OfferCaller.Suppress(ctx, roles...)
 	if err == nil {
 		c.inc("SUPPRESS")
+	} else {
+		c.inc("SUPPRESS failed")
 	}
 	return err
 }
@@ -255,6 +300,8 @@ func (c *countingCaller) Revive(ctx context.Context, roles ...string) error {
 	err := c.OfferCaller.Revive(ctx, roles...)
 	if err == nil {
 		c.inc("REVIVE")
+	} else {
+		c.inc("REVIVE failed")
 	}
 	return err
 }

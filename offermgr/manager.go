@@ -52,6 +52,15 @@ type OfferCaller interface {
 	Revive(ctx context.Context, roles ...string) error
 }
 
+// connection is an OfferCaller that can tell whether it is subscribed
+// (*mesoslib.Client can). With one, the manager sends SUPPRESS and REVIVE
+// only while subscribed: before the first subscription they could only
+// fail, and a (re)subscription lifts suppression anyway, after which
+// Resubscribed brings a pass that decides afresh.
+type connection interface {
+	Connected() bool
+}
+
 // RunningTasks tells where this framework's tasks already run; statemgr
 // implements it from its task cache.
 type RunningTasks interface {
@@ -332,7 +341,7 @@ func (m *Manager) pass(ctx context.Context) {
 			m.decline(ctx, offerIDs(offers), m.cfg.IdleRefuse)
 			m.idleFiltered = true
 		}
-		if !m.suppressed {
+		if !m.suppressed && m.subscribed() {
 			if err := m.caller.Suppress(ctx); err != nil {
 				// The call may still have taken effect: make sure new work
 				// revives.
@@ -359,7 +368,7 @@ func (m *Manager) pass(ctx context.Context) {
 	if newWork > 0 && (m.suppressed || m.idleFiltered) {
 		m.reviveWanted = true
 	}
-	if m.reviveWanted {
+	if m.reviveWanted && m.subscribed() {
 		m.revive(ctx, now, newWork)
 	}
 	if len(offers) == 0 {
@@ -391,6 +400,13 @@ func (m *Manager) pass(ctx context.Context) {
 	glog.V(2).Infof("offermgr: pass %d (seed %d): %d offers, %d queued, %d placed, %d unplaced, %d offers declined",
 		m.passes, seed, len(offers), len(pending), placed, len(plan.Unplaced), len(plan.Declined))
 	m.explain.update(plan, known)
+}
+
+// subscribed reports whether calls can reach Mesos, as far as the caller
+// can tell.
+func (m *Manager) subscribed() bool {
+	c, ok := m.caller.(connection)
+	return !ok || c.Connected()
 }
 
 // revive sends REVIVE unless one was sent less than ReviveInterval ago;

@@ -36,6 +36,34 @@ type cache struct {
 	tombs map[string]int64
 	// rev is the highest revision applied.
 	rev int64
+
+	// observe, if set, is told of every document the cache takes in or
+	// drops, with the lock held (see WithObserver).
+	observe func(Change)
+}
+
+// Change is one document the cache took in or dropped: Old is what it held
+// before (nil for a new key), New what it holds now (nil once deleted).
+// Either the instance pair or the task pair is set. The documents are the
+// cache's own and must be neither modified nor kept.
+type Change struct {
+	// Rev is the etcd revision of the change.
+	Rev                      int64
+	OldInstance, NewInstance *stateful.Instance
+	OldTask, NewTask         *stateful.Task
+}
+
+// notifyLocked tells the observer that key went from old to new.
+func (c *cache) notifyLocked(kind keyKind, old, new record, rev int64) {
+	if c.observe == nil {
+		return
+	}
+	switch kind {
+	case kindInstance:
+		c.observe(Change{Rev: rev, OldInstance: old.inst, NewInstance: new.inst})
+	case kindTask:
+		c.observe(Change{Rev: rev, OldTask: old.task, NewTask: new.task})
+	}
 }
 
 func newCache(k keys) *cache {
@@ -101,13 +129,15 @@ func (c *cache) putLocked(key string, raw []byte, modRev int64) error {
 	if tomb, ok := c.tombs[key]; ok && tomb >= modRev {
 		return nil
 	}
-	if cur, ok := c.currentLocked(pk); ok && cur.modRev >= modRev {
+	cur, ok := c.currentLocked(pk)
+	if ok && cur.modRev >= modRev {
 		return nil
 	}
 	r, err := c.decode(pk, raw, modRev)
 	if err != nil {
 		return fmt.Errorf("key %s at revision %d: %w", key, modRev, err)
 	}
+	defer c.notifyLocked(pk.kind, cur, r, modRev)
 	delete(c.tombs, key)
 	switch pk.kind {
 	case kindFrameworkID:
@@ -133,11 +163,15 @@ func (c *cache) delLocked(key string, rev int64) {
 		return
 	}
 	c.rev = max(c.rev, rev)
-	if cur, ok := c.currentLocked(pk); ok && cur.modRev > rev {
+	cur, ok := c.currentLocked(pk)
+	if ok && cur.modRev > rev {
 		return
 	}
 	if c.tombs[key] < rev {
 		c.tombs[key] = rev
+	}
+	if ok {
+		defer c.notifyLocked(pk.kind, cur, record{}, rev)
 	}
 	switch pk.kind {
 	case kindFrameworkID:
@@ -195,8 +229,45 @@ func (c *cache) replace(fresh *cache, loadRev int64) {
 			fresh.delLocked(key, rev)
 		}
 	}
+	if c.rev > 0 {
+		// A reload after the watch fell behind: what changed meanwhile
+		// was never seen one key at a time.
+		c.notifyReloadLocked(fresh, loadRev)
+	}
 	c.instances, c.tasks, c.frameworkID, c.tombs = fresh.instances, fresh.tasks, fresh.frameworkID, fresh.tombs
 	c.rev = max(c.rev, fresh.rev)
+}
+
+// notifyReloadLocked tells the observer how fresh differs from what the
+// cache holds, as if each difference had been watched.
+func (c *cache) notifyReloadLocked(fresh *cache, rev int64) {
+	if c.observe == nil {
+		return
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.instances)) {
+		if _, ok := fresh.instances[name]; !ok {
+			c.notifyLocked(kindInstance, c.instances[name], record{}, rev)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(fresh.instances)) {
+		if r, old := fresh.instances[name], c.instances[name]; r.modRev != old.modRev {
+			c.notifyLocked(kindInstance, old, r, rev)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.tasks)) {
+		for _, n := range slices.Sorted(maps.Keys(c.tasks[name])) {
+			if _, ok := fresh.tasks[name][n]; !ok {
+				c.notifyLocked(kindTask, c.tasks[name][n], record{}, rev)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(fresh.tasks)) {
+		for _, n := range slices.Sorted(maps.Keys(fresh.tasks[name])) {
+			if r, old := fresh.tasks[name][n], c.tasks[name][n]; r.modRev != old.modRev {
+				c.notifyLocked(kindTask, old, r, rev)
+			}
+		}
+	}
 }
 
 // snapshot is a consistent copy of one instance and its tasks, with the

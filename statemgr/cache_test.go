@@ -3,6 +3,8 @@ package statemgr
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,7 +131,22 @@ func TestWatchReloadsAfterCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stale, err := newStore(e.Client(), "test")
+	// The stale store's observer hears of the reload's differences.
+	var mu sync.Mutex
+	var observed []string
+	observe := func(c Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case c.NewInstance != nil:
+			observed = append(observed, "instance "+c.NewInstance.Name)
+		case c.NewTask != nil:
+			observed = append(observed, "task "+c.NewTask.Name+" "+c.NewTask.Message)
+		default:
+			observed = append(observed, "a deletion")
+		}
+	}
+	stale, err := newStore(e.Client(), "test", WithObserver(observe))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +191,12 @@ func TestWatchReloadsAfterCompaction(t *testing.T) {
 		task, err := stale.Task("kept", 0)
 		return err == nil && task.Message == "after"
 	})
+	mu.Lock()
+	defer mu.Unlock()
+	// "gone" came and went while the watch was behind: nothing to tell.
+	if want := []string{"instance kept", "task kept-0 ", "task kept-0 after"}; !slices.Equal(observed, want) {
+		t.Errorf("observed %q, want %q", observed, want)
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -62,6 +62,7 @@ const (
 type Option func(*options)
 
 type options struct {
+	observe    func(Change)
 	sessionTTL time.Duration
 	identity   string
 	retries    int
@@ -76,6 +77,16 @@ func WithSessionTTL(d time.Duration) Option { return func(o *options) { o.sessio
 // WithIdentity sets the value stored in the leader key (default host:pid),
 // which Leader returns.
 func WithIdentity(id string) Option { return func(o *options) { o.identity = id } }
+
+// WithObserver makes the Store call observe with every change its cache
+// takes in, whoever wrote it (this Store, or another writer seen by the
+// watch), once each; the changes of one document come in revision order
+// (those of different documents too, except between writes of this Store
+// that commit concurrently, whose own updates of the cache may cross). A
+// reload after the watch fell behind etcd's compaction reports the
+// differences it found. The first load reports nothing. observe runs with the cache locked: it must return at
+// once and must not call the Store.
+func WithObserver(observe func(Change)) Option { return func(o *options) { o.observe = observe } }
 
 // WithRetries sets how many times an update is retried after losing a race
 // with another writer (default DefaultRetries).
@@ -143,7 +154,9 @@ func newStore(client *clientv3.Client, framework string, opts ...Option) (*Store
 	if o.sessionTTL <= 0 || o.retries < 1 || o.now == nil {
 		return nil, fmt.Errorf("statemgr: invalid options (session TTL %v, retries %d)", o.sessionTTL, o.retries)
 	}
-	return &Store{client: client, keys: k, opts: o, cache: newCache(k), done: make(chan struct{})}, nil
+	c := newCache(k)
+	c.observe = o.observe
+	return &Store{client: client, keys: k, opts: o, cache: c, done: make(chan struct{})}, nil
 }
 
 // load reads every key of the framework and replaces the cache with them,

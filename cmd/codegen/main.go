@@ -76,8 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	res, err := codegen.Generate(ctx, opts)
 	if err != nil {
+		// Said once, here: glog would repeat an error on stderr.
 		fmt.Fprintf(stderr, "codegen: %v\n", err)
-		glog.Errorf("codegen: %v", err)
 		return 1
 	}
 	fmt.Fprint(stdout, res.Summary())

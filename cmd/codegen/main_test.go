@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +14,15 @@ import (
 	"github.com/mesos-stateful/stateful/codegen"
 )
 
+// asMainEnv makes the test binary run codegen's main (for tests that need
+// the real process: its stderr, its exit code).
+const asMainEnv = "CODEGEN_TEST_AS_MAIN"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) != "" {
+		os.Args = append([]string{"codegen"}, strings.Fields(os.Getenv(asMainEnv))...)
+		main()
+	}
 	flag.Parse()
 	// glog would otherwise leave log files in the system's temporary
 	// directory; go test shows stderr only when a test fails.
@@ -149,5 +159,24 @@ func TestForce(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(workload); !strings.Contains(string(data), "type Redis struct") {
 		t.Errorf("workload.go was not regenerated with -force: %q", data)
+	}
+}
+
+// TestErrorSaidOnce: a failing run says why once on stderr, not once more
+// through the log.
+func TestErrorSaidOnce(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	cmd := exec.Command(os.Args[0])
+	// glog's files go to TMPDIR.
+	cmd.Env = append(os.Environ(), asMainEnv+"=-name Redis -path "+missing, "TMPDIR="+t.TempDir())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("codegen -path %s: %v, want exit 1; stderr %q", missing, err, stderr.String())
+	}
+	if n := strings.Count(stderr.String(), missing); n != 1 {
+		t.Errorf("stderr names %s %d times, want once:\n%s", missing, n, stderr.String())
 	}
 }

@@ -124,13 +124,18 @@ func TestUsageErrorsSendNothing(t *testing.T) {
 	}
 }
 
+// TestHelp: help asked for is the command's output (stdout, exit 0), so
+// that "statefulctl help | less" works.
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"-h"}, {"help"}, {"help", "wait"}, {"wait", "-h"}} {
+	for _, args := range [][]string{{"-h"}, {"help"}, {"help", "wait"}, {"wait", "-h"}, {"wait", "cache1", "-help"}} {
 		r := cli(t, "http://127.0.0.1:1", "", args...)
-		expect(t, r, exitOK, nil, []string{"usage: statefulctl"})
+		expect(t, r, exitOK, []string{"usage: statefulctl"}, nil)
+		if r.stderr != "" {
+			t.Errorf("%q wrote to stderr: %v", args, r)
+		}
 	}
 	r := cli(t, "http://127.0.0.1:1", "", "help", "wait")
-	expect(t, r, exitOK, nil, []string{"-status", "-timeout", "-interval"})
+	expect(t, r, exitOK, []string{"-status", "-timeout", "-interval"}, nil)
 }
 
 func TestCreateListGet(t *testing.T) {

@@ -85,6 +85,7 @@ func commands() []command {
 		{"master", "NAME [PORTNAME] [-task-id]", "print HOST PORT of the task holding the master role", 1, 2, "NAME", setupMaster},
 		{"addr", "NAME ORDINAL|TASK [PORTNAME] [-task-id]", "print HOST PORT of a task", 2, 3, "NAME and ORDINAL", setupAddr},
 		{"health", "", "show whether the scheduler is healthy", 0, 0, "", setupHealth},
+		{"events", "[NAME] [-json]", "follow state changes and failovers as they happen (until interrupted)", 0, 1, "", setupEvents},
 	}
 }
 
@@ -101,13 +102,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	global.StringVar(&api, "api", api, "the REST API's address (also $"+envAPI+")")
 	timeout := global.Duration("timeout", defaultTimeout, "bound on each request to the API")
-	global.Usage = func() { usage(global) }
+	// Asked for, the usage goes to stdout; after a mistake, to stderr
+	// (where flag has just said what is wrong).
+	global.Usage = func() {}
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			usageTo(stdout, global)
 			return exitOK
 		}
+		usage(global)
 		return exitUsage
 	}
+	global.Usage = func() { usage(global) }
 	if global.NArg() == 0 {
 		fmt.Fprintln(stderr, "statefulctl: no command given")
 		usage(global)
@@ -115,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	name, rest := global.Arg(0), global.Args()[1:]
 	if name == "help" {
-		return help(global, rest)
+		return help(global, rest, stdout)
 	}
 	cmd, ok := lookup(name)
 	if !ok {
@@ -137,7 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, api: c, timeout: *timeout}
 	fs := cmd.flags(stderr)
 	act := cmd.setup(fs)
-	pos, err := parseArgs(fs, rest, cmd.minArgs, cmd.maxArgs, cmd.want)
+	pos, err := parseArgs(fs, rest, cmd.minArgs, cmd.maxArgs, cmd.want, stdout)
 	if err == nil {
 		err = act(ctx, a, fs, pos)
 	}
@@ -182,8 +188,13 @@ func lookup(name string) (command, bool) {
 	return command{}, false
 }
 
-func usage(global *flag.FlagSet) {
-	w := global.Output()
+func usage(global *flag.FlagSet) { usageTo(global.Output(), global) }
+
+// usageTo prints the usage to w.
+func usageTo(w io.Writer, global *flag.FlagSet) {
+	out := global.Output()
+	global.SetOutput(w)
+	defer global.SetOutput(out)
 	fmt.Fprint(w, "usage: statefulctl [-api URL] [-timeout D] COMMAND [ARGS]\n\ncommands:\n")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
@@ -193,10 +204,10 @@ func usage(global *flag.FlagSet) {
 	fmt.Fprint(w, "\nexit status: 0 done, 1 the API refused or the operation failed, 2 usage\n")
 }
 
-// help prints one command's usage, or everything.
-func help(global *flag.FlagSet, args []string) int {
+// help prints one command's usage, or everything, to stdout.
+func help(global *flag.FlagSet, args []string, stdout io.Writer) int {
 	if len(args) == 0 {
-		usage(global)
+		usageTo(stdout, global)
 		return exitOK
 	}
 	cmd, ok := lookup(args[0])
@@ -205,7 +216,7 @@ func help(global *flag.FlagSet, args []string) int {
 		usage(global)
 		return exitUsage
 	}
-	fs := cmd.flags(global.Output())
+	fs := cmd.flags(stdout)
 	cmd.setup(fs)
 	fs.Usage()
 	return exitOK
@@ -213,11 +224,11 @@ func help(global *flag.FlagSet, args []string) int {
 
 // flags returns an empty flag set for the command, whose Usage prints the
 // command's synopsis and flags.
-func (c command) flags(stderr io.Writer) *flag.FlagSet {
+func (c command) flags(w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("statefulctl "+c.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(w)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: statefulctl %s %s\n  %s\n", c.name, c.synopsis, c.summary)
+		fmt.Fprintf(fs.Output(), "usage: statefulctl %s %s\n  %s\n", c.name, c.synopsis, c.summary)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -227,15 +238,24 @@ func (c command) flags(stderr io.Writer) *flag.FlagSet {
 // package stops at the first positional one), so that both
 // "get -json cache1" and "get cache1 -json" work; "--" ends the flags. It
 // wants between lo and hi positional arguments; want says what they are,
-// for the error.
-func parseArgs(fs *flag.FlagSet, args []string, lo, hi int, want string) ([]string, error) {
+// for the error. -h prints the usage to stdout.
+func parseArgs(fs *flag.FlagSet, args []string, lo, hi int, want string, stdout io.Writer) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		usage := fs.Usage
+		fs.Usage = func() {}
+		err := fs.Parse(args)
+		fs.Usage = usage
+		if err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				out := fs.Output()
+				fs.SetOutput(stdout)
+				fs.Usage()
+				fs.SetOutput(out)
 				return nil, err
 			}
-			return nil, errUsage // flag has printed the error and usage
+			fs.Usage() // after flag's message saying what is wrong
+			return nil, errUsage
 		}
 		rest := fs.Args()
 		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {

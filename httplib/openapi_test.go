@@ -1,0 +1,273 @@
+package httplib
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/feed"
+)
+
+// openAPIResponse is a response of the document, $ref resolved.
+type openAPIResponse struct {
+	Ref     string                     `json:"$ref"`
+	Content map[string]json.RawMessage `json:"content"`
+}
+
+type openAPIDocument struct {
+	OpenAPI string                                `json:"openapi"`
+	Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	Comps   struct {
+		Responses map[string]openAPIResponse `json:"responses"`
+	} `json:"components"`
+}
+
+// documented returns, for "METHOD /path", each response code with the
+// media types it may have.
+func documented(t *testing.T) map[string]map[int][]string {
+	t.Helper()
+	var doc openAPIDocument
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi.json says version %q, want 3.x", doc.OpenAPI)
+	}
+	out := map[string]map[int][]string{}
+	for path, item := range doc.Paths {
+		for method, raw := range item {
+			if method == "parameters" {
+				continue
+			}
+			var op struct {
+				Responses map[string]openAPIResponse `json:"responses"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatalf("%s %s: %v", method, path, err)
+			}
+			codes := map[int][]string{}
+			for code, resp := range op.Responses {
+				if resp.Ref != "" {
+					name := strings.TrimPrefix(resp.Ref, "#/components/responses/")
+					ref, ok := doc.Comps.Responses[name]
+					if !ok {
+						t.Errorf("%s %s %s: no response %s", method, path, code, resp.Ref)
+					}
+					resp = ref
+				}
+				n, err := strconv.Atoi(code)
+				if err != nil {
+					t.Errorf("%s %s: response code %q is not a number", method, path, code)
+				}
+				codes[n] = slices.Sorted(maps.Keys(resp.Content))
+			}
+			out[strings.ToUpper(method)+" "+path] = codes
+		}
+	}
+	return out
+}
+
+// TestOpenAPIRoutesAreTheRouters: the document lists exactly the routes the
+// router serves.
+func TestOpenAPIRoutesAreTheRouters(t *testing.T) {
+	s := newTestServer(t, seeded())
+	var routes []string
+	for _, r := range s.routes {
+		routes = append(routes, r.method+" "+r.path)
+	}
+	slices.Sort(routes)
+	doc := slices.Sorted(maps.Keys(documented(t)))
+	if !slices.Equal(routes, doc) {
+		t.Errorf("the router serves\n  %s\nthe document lists\n  %s", strings.Join(routes, "\n  "), strings.Join(doc, "\n  "))
+	}
+	// And it is what the API serves.
+	rec := do(s.Handler(), "GET", "/v1/openapi.json", "", nil)
+	if rec.Code != 200 || rec.Body.String() != string(openAPIDoc)+"\n" {
+		t.Errorf("GET /v1/openapi.json: %d, %d bytes", rec.Code, rec.Body.Len())
+	}
+}
+
+// docService is the in-memory service with an event feed and a runtime.
+type docService struct {
+	*memService
+	*feed.Hub
+}
+
+func (docService) Runtime() RuntimeInfo {
+	return RuntimeInfo{Configured: "auto", Chosen: "process", Reason: "no Docker engine answers"}
+}
+
+// docCase is one request to a real running API.
+type docCase struct {
+	route        string // "METHOD /template" it exercises
+	path, ctype  string
+	body         string
+	noFeed       bool                // a service without an event feed
+	setup        func(m *memService) // before the request
+	header       http.Header
+	want         int
+	wantLocation string
+}
+
+var errDiskOnFire = errors.New("disk on fire")
+
+func unavailable() error { return fmt.Errorf("not the leader: %w", stateful.ErrUnavailable) }
+
+func failing(method string, err error) func(*memService) {
+	return func(m *memService) { m.fail[method] = err }
+}
+
+// TestOpenAPIResponsesAreTheAPIs sends requests to a running API until
+// every documented response code of every route has been seen, and checks
+// that every answer is documented, with its media type.
+func TestOpenAPIResponsesAreTheAPIs(t *testing.T) {
+	const ms = `{"name": "new1", "type": "MS", "slaves": 1}`
+	big := `{"name": "big", "type": "S", "spec": {"env": {"A": "` + strings.Repeat("x", 2048) + `"}}}`
+	cases := []docCase{
+		{route: "GET /v1/instances", path: "/v1/instances", want: 200},
+		{route: "GET /v1/instances", path: "/v1/instances", setup: failing("List", errDiskOnFire), want: 500},
+		{route: "GET /v1/instances", path: "/v1/instances", setup: failing("List", unavailable()), want: 503},
+
+		{route: "POST /v1/instances", body: ms, want: 202, wantLocation: "/v1/instances/new1"},
+		{route: "POST /v1/instances", body: `{"name": "new1", "type": "X"}`, want: 400},
+		{route: "POST /v1/instances", body: `{"name": "cache1", "type": "S"}`, want: 409},
+		{route: "POST /v1/instances", body: big, want: 413},
+		{route: "POST /v1/instances", body: ms, ctype: "text/plain", want: 415},
+		{route: "POST /v1/instances", body: ms, setup: failing("Create", errDiskOnFire), want: 500},
+		{route: "POST /v1/instances", body: ms, setup: failing("Create", unavailable()), want: 503},
+
+		{route: "GET /v1/instances/{name}", path: "/v1/instances/cache1", want: 200},
+		{route: "GET /v1/instances/{name}", path: "/v1/instances/Bad_Name", want: 400},
+		{route: "GET /v1/instances/{name}", path: "/v1/instances/nope", want: 404},
+		{route: "GET /v1/instances/{name}", path: "/v1/instances/cache1", setup: failing("Get", errDiskOnFire), want: 500},
+		{route: "GET /v1/instances/{name}", path: "/v1/instances/cache1", setup: failing("Get", unavailable()), want: 503},
+
+		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/cache1", body: `{"slaves": 3}`, want: 202},
+		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/cache1", body: `{"slaves": 3}`, ctype: "application/merge-patch+json", want: 202},
+		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/cache1", body: `{"slaves": -1}`, want: 400},
+		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/nope", body: `{"slaves": 3}`, want: 404},
+		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/going", body: `{"slaves": 3}`, want: 409},
+		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/cache1", body: big, want: 413},
+		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/cache1", body: `{"slaves": 3}`, ctype: "text/plain", want: 415},
+		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/cache1", body: `{"slaves": 3}`, setup: failing("Update", errDiskOnFire), want: 500},
+		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/cache1", body: `{"slaves": 3}`, setup: failing("Get", unavailable()), want: 503},
+
+		{route: "DELETE /v1/instances/{name}", path: "/v1/instances/cache1", want: 202},
+		{route: "DELETE /v1/instances/{name}", path: "/v1/instances/-bad", want: 400},
+		{route: "DELETE /v1/instances/{name}", path: "/v1/instances/nope", want: 404},
+		{route: "DELETE /v1/instances/{name}", path: "/v1/instances/cache1", setup: failing("Destroy", errDiskOnFire), want: 500},
+		{route: "DELETE /v1/instances/{name}", path: "/v1/instances/cache1", setup: failing("Destroy", unavailable()), want: 503},
+
+		{route: "GET /v1/events", path: "/v1/events", want: 200},
+		{route: "GET /v1/events", path: "/v1/events?instance=cache1", header: http.Header{"Last-Event-ID": {"x-1"}}, want: 200},
+		{route: "GET /v1/events", path: "/v1/events?instance=NO", want: 400},
+		{route: "GET /v1/events", path: "/v1/events", noFeed: true, want: 501},
+
+		{route: "GET /v1/health", want: 200},
+		{route: "GET /v1/health", setup: func(m *memService) { m.problems = []Problem{{"mesos", "not subscribed"}} }, want: 503},
+		{route: "GET /v1/openapi.json", want: 200},
+		{route: "GET /metrics", want: 200},
+		{route: "GET /ui", want: 308, wantLocation: "/ui/"},
+		{route: "GET /ui/", want: 200},
+		{route: "GET /ui/{file}", path: "/ui/app.js", want: 200},
+		{route: "GET /ui/{file}", path: "/ui/style.css", want: 200},
+		{route: "GET /ui/{file}", path: "/ui/index.html", want: 200},
+		{route: "GET /ui/{file}", path: "/ui/nope.js", want: 404},
+	}
+
+	doc := documented(t)
+	seen := map[string]map[int]bool{}
+	httpClient := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range cases {
+		method, tmpl, _ := strings.Cut(tc.route, " ")
+		path := tc.path
+		if path == "" {
+			path = tmpl
+		}
+		name := fmt.Sprintf("%s %s → %d", method, path, tc.want)
+		t.Run(name, func(t *testing.T) {
+			mem := seeded()
+			if tc.setup != nil {
+				tc.setup(mem)
+			}
+			var svc Service = docService{mem, feed.NewHub(0, 0)}
+			if tc.noFeed {
+				svc = mem
+			}
+			cfg := NewConfig()
+			cfg.MaxBodyBytes = 1024
+			s, err := New(cfg, svc, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := serve(t, s)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			if tc.body != "" {
+				ctype := tc.ctype
+				if ctype == "" {
+					ctype = "application/json"
+				}
+				req.Header.Set("Content-Type", ctype)
+			}
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Not read to the end: an event stream does not end.
+			defer resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.want, b)
+			}
+			if tc.wantLocation != "" && resp.Header.Get("Location") != tc.wantLocation {
+				t.Errorf("Location %q, want %q", resp.Header.Get("Location"), tc.wantLocation)
+			}
+			codes, ok := doc[tc.route]
+			if !ok {
+				t.Fatalf("%s is not documented", tc.route)
+			}
+			types, ok := codes[resp.StatusCode]
+			if !ok {
+				t.Fatalf("%s answered %d, which is not documented", tc.route, resp.StatusCode)
+			}
+			mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+			if len(types) > 0 && !slices.Contains(types, mt) {
+				t.Errorf("Content-Type %q, documented %v", mt, types)
+			}
+			if seen[tc.route] == nil {
+				seen[tc.route] = map[int]bool{}
+			}
+			seen[tc.route][resp.StatusCode] = true
+		})
+	}
+	for _, route := range slices.Sorted(maps.Keys(doc)) {
+		for _, code := range slices.Sorted(maps.Keys(doc[route])) {
+			if !seen[route][code] {
+				t.Errorf("%s %d is documented but no request here gets it", route, code)
+			}
+		}
+	}
+}

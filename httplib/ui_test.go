@@ -1,0 +1,126 @@
+package httplib
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mesos-stateful/stateful/feed"
+	"github.com/mesos-stateful/stateful/internal/chromiumtest"
+)
+
+// TestDashboardInChromium loads /ui/ in headless Chromium against the
+// in-memory service: no errors, the instances and the selected one's
+// tasks shown, events appended live. (framework's TestDashboard does the
+// same against a real scheduler, with a failover.)
+func TestDashboardInChromium(t *testing.T) {
+	browser := chromiumtest.Start(t)
+	svc := docService{seeded(), feed.NewHub(0, 0)}
+	s, err := New(NewConfig(), svc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, s)
+	page := browser.NewPage(t, 1400, 900)
+	page.Navigate(base + "/ui/")
+	shown := `document.body.innerText`
+	page.Poll("the instances", 30*time.Second, `document.querySelectorAll("#instances tr[data-instance]").length === 4`, shown)
+	page.Poll("cache1's tasks", 30*time.Second,
+		`document.querySelector("[data-task='cache1-2'] [data-field=unplaced]")?.textContent.includes("mem exhausted on 3 agents")`, shown)
+	page.Poll("the event stream", 30*time.Second, `document.getElementById("feed-status").textContent === "live"`, shown)
+	page.Poll("the runtime", 30*time.Second, `document.getElementById("runtime").textContent === "runtime auto → process"`, shown)
+
+	svc.Publish(feed.Event{Type: feed.InstanceFailover, Instance: "cache1", Details: map[string]any{"from_task": "cache1-0", "to_task": "cache1-1"}})
+	page.Poll("the failover event", 30*time.Second,
+		`document.querySelector("#events li[data-type='instance.failover']")?.textContent.includes("master cache1-0 → cache1-1")`, shown)
+	if p := os.Getenv("STATEFUL_TEST_SHOT"); p != "" {
+		page.Screenshot(p)
+	}
+	if errs := page.Errors(); len(errs) > 0 {
+		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// TestDashboardSendsTheToken: with a token entered, every call of the page
+// (the JSON ones and the event stream) carries "Authorization: Bearer
+// <token>"; forgotten, none does. The token is kept for the tab only.
+func TestDashboardSendsTheToken(t *testing.T) {
+	browser := chromiumtest.Start(t)
+	svc := docService{seeded(), feed.NewHub(0, 0)}
+	s, err := New(NewConfig(), svc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]string{} // "path auth" → ""
+	record := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.URL.Path+" "+r.Header.Get("Authorization")] = ""
+		mu.Unlock()
+		s.Handler().ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, endStreams := withShutdown()
+	srv := &http.Server{Handler: record, BaseContext: func(net.Listener) context.Context { return base }}
+	srv.RegisterOnShutdown(endStreams)
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	saw := func(path, auth string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		_, ok := seen[path+" "+auth]
+		return ok
+	}
+	waitSaw := func(path, auth string) {
+		t.Helper()
+		waitFor(t, path+" with Authorization "+auth, func() bool { return saw(path, auth) })
+	}
+
+	page := browser.NewPage(t, 1200, 800)
+	page.Navigate("http://" + ln.Addr().String() + "/ui/")
+	waitSaw("/v1/events", "")
+	waitSaw("/v1/instances", "")
+
+	var stored string
+	if err := page.Eval(`document.getElementById("token").value = "s3cret-token";
+		document.getElementById("token-form").requestSubmit();
+		sessionStorage.getItem("stateful.apiToken")`, &stored); err != nil || stored != "s3cret-token" {
+		t.Fatalf("token kept in sessionStorage: %q, %v", stored, err)
+	}
+	for _, path := range []string{"/v1/events", "/v1/instances", "/v1/instances/cache1", "/v1/health"} {
+		waitSaw(path, "Bearer s3cret-token")
+	}
+	var field string
+	if err := page.Eval(`document.getElementById("token").value`, &field); err != nil || field != "" {
+		t.Errorf("the token field still shows %q after use", field)
+	}
+
+	mu.Lock()
+	clear(seen)
+	mu.Unlock()
+	if err := page.Eval(`document.getElementById("token-clear").click(); sessionStorage.getItem("stateful.apiToken") ?? "(none)"`, &stored); err != nil || stored != "(none)" {
+		t.Fatalf("after Forget, sessionStorage holds %q (%v)", stored, err)
+	}
+	waitSaw("/v1/events", "")
+	waitSaw("/v1/instances", "")
+	if saw("/v1/events", "Bearer s3cret-token") || saw("/v1/instances", "Bearer s3cret-token") {
+		t.Error("the token was sent after Forget")
+	}
+	if errs := page.Errors(); len(errs) > 0 {
+		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
