@@ -364,6 +364,9 @@ type Reservation struct {
 	// relative to its sandbox.
 	DiskMB        float64 `json:"disk_mb,omitempty"`
 	ContainerPath string  `json:"container_path,omitempty"`
+	// ExecutorPart: the executor's resources are reserved too (apart
+	// from the task's); a relaunch or release waits for both.
+	ExecutorPart bool `json:"executor_part,omitempty"`
 	// Confirmed: an attempt has run on it, so Mesos holds it (before
 	// that, the ACCEPT that made it may have failed).
 	Confirmed bool `json:"confirmed,omitempty"`

@@ -51,6 +51,7 @@ type Killer interface {
 // Defaults of Config.
 const (
 	DefaultStickyWait         = 2 * time.Minute
+	DefaultReplaceAfter       = 10 * time.Minute
 	DefaultRelaunchBackoff    = time.Second
 	DefaultRelaunchMaxBackoff = time.Minute
 	DefaultKillRetry          = 10 * time.Second
@@ -64,6 +65,11 @@ type Config struct {
 	// StickyWait is how long a relaunched task waits for the agent that
 	// holds its volume before it may go elsewhere (counted from QueuedAt).
 	StickyWait time.Duration
+	// ReplaceAfter is how long an ordinal whose reservation holds its data
+	// waits for an offer carrying it (its agent is unreachable or gone)
+	// before it is replaced: placed afresh with a new reservation and an
+	// empty volume. 0 waits forever.
+	ReplaceAfter time.Duration
 	// RelaunchBackoff and RelaunchMaxBackoff space the attempts of a task
 	// that keeps failing before it ever runs: the n-th consecutive failure
 	// waits RelaunchBackoff·2^(n-1), at most RelaunchMaxBackoff. A task
@@ -89,6 +95,7 @@ type Config struct {
 func NewConfig() Config {
 	return Config{
 		StickyWait:         DefaultStickyWait,
+		ReplaceAfter:       DefaultReplaceAfter,
 		RelaunchBackoff:    DefaultRelaunchBackoff,
 		RelaunchMaxBackoff: DefaultRelaunchMaxBackoff,
 		KillRetry:          DefaultKillRetry,
@@ -114,6 +121,9 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %v must be positive", d.name, d.v))
 		}
+	}
+	if c.ReplaceAfter < 0 {
+		errs = append(errs, fmt.Errorf("replace after: %v must not be negative (0 turns automatic replace off)", c.ReplaceAfter))
 	}
 	if c.RelaunchMaxBackoff < c.RelaunchBackoff {
 		errs = append(errs, fmt.Errorf("relaunch max backoff: %v is less than the relaunch backoff %v", c.RelaunchMaxBackoff, c.RelaunchBackoff))
@@ -599,10 +609,14 @@ func (c *Creator) demand(inst *stateful.Instance, t *stateful.Task) offermgr.Dem
 		// Only the offer that carries the reservation will do: it holds
 		// the ordinal's volume. One never confirmed (no attempt ran on it)
 		// may not exist; it is waited for until the sticky deadline.
-		d.ReservationID, d.ReservationRequired = r.ResourceID, r.Confirmed
+		d.ReservationID, d.ExecutorReserved = r.ResourceID, r.ExecutorPart
 		d.PrevAgent = r.AgentID
-		if d.StickyUntil.IsZero() {
-			d.StickyUntil = t.QueuedAt.Add(c.cfg.StickyWait)
+		d.StickyUntil = t.QueuedAt.Add(c.cfg.StickyWait)
+		if r.Confirmed {
+			// Its data is there: wait for it, or, when the agent has
+			// not offered it for ReplaceAfter, replace the ordinal.
+			d.ReservationRequired = c.cfg.ReplaceAfter <= 0
+			d.StickyUntil = t.QueuedAt.Add(c.cfg.ReplaceAfter)
 		}
 	}
 	return d

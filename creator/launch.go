@@ -363,6 +363,9 @@ func (l *Launcher) prepare(ctx context.Context, p offermgr.Placement) (prepared,
 			return prepared{}, fmt.Errorf("%w: the offered reservation %s is not the task's", errNotQueued, p.Reserved.ID)
 		}
 	case l.reserves(inst, t):
+		if old := t.Reservation; old != nil {
+			glog.Warningf("launcher: %s: its reservation %s on agent %s was not offered in time; placing it afresh (the old one is released if its agent comes back)", t.Name, old.ResourceID, old.AgentID)
+		}
 		var err error
 		taskRes, execRes, prep.reserve, prep.create, err = l.newReservation(inst, t, p)
 		if err != nil {
@@ -473,6 +476,7 @@ func (l *Launcher) newReservation(inst *stateful.Instance, t *stateful.Task, p o
 		Principal:     l.cfg.Principal,
 		DiskMB:        vol.GetScalar().GetValue(),
 		ContainerPath: VolumeContainerPath,
+		ExecutorPart:  len(execRes) > 0,
 	}
 	return taskRes, execRes, reserve, create, nil
 }

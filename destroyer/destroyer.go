@@ -234,6 +234,9 @@ func ReleaseDemand(t *stateful.Task, now time.Time) offermgr.Demand {
 		Role:          string(t.Role),
 		ReservationID: t.Reservation.ResourceID,
 		Release:       true,
+		// Released whole: an UNRESERVE of part of it would leave the
+		// rest to the orphan collector after the instance is gone.
+		ExecutorReserved: t.Reservation.ExecutorPart,
 		PrevAgent:     t.Reservation.AgentID,
 		QueuedSince:   now,
 	}

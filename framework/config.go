@@ -264,6 +264,9 @@ func (c Config) Validate() error {
 	if c.Workers < 1 || c.Workers > 1024 {
 		bad("workers", "%d: want 1 to 1024", c.Workers)
 	}
+	if c.Creator.ReplaceAfter < 0 {
+		bad("replace-after", "%v must not be negative (0 turns automatic replace off)", c.Creator.ReplaceAfter)
+	}
 	if err := c.Creator.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("creator: %w", err))
 	}
@@ -385,6 +388,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host[:port] agents fetch the binary from (serve mode; default: this host's name and the --executor-http port)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "instances reconciled at once")
 	fs.DurationVar(&c.Creator.StickyWait, "sticky-wait", c.Creator.StickyWait, "how long a relaunched task waits for the agent holding its volume")
+	fs.DurationVar(&c.Creator.ReplaceAfter, "replace-after", c.Creator.ReplaceAfter, "how long a task waits for an offer of its reservation and volume (its agent unreachable or gone) before it is replaced on another agent with an empty volume; 0 never replaces")
 	fs.DurationVar(&c.Creator.CallbackTimeout, "callback-timeout", c.Creator.CallbackTimeout, "time limit of each workload callback")
 }
 

@@ -51,6 +51,10 @@ type Demand struct {
 	// never confirmed to exist).
 	ReservationID       string
 	ReservationRequired bool
+	// ExecutorReserved: the reservation has an executor part, which an
+	// offer may lack for a while (until the last executor's container is
+	// gone); the demand waits for both parts.
+	ExecutorReserved bool
 	// Release asks for the reservation's DESTROY and UNRESERVE instead of
 	// a launch.
 	Release bool

@@ -130,6 +130,10 @@ func (p *pass) collectReserved(b *bucket, r *mesos.Resource, framework string) b
 // false when the demand may be placed like a first launch instead.
 func (p *pass) placeReserved(d *Demand) (m PlacementMetric, ok, handled bool) {
 	ri := p.reserved[d.ReservationID]
+	if ri != nil && (len(ri.res.Task) == 0 || (d.ExecutorReserved && len(ri.res.Executor) == 0)) {
+		why := fmt.Sprintf("waiting for all of its reservation %s on agent %s (part is still in use)", d.ReservationID, ri.b.agent.id)
+		return PlacementMetric{At: p.now, AgentsOffered: len(p.buckets), Summary: why}, false, true
+	}
 	if ri == nil || ri.used {
 		if !d.Release && !d.ReservationRequired && !p.now.Before(d.StickyUntil) {
 			return PlacementMetric{}, false, false
