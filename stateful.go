@@ -346,6 +346,10 @@ type Task struct {
 	// it keeps its <volume-root>/<instance>/<ordinal> directory and its
 	// sticky placement, and never reserves.
 	HostVolume bool `json:"host_volume,omitempty"`
+	// Replace is set by a replace request until the ordinal's next launch:
+	// the current attempt is killed, and the next one reserves anew, with
+	// an empty volume, on any agent.
+	Replace bool `json:"replace,omitempty"`
 }
 
 // Reservation is one ordinal's reserved resources and persistent volume on
@@ -395,7 +399,7 @@ func NewTask(inst *Instance, ordinal int, role Role, now time.Time) *Task {
 // old attempt except TaskID and Attempt (which NextTaskID continues from) is
 // cleared.
 func (t *Task) Requeue(now time.Time) {
-	if t.AgentID != "" {
+	if t.AgentID != "" && !t.Replace {
 		t.StickyAgentID, t.StickyHost = t.AgentID, t.Host
 	}
 	t.State = TaskQueued

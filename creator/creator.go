@@ -335,8 +335,58 @@ func (c *Creator) Reconcile(ctx context.Context, name string) (reconcile.Result,
 	if inst.Status == stateful.StatusDeleting {
 		return res, nil
 	}
+	c.killReplaced(ctx, inst)
 	queued, err := c.queueTasks(ctx, inst)
 	return res.Merge(queued), err
+}
+
+// Replace kills the ordinal's attempt and forgets its reservation, which
+// is then released as soon as an offer carries it (now if its agent is
+// reachable, else when it comes back); the ordinal is placed afresh,
+// reserving anew with an empty volume. A master's loss runs MasterLost as
+// any loss does, so a slave takes over and the ordinal returns as a slave
+// that the workload seeds.
+func (c *Creator) Replace(ctx context.Context, name string, ordinal int) (*stateful.Instance, error) {
+	inst, err := c.store.UpdateInstance(ctx, name, func(w *stateful.Instance) error {
+		if w.Status == stateful.StatusDeleting {
+			return stateful.ErrDeleting
+		}
+		for _, t := range w.Tasks {
+			if t.Ordinal != ordinal {
+				continue
+			}
+			if t.Reservation != nil && t.Reservation.Releasing {
+				return fmt.Errorf("task %s: its reservation is being released: %w", t.Name, stateful.ErrConflict)
+			}
+			t.Replace = true
+			t.Reservation = nil
+			t.StickyAgentID, t.StickyHost = "", ""
+			return nil
+		}
+		return fmt.Errorf("task %d: %w", ordinal, stateful.ErrNotFound)
+	})
+	if err != nil {
+		return nil, err
+	}
+	glog.Infof("creator: replacing %s", stateful.TaskName(name, ordinal))
+	// A demand queued for the old reservation is void.
+	c.queue.Remove(stateful.TaskName(name, ordinal))
+	c.killReplaced(ctx, inst)
+	c.enqueue(name)
+	return inst, nil
+}
+
+// killReplaced kills the attempts of tasks being replaced, on every pass
+// until they end.
+func (c *Creator) killReplaced(ctx context.Context, inst *stateful.Instance) {
+	for _, t := range inst.Tasks {
+		if !t.Replace || !t.State.IsLaunched() || t.TaskID == "" {
+			continue
+		}
+		if err := c.killer.Kill(ctx, t.TaskID, t.AgentID); err != nil {
+			glog.Warningf("creator: kill %s to replace it: %v", t.TaskID, err)
+		}
+	}
 }
 
 func ignoreNotFound(err error) error {

@@ -203,7 +203,7 @@ func (l *Launcher) Launch(ctx context.Context, launch offermgr.Launch) error {
 			t.AgentID, t.Host, t.Ports = r.task.AgentID, r.task.Host, maps.Clone(r.task.Ports)
 			t.Generation = r.task.Generation
 			t.Message, t.Reason, t.Unplaced, t.Stats, t.Relaunch = "", "", "", nil, false
-			t.HostVolume = r.task.HostVolume
+			t.HostVolume, t.Replace = r.task.HostVolume, false
 			if r.task.Reservation != nil {
 				res := *r.task.Reservation
 				t.Reservation = &res
@@ -408,7 +408,13 @@ func (l *Launcher) prepare(ctx context.Context, p offermgr.Placement) (prepared,
 // attempt, a sticky agent and no reservation: its data is in a host
 // directory, which it keeps).
 func (l *Launcher) reserves(inst *stateful.Instance, t *stateful.Task) bool {
-	if l.cfg.Role == "" || l.cfg.Role == "*" || inst.Spec.Disk <= 0 || t.HostVolume {
+	if l.cfg.Role == "" || l.cfg.Role == "*" || inst.Spec.Disk <= 0 {
+		return false
+	}
+	if t.Replace {
+		return true
+	}
+	if t.HostVolume {
 		return false
 	}
 	if t.Reservation != nil {

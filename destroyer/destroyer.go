@@ -237,8 +237,8 @@ func ReleaseDemand(t *stateful.Task, now time.Time) offermgr.Demand {
 		// Released whole: an UNRESERVE of part of it would leave the
 		// rest to the orphan collector after the instance is gone.
 		ExecutorReserved: t.Reservation.ExecutorPart,
-		PrevAgent:     t.Reservation.AgentID,
-		QueuedSince:   now,
+		PrevAgent:        t.Reservation.AgentID,
+		QueuedSince:      now,
 	}
 }
 

@@ -95,6 +95,9 @@ type Config struct {
 	Name      string
 	Role      string
 	Principal string
+	// Uninstall: once elected, delete every instance and tear the
+	// framework down on Mesos, then return (--uninstall).
+	Uninstall bool
 	// FailoverTimeout is how long Mesos keeps the tasks running while no
 	// scheduler of the framework is connected (--failover-timeout).
 	FailoverTimeout time.Duration
@@ -388,6 +391,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host[:port] agents fetch the binary from (serve mode; default: this host's name and the --executor-http port)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "instances reconciled at once")
 	fs.DurationVar(&c.Creator.StickyWait, "sticky-wait", c.Creator.StickyWait, "how long a relaunched task waits for the agent holding its volume")
+	fs.BoolVar(&c.Uninstall, "uninstall", c.Uninstall, "delete every instance with its reservations and volumes, then tear the framework down on Mesos and exit (as POST /v1/uninstall and statefulctl uninstall do)")
 	fs.DurationVar(&c.Creator.ReplaceAfter, "replace-after", c.Creator.ReplaceAfter, "how long a task waits for an offer of its reservation and volume (its agent unreachable or gone) before it is replaced on another agent with an empty volume; 0 never replaces")
 	fs.DurationVar(&c.Creator.CallbackTimeout, "callback-timeout", c.Creator.CallbackTimeout, "time limit of each workload callback")
 }

@@ -77,6 +77,10 @@ func Run(ctx context.Context, cfg Config, w stateful.Workload) (err error) {
 		if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 			err = nil
 		}
+		if errors.Is(err, mesoslib.ErrTornDown) {
+			// Only an uninstall tears down: it is a clean end.
+			err = nil
+		}
 		glog.Infof("framework %s: stopped", cfg.Name)
 	}()
 
@@ -195,6 +199,7 @@ type scheduler struct {
 	batch  *maintainer.Batcher
 	offers *offermgr.Manager
 	ctrl   *controller
+	uninst *uninstaller
 }
 
 // assemble builds every part and wires them through the interfaces they
@@ -276,7 +281,9 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerMetrics(reg, store, work, tasks, hub)
-	svc := &service{w: w, store: store, creator: create, destroyer: destroy, maintainer: maint, offers: offers, client: client, lead: lead, hub: hub, runtime: rt}
+	s.uninst = &uninstaller{store: store, destroyer: destroy, client: client, tick: 200 * time.Millisecond}
+	s.uninst.requested.Store(cfg.Uninstall)
+	svc := &service{w: w, store: store, creator: create, destroyer: destroy, maintainer: maint, offers: offers, client: client, lead: lead, hub: hub, runtime: rt, uninstall: s.uninst}
 	s.api, err = httplib.New(cfg.apiConfig(), svc, reg)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
@@ -306,6 +313,7 @@ func (s *scheduler) runnables() []runnable {
 		runnable{"mesos subscription", s.client.Run},
 		runnable{"offer manager", s.offers.Start},
 		runnable{"controller", s.ctrl.Start},
+		runnable{"uninstaller", s.uninst.Run},
 	)
 }
 

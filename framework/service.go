@@ -28,6 +28,19 @@ type service struct {
 	lead       *statemgr.Leadership
 	hub        *feed.Hub
 	runtime    httplib.RuntimeInfo
+	uninstall  *uninstaller
+}
+
+var _ httplib.Lifecycle = (*service)(nil)
+
+// Replace serves POST /v1/instances/{name}/tasks/{ordinal}/replace.
+func (s *service) Replace(ctx context.Context, name string, ordinal int) (*stateful.Instance, error) {
+	return s.creator.Replace(ctx, name, ordinal)
+}
+
+// Uninstall serves POST /v1/uninstall.
+func (s *service) Uninstall(ctx context.Context) (httplib.UninstallStatus, error) {
+	return s.uninstall.Uninstall(ctx)
 }
 
 var (

@@ -169,6 +169,17 @@ func TestOpenAPIResponsesAreTheAPIs(t *testing.T) {
 		{route: "DELETE /v1/instances/{name}", path: "/v1/instances/cache1", setup: failing("Destroy", errDiskOnFire), want: 500},
 		{route: "DELETE /v1/instances/{name}", path: "/v1/instances/cache1", setup: failing("Destroy", unavailable()), want: 503},
 
+		{route: "POST /v1/instances/{name}/tasks/{ordinal}/replace", path: "/v1/instances/cache1/tasks/0/replace", want: 202},
+		{route: "POST /v1/instances/{name}/tasks/{ordinal}/replace", path: "/v1/instances/cache1/tasks/x/replace", want: 400},
+		{route: "POST /v1/instances/{name}/tasks/{ordinal}/replace", path: "/v1/instances/cache1/tasks/99/replace", want: 404},
+		{route: "POST /v1/instances/{name}/tasks/{ordinal}/replace", path: "/v1/instances/going/tasks/0/replace", want: 409},
+		{route: "POST /v1/instances/{name}/tasks/{ordinal}/replace", path: "/v1/instances/cache1/tasks/0/replace", setup: failing("Replace", errDiskOnFire), want: 500},
+		{route: "POST /v1/instances/{name}/tasks/{ordinal}/replace", path: "/v1/instances/cache1/tasks/0/replace", setup: failing("Replace", unavailable()), want: 503},
+		{route: "POST /v1/uninstall", want: 202},
+		{route: "POST /v1/uninstall", body: `{"x": 1}`, want: 400},
+		{route: "POST /v1/uninstall", setup: failing("Uninstall", errDiskOnFire), want: 500},
+		{route: "POST /v1/uninstall", setup: failing("Uninstall", unavailable()), want: 503},
+
 		{route: "GET /v1/events", path: "/v1/events", want: 200},
 		{route: "GET /v1/events", path: "/v1/events?instance=cache1", header: http.Header{"Last-Event-ID": {"x-1"}}, want: 200},
 		{route: "GET /v1/events", path: "/v1/events?instance=NO", want: 400},
