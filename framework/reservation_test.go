@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/framework/internal/testworkload"
@@ -184,5 +185,165 @@ func TestReservationLifecycle(t *testing.T) {
 	}
 	if n := strings.Count(fmt.Sprint(volumesOn(masterReservations(t, cluster.MasterURL()))), "/"); n != 2 {
 		t.Errorf("after re-create the master shows %d volumes, want 2", n)
+	}
+}
+
+// hasReservation reports whether the master still holds any resource of
+// the reservation.
+func hasReservation(rs []reservedResource, id string) bool {
+	for _, r := range rs {
+		if r.ResourceID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReplace replaces a slave and then the master of an MS instance:
+// each replaced ordinal runs again on a new reservation and volume, its
+// old ones are released, and replacing the master fails over first.
+func TestReplace(t *testing.T) {
+	cluster := startCluster(t, 3)
+	cfg := testConfig(t, cluster.MasterURL(), t.TempDir())
+	s := runScheduler(t, cfg, testworkload.New())
+
+	call(t, http.MethodPost, s.api+"/v1/instances", createBody("swap", stateful.TypeMasterSlave, 1, 1), http.StatusAccepted)
+	inst := waitRunning(t, s.api, "swap")
+
+	replace := func(ordinal int) {
+		t.Helper()
+		before := inst.Tasks[ordinal]
+		old := *before.Reservation
+		call(t, http.MethodPost, fmt.Sprintf("%s/v1/instances/swap/tasks/%d/replace", s.api, ordinal), nil, http.StatusAccepted)
+		eventually(t, fmt.Sprintf("swap-%d replaced", ordinal), func() (bool, string) {
+			inst, _ = get(t, s.api, "swap")
+			tk := inst.Tasks[ordinal]
+			done := inst.Status == stateful.StatusRunning && tk.Attempt > before.Attempt && tk.Reservation != nil &&
+				tk.Reservation.ResourceID != old.ResourceID && !tk.Replace &&
+				!hasReservation(masterReservations(t, cluster.MasterURL()), old.ResourceID)
+			return done, describe(inst)
+		})
+		if m, _ := filepath.Glob(filepath.Join(cluster.WorkDir(), "agent-*", "volumes", "roles", "e2e", old.PersistenceID)); len(m) != 0 {
+			t.Errorf("the replaced volume %s is still on disk: %v", old.PersistenceID, m)
+		}
+	}
+
+	replace(1)
+	if inst.MasterOrdinal != 0 {
+		t.Errorf("replacing the slave moved the master to %d", inst.MasterOrdinal)
+	}
+	replace(0)
+	if inst.MasterOrdinal != 1 || inst.Tasks[0].Role != stateful.RoleSlave {
+		t.Errorf("replacing the master: master ordinal %d, ordinal 0 is %s; want a failover to 1", inst.MasterOrdinal, inst.Tasks[0].Role)
+	}
+	if n := len(volumesOn(masterReservations(t, cluster.MasterURL()))); n != 2 {
+		t.Errorf("after two replaces the master shows %d volumes, want 2", n)
+	}
+}
+
+// TestReplaceBadInput: every bad replace or uninstall request is a 4xx
+// JSON error and changes nothing.
+func TestReplaceBadInput(t *testing.T) {
+	cluster := startCluster(t, 3)
+	cfg := testConfig(t, cluster.MasterURL(), t.TempDir())
+	s := runScheduler(t, cfg, testworkload.New())
+	call(t, http.MethodPost, s.api+"/v1/instances", createBody("firm", stateful.TypeSingle, 1, 0), http.StatusAccepted)
+	before := waitRunning(t, s.api, "firm")
+
+	for _, tc := range []struct {
+		method, path string
+		body         any
+		want         int
+	}{
+		{http.MethodPost, "/v1/instances/firm/tasks/abc/replace", nil, http.StatusBadRequest},
+		{http.MethodPost, "/v1/instances/firm/tasks/-1/replace", nil, http.StatusBadRequest},
+		{http.MethodPost, "/v1/instances/firm/tasks/007/replace", nil, http.StatusBadRequest},
+		{http.MethodPost, "/v1/instances/firm/tasks/10000/replace", nil, http.StatusBadRequest},
+		{http.MethodPost, "/v1/instances/Firm/tasks/0/replace", nil, http.StatusBadRequest},
+		{http.MethodPost, "/v1/instances/firm/tasks/0/replace", map[string]any{"force": true}, http.StatusBadRequest},
+		{http.MethodPost, "/v1/instances/firm/tasks/1/replace", nil, http.StatusNotFound},
+		{http.MethodPost, "/v1/instances/nope/tasks/0/replace", nil, http.StatusNotFound},
+		{http.MethodGet, "/v1/instances/firm/tasks/0/replace", nil, http.StatusMethodNotAllowed},
+		{http.MethodPost, "/v1/uninstall", map[string]any{"all": true}, http.StatusBadRequest},
+		{http.MethodDelete, "/v1/uninstall", nil, http.StatusMethodNotAllowed},
+	} {
+		code, body, err := do(tc.method, s.api+tc.path, tc.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct {
+			Error string `json:"error"`
+		}
+		if code != tc.want || json.Unmarshal(body, &e) != nil || e.Error == "" {
+			t.Errorf("%s %s: %d %s, want %d with a JSON error", tc.method, tc.path, code, body, tc.want)
+		}
+	}
+	after, _ := get(t, s.api, "firm")
+	if a, b := after.Tasks[0], before.Tasks[0]; a.Attempt != b.Attempt || a.Replace || *a.Reservation != *b.Reservation || after.Status != stateful.StatusRunning {
+		t.Errorf("bad requests changed the instance: before %+v, after %+v", b, a)
+	}
+}
+
+// TestAutoReplaceAfterAgentLoss: a slave whose agent is removed waits for
+// its reservation for --replace-after, then runs elsewhere on a new one.
+func TestAutoReplaceAfterAgentLoss(t *testing.T) {
+	cluster := startCluster(t, 3)
+	cfg := testConfig(t, cluster.MasterURL(), t.TempDir())
+	cfg.Creator.ReplaceAfter = 2 * time.Second
+	s := runScheduler(t, cfg, testworkload.New())
+	call(t, http.MethodPost, s.api+"/v1/instances", createBody("lost", stateful.TypeMasterSlave, 1, 1), http.StatusAccepted)
+	inst := waitRunning(t, s.api, "lost")
+	slave := inst.Tasks[1]
+	if err := cluster.RemoveAgent(slave.AgentID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "lost-1 replaced on another agent", func() (bool, string) {
+		inst, _ = get(t, s.api, "lost")
+		tk := inst.Tasks[1]
+		return inst.Status == stateful.StatusRunning && tk.AgentID != slave.AgentID && tk.Reservation != nil &&
+			tk.Reservation.AgentID == tk.AgentID && tk.Reservation.ResourceID != slave.Reservation.ResourceID, describe(inst)
+	})
+}
+
+// TestUninstall deletes every instance with its reservations and volumes,
+// tears the framework down and stops the scheduler cleanly.
+func TestUninstall(t *testing.T) {
+	cluster := startCluster(t, 3)
+	cfg := testConfig(t, cluster.MasterURL(), t.TempDir())
+	s := runScheduler(t, cfg, testworkload.New())
+	call(t, http.MethodPost, s.api+"/v1/instances", createBody("one", stateful.TypeSingle, 1, 0), http.StatusAccepted)
+	call(t, http.MethodPost, s.api+"/v1/instances", createBody("two", stateful.TypeMasterSlave, 1, 1), http.StatusAccepted)
+	waitRunning(t, s.api, "one")
+	waitRunning(t, s.api, "two")
+	if n := len(volumesOn(masterReservations(t, cluster.MasterURL()))); n != 3 {
+		t.Fatalf("%d volumes before the uninstall, want 3", n)
+	}
+
+	call(t, http.MethodPost, s.api+"/v1/uninstall", nil, http.StatusAccepted)
+	select {
+	case <-s.stopped:
+		if s.err != nil {
+			t.Errorf("after the uninstall Run returned %v, want nil", s.err)
+		}
+	case <-time.After(stepTimeout):
+		t.Fatal("the scheduler still runs a minute after the uninstall")
+	}
+	if left := masterReservations(t, cluster.MasterURL()); len(left) != 0 {
+		t.Errorf("after the uninstall the master holds %+v", left)
+	}
+	_, b, err := do(http.MethodGet, cluster.MasterURL()+"/master/state", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state struct {
+		Frameworks []struct {
+			ID string `json:"id"`
+		} `json:"frameworks"`
+		Completed []struct {
+			ID string `json:"id"`
+		} `json:"completed_frameworks"`
+	}
+	if err := json.Unmarshal(b, &state); err != nil || len(state.Frameworks) != 0 || len(state.Completed) != 1 {
+		t.Errorf("after the uninstall the master has frameworks %+v, completed %+v (%v)", state.Frameworks, state.Completed, err)
 	}
 }
