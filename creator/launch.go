@@ -70,6 +70,12 @@ type LauncherConfig struct {
 	Principal string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// CrashPoint, if not nil, is called at "launch:before-accept" (the
+	// attempt and its reservation are recorded, the ACCEPT not sent),
+	// "launch:after-accept", "release:before-accept" (the release
+	// operation's ID is recorded) and "release:after-accept"; crash tests
+	// kill the process there.
+	CrashPoint func(point string)
 }
 
 // VolumeContainerPath is where a task's persistent volume appears, relative
@@ -252,10 +258,12 @@ func (l *Launcher) Launch(ctx context.Context, launch offermgr.Launch) error {
 	if len(ops) == 0 {
 		return errors.New("no placed task is still queued")
 	}
+	l.crashPoint(len(infos) > 0, len(ops) > len(launchOps)+min(len(infos), 1), "before-accept")
 	if err := l.acceptor.Accept(ctx, launch.OfferIDs, ops, l.cfg.Refuse); err != nil {
 		l.unlaunch(ctx, launched)
 		return fmt.Errorf("ACCEPT on agent %s: %w", launch.AgentID.Value, err)
 	}
+	l.crashPoint(len(infos) > 0, len(ops) > len(launchOps)+min(len(infos), 1), "after-accept")
 	for _, r := range launched {
 		how := "host volume"
 		if res := r.task.Reservation; res != nil {
@@ -267,6 +275,19 @@ func (l *Launcher) Launch(ctx context.Context, launch offermgr.Launch) error {
 		glog.Infof("launcher: launched %s (%s) on agent %s (%s) ports %v, %s", r.task.TaskID, r.task.Role, r.task.AgentID, r.task.Host, r.task.Ports, how)
 	}
 	return nil
+}
+
+// crashPoint calls the crash hook for what the ACCEPT carries.
+func (l *Launcher) crashPoint(launches, releases bool, when string) {
+	if l.cfg.CrashPoint == nil {
+		return
+	}
+	if launches {
+		l.cfg.CrashPoint("launch:" + when)
+	}
+	if releases {
+		l.cfg.CrashPoint("release:" + when)
+	}
 }
 
 // releaseOps destroys the reservation's volume and unreserves all of it;

@@ -196,6 +196,7 @@ func (l liveTasks) KnownReservations() map[string]bool {
 type reservations struct {
 	store   *statemgr.Store
 	enqueue func(string)
+	crash   func(point string) // Config.CrashPoint
 }
 
 // OperationStatus records what Mesos says of an UNRESERVE the launcher
@@ -223,6 +224,9 @@ func (r reservations) OperationStatus(ctx context.Context, s mesos.OperationStat
 		retry = true
 	default: // pending, recovering, unreachable: the answer is still to come
 		return nil
+	}
+	if r.crash != nil {
+		r.crash("release:before-record")
 	}
 	_, err := r.store.UpdateTask(ctx, owner.Instance, owner.Ordinal, func(t *stateful.Task) error {
 		if t.Reservation == nil || t.Reservation.ReleaseOp != id {

@@ -65,6 +65,8 @@ type subprocess struct {
 	calls   string
 	cmd     *exec.Cmd
 	exited  chan struct{}
+	// env is added to the environment of the next start.
+	env []string
 }
 
 // startSubprocess runs the test framework on cluster with its data in
@@ -101,6 +103,7 @@ func (p *subprocess) start() {
 	p.cmd = exec.Command(p.bin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.Env = append(os.Environ(), testworkload.LogEnv+"="+p.calls, testworkload.APIAddrFileEnv+"="+p.apiFile)
+	p.cmd.Env = append(p.cmd.Env, p.env...)
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -165,6 +168,11 @@ func (p *subprocess) stop() {
 func (p *subprocess) logTail() string {
 	b, _ := os.ReadFile(p.logPath)
 	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		if strings.Contains(l, "fatal error") || strings.HasPrefix(l, "panic") || strings.HasPrefix(l, "F1") {
+			return strings.Join(lines[i:min(len(lines), i+25)], "\n")
+		}
+	}
 	return strings.Join(lines[max(0, len(lines)-40):], "\n")
 }
 

@@ -259,6 +259,7 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 		ConfigWait:      creator.DefaultConfigWait,
 		Role:            cfg.role(),
 		Principal:       cfg.principal(),
+		CrashPoint:      cfg.CrashPoint,
 	}, store, w, tasks, client, locks, work.Add)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
@@ -276,7 +277,7 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 		forget: []forgetter{create, maint},
 	}
 	ev.offers, ev.maintainer, ev.batcher, ev.resync = offers, maint, batch, s.ctrl.enqueueAll
-	ev.reserved = reservations{store: store, enqueue: work.Add}
+	ev.reserved = reservations{store: store, enqueue: work.Add, crash: cfg.CrashPoint}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
