@@ -74,7 +74,7 @@ type Config struct {
 	// when Mesos confirms a release not yet recorded). Crash tests kill
 	// the process there; nil in production.
 	CrashPoint func(point string)
-	APIReady func(addr string)
+	APIReady   func(addr string)
 	// Master is "local" (an embedded localmesos cluster) or the URL of the
 	// Mesos master, several separated by commas (--master).
 	Master string
