@@ -115,7 +115,7 @@ func execFile(t testing.TB, path string, ok func(string) bool) string {
 // JSON, as the transcripts' curl scripts were.
 type execScheduler struct {
 	t        *testing.T
-	c        *Cluster
+	url      string // the master's
 	streamID string
 	fwID     string
 	body     io.Closer
@@ -128,12 +128,23 @@ type execScheduler struct {
 
 func execSubscribe(t *testing.T, c *Cluster, info mesos.FrameworkInfo) *execScheduler {
 	t.Helper()
+	return execSubscribeTo(t, c.MasterURL(), info)
+}
+
+// execSubscribeTo subscribes to the master at url; info.ID set makes it a
+// re-subscription of that framework.
+func execSubscribeTo(t *testing.T, url string, info mesos.FrameworkInfo) *execScheduler {
+	t.Helper()
 	call := &scheduler.Call{Type: scheduler.Call_SUBSCRIBE, Subscribe: &scheduler.Call_Subscribe{FrameworkInfo: &info}}
+	if info.ID != nil {
+		id := *info.ID
+		call.FrameworkID = &id
+	}
 	b, err := call.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, c.MasterURL()+"/api/v1/scheduler", bytes.NewReader(b))
+	req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/scheduler", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -145,7 +156,7 @@ func execSubscribe(t *testing.T, c *Cluster, info mesos.FrameworkInfo) *execSche
 		resp.Body.Close()
 		t.Fatalf("SUBSCRIBE = %d %s", resp.StatusCode, b)
 	}
-	s := &execScheduler{t: t, c: c, streamID: resp.Header.Get("Mesos-Stream-Id"), body: resp.Body,
+	s := &execScheduler{t: t, url: url, streamID: resp.Header.Get("Mesos-Stream-Id"), body: resp.Body,
 		events: make(chan scheduler.Event, 1000), done: make(chan struct{})}
 	rr := recordio.NewReader(resp.Body)
 	dec := codecs.ByMediaType[codecs.MediaTypeJSON].NewDecoder(func() framing.Reader { return rr })
@@ -298,7 +309,7 @@ func (s *execScheduler) call(call *scheduler.Call) (int, string) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, s.c.MasterURL()+"/api/v1/scheduler", bytes.NewReader(b))
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/api/v1/scheduler", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Mesos-Stream-Id", s.streamID)
 	resp, err := http.DefaultClient.Do(req)

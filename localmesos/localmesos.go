@@ -65,8 +65,17 @@ type Config struct {
 	// space and a task binding every address would collide otherwise.
 	SharePorts bool
 	// WorkDir holds sandboxes and agent state. Empty: a new temporary
-	// directory, removed by Close.
+	// directory, removed by Close. Agents checkpoint what they run here,
+	// as Mesos agents do: a cluster started again on the same work dir
+	// (after a Close with KeepTasksOnClose, or after the process was
+	// killed) gets its agents back with the same IDs, and the executors
+	// and tasks of checkpointing frameworks that still run are recovered.
 	WorkDir string
+	// KeepTasksOnClose makes Close leave the executors and tasks of
+	// checkpointing frameworks running, for the next Start on WorkDir to
+	// recover, as a stopped Mesos agent leaves them. By default Close
+	// stops every task.
+	KeepTasksOnClose bool
 
 	HeartbeatInterval             time.Duration
 	AllocationInterval            time.Duration
@@ -112,6 +121,9 @@ func (c Config) Validate() error {
 	}
 	if int(ip[3])+c.Agents-1 > 254 {
 		return fmt.Errorf("first agent IP %q: no room for %d agents", c.FirstAgentIP, c.Agents)
+	}
+	if c.KeepTasksOnClose && c.WorkDir == "" {
+		return errors.New("keep tasks on close: needs a work dir to recover them from")
 	}
 	rs, err := ParseResources(c.Resources)
 	if err != nil {
@@ -174,6 +186,10 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	c = &Cluster{cfg: cfg, gone: map[string]bool{}, serveErr: make(chan error, 1), closed: make(chan struct{})}
 	defer func() {
 		if err != nil {
+			// Executors recovered by the agents started so far are left
+			// running: a failed start must not cost the tasks a restart
+			// was meant to keep.
+			c.cfg.KeepTasksOnClose = true
 			c.Close()
 			c = nil
 		}
@@ -213,7 +229,9 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	c.adminRoutes(mux)
 	// No WriteTimeout: scheduler subscriptions are endless streams.
 	c.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { c.serveErr <- c.server.Serve(c.listener) }()
+	// Not c: a failed Start sets its result to nil.
+	srv, ln, serveErr := c.server, c.listener, c.serveErr
+	go func() { serveErr <- srv.Serve(ln) }()
 
 	total, _ := ParseResources(cfg.Resources) // validated above
 	first := net.ParseIP(cfg.FirstAgentIP).To4()
@@ -246,8 +264,10 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		if err := a.Start(); err != nil {
 			return c, fmt.Errorf("localmesos: agent %d: %w", i, err)
 		}
-		glog.V(1).Infof("localmesos: agent %s on %s", id, a.Address())
+		// A recovered agent keeps the ID it had.
+		glog.V(1).Infof("localmesos: agent %s on %s", a.ID().Value, a.Address())
 	}
+	c.warnUnusedAgents()
 	glog.Infof("localmesos: master %s at %s with %d agents (work dir %s)", c.master.ID(), c.url, cfg.Agents, cfg.WorkDir)
 	go func() {
 		select {
@@ -257,6 +277,20 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		}
 	}()
 	return c, nil
+}
+
+// warnUnusedAgents names the agents of an earlier run on the work dir
+// that this configuration does not start: what they ran is not recovered.
+func (c *Cluster) warnUnusedAgents() {
+	for i := c.cfg.Agents; ; i++ {
+		dir := filepath.Join(c.cfg.WorkDir, "agent-"+strconv.Itoa(i))
+		if _, err := os.Stat(dir); err != nil {
+			return
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "meta", "slaves", "latest")); err == nil {
+			glog.Warningf("localmesos: %s holds an agent this configuration (%d agents) does not start; its executors and tasks are not recovered", dir, c.cfg.Agents)
+		}
+	}
 }
 
 // MasterURL is the master's base URL, e.g. http://127.0.0.1:5050. The
@@ -376,6 +410,11 @@ func (c *Cluster) Done() <-chan struct{} { return c.closed }
 // few seconds at most for HTTP calls in flight), and leaves no process
 // behind. It is idempotent; concurrent calls wait for the first.
 //
+// With KeepTasksOnClose, Close instead stops the master and agents at once
+// and leaves the executors and tasks of checkpointing frameworks running
+// (the others are killed), as a stopped Mesos agent process does: the
+// next Start on the same work dir recovers them.
+//
 // RemoveAgent, unlike Close, kills at once: a lost host has no time to
 // stop anything.
 func (c *Cluster) Close() error {
@@ -399,7 +438,11 @@ func (c *Cluster) Close() error {
 		c.mu.Lock()
 		agents := append([]*agent.Agent(nil), c.agents...)
 		c.mu.Unlock()
-		c.stopAgents(agents)
+		if c.cfg.KeepTasksOnClose {
+			c.detachAgents(agents)
+		} else {
+			c.stopAgents(agents)
+		}
 		if c.tmpDir != "" {
 			os.RemoveAll(c.tmpDir)
 		}
@@ -426,6 +469,20 @@ func (c *Cluster) stopAgents(agents []*agent.Agent) {
 			defer wg.Done()
 			a.Drain(ctx)
 			a.Close()
+		}()
+	}
+	wg.Wait()
+}
+
+// detachAgents stops every agent in parallel, leaving the executors of
+// checkpointing frameworks running for the next Start on the work dir.
+func (c *Cluster) detachAgents(agents []*agent.Agent) {
+	var wg sync.WaitGroup
+	for _, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.Detach()
 		}()
 	}
 	wg.Wait()

@@ -9,7 +9,10 @@
 //     those offers until every one is TASK_RUNNING, beside starting the same
 //     processes directly with os/exec (the fork/exec floor, same run);
 //   - memory per agent: heap in use with -agents agents minus with one,
-//     divided by the difference.
+//     divided by the difference;
+//   - restart recovery: -restart-tasks command tasks running, SIGKILL of
+//     the process running the cluster, start again on the same work dir:
+//     seconds until every task is RUNNING again (restart.go).
 //
 // Figures are printed, never asserted: this machine is shared and noisy, so
 // compare each figure with its baseline from the same run.
@@ -71,12 +74,15 @@ func main() {
 	}
 	perAgent, err := measureMemory(*agents)
 	check(err)
+	restart, err := restartFigure(*agents, *tasks, *runs)
+	check(err)
 
 	fmt.Printf("\nlocalmesos, %d agents, one framework, median of %d runs (GOMAXPROCS=%d)\n", *agents, *runs, runtime.GOMAXPROCS(0))
 	fmt.Printf("  %-44s %12s   %s\n", "figure", "localmesos", "baseline (same run)")
 	fmt.Printf("  %-44s %12.0f   %.0f: one offer per agent every %v allocation pass\n", "offers issued per second", median(offerRates), ceiling, allocationInterval)
 	fmt.Printf("  %-44s %12.0f   %.0f processes/s started by os/exec\n", fmt.Sprintf("tasks launched per second (%d, to RUNNING)", *tasks), median(launchRates), median(execRates))
 	fmt.Printf("  %-44s %12s\n", "heap per agent (idle)", fmt.Sprintf("%.1f KiB", perAgent/1024))
+	fmt.Println(restart)
 }
 
 func check(err error) {

@@ -5,7 +5,10 @@
 //	localmesos --port 5050 --agents 3 --resources 'cpus:4;mem:8192;disk:20480;ports:[31000-32000]' --work-dir ./localmesos-data
 //
 // Ctrl-C (or SIGTERM) stops the master and agents and kills every executor
-// and task they started.
+// and task they started; with --keep-tasks it leaves the executors and
+// tasks of checkpointing frameworks running instead. Started again on the
+// same --work-dir (after either, or after kill -9), the agents come back
+// with the same IDs and recover the executors and tasks still running.
 package main
 
 import (
@@ -26,7 +29,8 @@ func main() {
 	flag.IntVar(&cfg.Port, "port", localmesos.DefaultPort, "master port (0 picks a free one)")
 	flag.IntVar(&cfg.Agents, "agents", localmesos.DefaultAgents, "number of agents")
 	flag.StringVar(&cfg.Resources, "resources", localmesos.DefaultResources, "resources of each agent, in Mesos' --resources syntax (the ports range is divided among agents)")
-	flag.StringVar(&cfg.WorkDir, "work-dir", "./localmesos-data", "directory for sandboxes and agent state")
+	flag.StringVar(&cfg.WorkDir, "work-dir", "./localmesos-data", "directory for sandboxes and agent state (a restart on the same directory recovers the agents)")
+	flag.BoolVar(&cfg.KeepTasksOnClose, "keep-tasks", false, "on Ctrl-C or SIGTERM, leave the executors and tasks of checkpointing frameworks running for the next start on --work-dir to recover (default: stop every task)")
 	// glog logs to files by default; a command run by hand wants stderr.
 	if f := flag.Lookup("logtostderr"); f != nil {
 		_ = f.Value.Set("true")

@@ -15,6 +15,8 @@ import (
 
 // TestCommand builds the command, starts it on a free port with two agents,
 // reads the master's state, then stops it with SIGINT as Ctrl-C would.
+// Started again on the same work dir (--keep-tasks this time), it has the
+// same agents.
 func TestCommand(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "localmesos")
@@ -26,7 +28,26 @@ func TestCommand(t *testing.T) {
 		t.Errorf("--agents 0: err %v, output %q; want a refusal naming the setting", err, out)
 	}
 
-	cmd := exec.Command(bin, "--port", "0", "--agents", "2", "--resources", "cpus:1;mem:512;disk:512;ports:[41000-41099]", "--work-dir", filepath.Join(dir, "work"))
+	args := []string{"--port", "0", "--agents", "2", "--resources", "cpus:1;mem:512;disk:512;ports:[41000-41099]", "--work-dir", filepath.Join(dir, "work")}
+	cmd, url := startCommand(t, bin, args...)
+	first := agentIDs(t, url)
+	if len(first) != 2 {
+		t.Fatalf("/master/state: agents %v, want 2", first)
+	}
+	interrupt(t, cmd)
+
+	cmd, url = startCommand(t, bin, append(args, "--keep-tasks")...)
+	if again := agentIDs(t, url); strings.Join(again, ",") != strings.Join(first, ",") {
+		t.Errorf("agents after a restart on the same work dir: %v, want %v", again, first)
+	}
+	interrupt(t, cmd)
+}
+
+// startCommand runs the command and returns it with the master's URL,
+// read from what it prints.
+func startCommand(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -46,28 +67,40 @@ func TestCommand(t *testing.T) {
 			}
 		}
 	}()
-	var url string
 	select {
-	case url = <-urls:
+	case url := <-urls:
+		return cmd, url
 	case <-time.After(30 * time.Second):
 		t.Fatal("the command never printed the master's address")
 	}
+	return nil, ""
+}
 
+func agentIDs(t *testing.T, url string) []string {
+	t.Helper()
 	resp, err := http.Get(url + "/master/state")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	var st struct {
 		Slaves []struct {
-			Hostname string `json:"hostname"`
+			ID string `json:"id"`
 		} `json:"slaves"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&st)
-	resp.Body.Close()
-	if err != nil || len(st.Slaves) != 2 {
-		t.Fatalf("/master/state: %d agents (err %v), want 2", len(st.Slaves), err)
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
 	}
+	var ids []string
+	for _, s := range st.Slaves {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
 
+// interrupt stops the command with SIGINT, as Ctrl-C would.
+func interrupt(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}

@@ -191,6 +191,12 @@ type Agent struct {
 	// checkpointed are the agent's dynamic reservations and persistent
 	// volumes, as in its checkpoint (see volumes.go).
 	checkpointed []mesos.Resource
+	// fromDisk: New recovered the agent from its work dir's checkpoint;
+	// the first Start recovers instead of registering.
+	fromDisk bool
+	// quit is closed when the agent stops for good: the goroutines that
+	// watch processes the agent did not start (or leaves behind) end.
+	quit chan struct{}
 }
 
 // New returns an agent that will talk to master. Start starts it.
@@ -218,9 +224,14 @@ func New(cfg Config, master wire.Master) (*Agent, error) {
 
 		startTime:      time.Now(),
 		terminalCounts: map[mesos.TaskState]int{},
+		quit:           make(chan struct{}),
 	}
 	if a.port != 0 {
 		a.address = net.JoinHostPort(cfg.IP, strconv.Itoa(a.port))
+	}
+	if err := a.loadCheckpoint(); err != nil {
+		a.mb.Close()
+		return nil, fmt.Errorf("agent: recovery from %s: %w", cfg.WorkDir, err)
 	}
 	return a, nil
 }
@@ -272,6 +283,10 @@ func (a *Agent) Start() error {
 func (a *Agent) Stop(mode StopMode) {
 	a.life.Lock()
 	defer a.life.Unlock()
+	if mode == HostLost {
+		// The host is gone: nothing on it is ever recovered.
+		defer a.forgetCheckpoint()
+	}
 	if a.server == nil {
 		if mode == HostLost {
 			// Executors of checkpointing frameworks may outlive a
@@ -346,10 +361,50 @@ func (a *Agent) Close() {
 	for _, ce := range execs {
 		ce.close()
 	}
+	close(a.quit)
 	a.wg.Wait()
 	a.mb.Close()
 	close(a.mbDone)
 	glog.Infof("agent %s: closed", a.cfg.ID.Value)
+}
+
+// Detach stops the agent for good as a killed agent process stops: the
+// executors of checkpointing frameworks, and their tasks, keep running,
+// and a new agent started on the same work dir recovers them. Executors
+// of other frameworks are killed (they would exit by themselves).
+// No goroutine of the agent is left once it returns, except the reapers
+// of its own children, which end with them.
+func (a *Agent) Detach() {
+	a.life.Lock()
+	if a.closed {
+		a.life.Unlock()
+		return
+	}
+	a.closed = true
+	if a.server != nil {
+		a.stopServing(Restart)
+	} else {
+		a.await(func() { a.stop(Restart) })
+	}
+	a.life.Unlock()
+
+	var execs []*commandExecutor
+	a.await(func() {
+		for ce := range a.cmdExecs {
+			execs = append(execs, ce)
+		}
+		a.cmdExecs = map[*commandExecutor]struct{}{}
+		// Nothing is reported any more: the state stays as checkpointed.
+		a.state = stateLost
+	})
+	for _, ce := range execs {
+		ce.detach()
+	}
+	close(a.quit)
+	a.wg.Wait()
+	a.mb.Close()
+	close(a.mbDone)
+	glog.Infof("agent %s: detached from its executors", a.cfg.ID.Value)
 }
 
 // await runs f on the mailbox and waits for it. It returns false if the
@@ -422,8 +477,13 @@ func (a *Agent) begin() error {
 		a.started = true
 		a.state = stateRunning
 		glog.Infof("agent %s: started on %s, registering", a.cfg.ID.Value, a.address)
+		a.checkpointAgent()
 		a.master.RegisterAgent(a.registration(false))
 		return nil
+	}
+	if a.fromDisk {
+		a.fromDisk = false
+		a.adoptContainers()
 	}
 	a.recover()
 	return nil

@@ -50,7 +50,8 @@ type commandExecutor struct {
 	backoffMax  time.Duration
 
 	mb        *wire.Mailbox
-	dead      atomic.Bool // exited or killed; nothing more happens
+	dead      atomic.Bool   // exited or killed; nothing more happens
+	quit      chan struct{} // closed by close and detach
 	closeOnce sync.Once
 	waiters   sync.WaitGroup
 
@@ -86,6 +87,7 @@ func newCommandExecutor(a *Agent, c *container, fw *framework, ex *executorEntry
 		recovery:    a.cfg.RecoveryTimeout,
 		backoffMax:  a.cfg.SubscriptionBackoffMax,
 		mb:          wire.NewMailbox(),
+		quit:        make(chan struct{}),
 	}
 }
 
@@ -109,12 +111,55 @@ func (ce *commandExecutor) crash() {
 	ce.c.report(ce.a, int32(syscall.SIGKILL), "")
 }
 
+// adopt makes the executor the one of a command that a previous agent
+// process launched and that still runs as pid: it watches the pid instead
+// of waiting for a child. state is the task's state as the agent
+// checkpointed it; the updates the previous executor died before making
+// (between starting the command and reporting it) are made now, and
+// handed over in SUBSCRIBE. It runs before start.
+func (ce *commandExecutor) adopt(task mesos.TaskInfo, state mesos.TaskState, pid int, start int64) {
+	ce.task = &task
+	ce.taskAcked = state != mesos.TASK_STAGING
+	ce.launched = true
+	ce.pgid = pid
+	switch state {
+	case mesos.TASK_STAGING:
+		ce.update(task.TaskID, mesos.TASK_STARTING, "")
+		fallthrough
+	case mesos.TASK_STARTING:
+		ce.update(task.TaskID, mesos.TASK_RUNNING, "")
+	}
+	ce.waiters.Add(1)
+	go func() {
+		defer ce.waiters.Done()
+		waitGone(pid, start, ce.quit)
+		ce.mb.Post(func() {
+			if !ce.dead.Load() {
+				// Not our child: how it ended is unknown.
+				ce.reaped(-1)
+			}
+		})
+	}()
+}
+
+// detach stops the executor's goroutines for good and leaves its command
+// running, for the next agent process to adopt. A waiter for a command
+// this process started stays until the command exits, only to reap it.
+func (ce *commandExecutor) detach() {
+	ce.closeOnce.Do(func() {
+		ce.dead.Store(true)
+		ce.mb.Close()
+		close(ce.quit)
+	})
+}
+
 // close stops the executor's goroutines for good.
 func (ce *commandExecutor) close() {
 	ce.closeOnce.Do(func() {
 		ce.dead.Store(true)
 		ce.mb.Close()
 		ce.killTask(syscall.SIGKILL)
+		close(ce.quit)
 		ce.waiters.Wait()
 	})
 }
@@ -251,10 +296,13 @@ func (ce *commandExecutor) launch(task mesos.TaskInfo) {
 	env.set("MESOS_ALLOCATION_ROLE", role)
 	// The URIs were fetched for the executor's container.
 	ci.URIs, ci.Environment = nil, nil
-	cmd, err := buildCommand(ci, ce.sandbox, env.list())
+	cmd, err := buildCommand(ci, ce.sandbox, env.list(), ce.checkpoint)
 	if err == nil {
 		err = ce.c.startProcess(cmd)
 		closeFiles(cmd)
+	}
+	if err == nil {
+		checkpointPID(ce.c.runDir, cmd.Process.Pid)
 	}
 	if errors.Is(err, errDestroyed) {
 		return
@@ -270,9 +318,16 @@ func (ce *commandExecutor) launch(task mesos.TaskInfo) {
 	}
 	ce.pgid = cmd.Process.Pid
 	glog.V(1).Infof("command executor '%s': task %s runs as pid %d", ce.executorID.Value, task.TaskID.Value, ce.pgid)
-	ce.waiters.Add(1)
+	// A command that may outlive this process (checkpointing) is reaped
+	// by a goroutine that detach does not wait for.
+	owned := !ce.checkpoint
+	if owned {
+		ce.waiters.Add(1)
+	}
 	go func() {
-		defer ce.waiters.Done()
+		if owned {
+			defer ce.waiters.Done()
+		}
 		_ = cmd.Wait()
 		status := int32(-1)
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {

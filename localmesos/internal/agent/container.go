@@ -35,6 +35,14 @@ type container struct {
 	cancel      context.CancelFunc // stops a fetch in progress
 	cmd         *commandExecutor   // set for a command task
 
+	// runDir is the run's checkpoint directory, where the process's pid
+	// is recorded; "" when the executor is not checkpointed.
+	runDir string
+	// adopted: recovered from the checkpoint, its process started by a
+	// previous agent process (at pidStart, in clock ticks since boot).
+	adopted  bool
+	pidStart int64
+
 	mu        sync.Mutex
 	pid       int // the executor's process (command task: the command's)
 	destroyed bool
@@ -169,10 +177,13 @@ func (a *Agent) runContainer(ctx context.Context, c *container, spec launchSpec)
 		c.cmd.start()
 		return
 	}
-	cmd, err := buildCommand(spec.command, spec.sandbox, spec.env)
+	cmd, err := buildCommand(spec.command, spec.sandbox, spec.env, c.runDir != "")
 	if err == nil {
 		err = c.startProcess(cmd)
 		closeFiles(cmd)
+	}
+	if err == nil {
+		checkpointPID(c.runDir, cmd.Process.Pid)
 	}
 	switch {
 	case errors.Is(err, errDestroyed):
@@ -186,7 +197,22 @@ func (a *Agent) runContainer(ctx context.Context, c *container, spec launchSpec)
 		return
 	}
 	glog.V(1).Infof("agent %s: executor '%s' of framework %s runs as pid %d", a.cfg.ID.Value, c.executorID.Value, c.frameworkID.Value, cmd.Process.Pid)
-	_ = cmd.Wait()
+	if c.runDir != "" {
+		// It may outlive the agent (Detach): wait for it without
+		// holding up the agent's end.
+		exited := make(chan struct{})
+		go func() {
+			defer close(exited)
+			_ = cmd.Wait()
+		}()
+		select {
+		case <-exited:
+		case <-a.quit:
+			return
+		}
+	} else {
+		_ = cmd.Wait()
+	}
 	status := int32(-1)
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 		status = int32(ws)
@@ -211,8 +237,10 @@ func linkLatest(sandbox, latest string) {
 // buildCommand turns a CommandInfo into a process in the sandbox: shell
 // (the default) is /bin/sh -c value; otherwise value is executed with
 // arguments (argv[0] included). stdout and stderr go to files in the
-// sandbox, and the process gets its own process group.
-func buildCommand(ci mesos.CommandInfo, sandbox string, env []string) (*exec.Cmd, error) {
+// sandbox, and the process gets its own process group. outlive: the
+// process must survive the agent's process (a checkpointing framework's),
+// so it gets no parent-death signal.
+func buildCommand(ci mesos.CommandInfo, sandbox string, env []string, outlive bool) (*exec.Cmd, error) {
 	cmd := &exec.Cmd{Dir: sandbox, Env: env}
 	if ci.GetShell() {
 		cmd.Path = "/bin/sh"
@@ -238,9 +266,12 @@ func buildCommand(ci mesos.CommandInfo, sandbox string, env []string) (*exec.Cmd
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	// Pdeathsig is a backstop: should the agent's process die, its
-	// executors die with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Pdeathsig is a backstop for what cannot be recovered: should the
+	// agent's process die, those executors die with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if !outlive {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	return cmd, nil
 }
 

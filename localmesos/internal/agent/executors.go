@@ -33,6 +33,8 @@ func (a *Agent) launchExecutor(fw *framework, ex *executorEntry, tasks []mesos.T
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &container{id: cid, sandbox: sandbox, frameworkID: fw.id(), executorID: ex.id(), cancel: cancel}
 	ex.container = c
+	a.checkpointExecutor(ex)
+	c.runDir = a.runDirForPID(ex)
 	glog.Infof("agent %s: launching executor %s in container %s", a.cfg.ID.Value, ex, cid)
 	ex.registrationTimer = a.after(a.cfg.ExecutorRegistrationTimeout, func() { a.registrationTimeout(fw.id(), ex, c) })
 
@@ -110,6 +112,7 @@ func (a *Agent) executorTerminated(fw *framework, ex *executorEntry, status int3
 	glog.Infof("agent %s: executor %s %s", a.cfg.ID.Value, ex, waitStatusString(status))
 	ex.state = executorTerminated
 	a.executorsTerminated++
+	a.checkpointExited(ex, status)
 	ex.closeConn()
 	ex.registrationTimer.stop()
 	ex.shutdownTimer.stop()
@@ -165,6 +168,7 @@ func (a *Agent) removeExecutor(fw *framework, ex *executorEntry) {
 	ex.shutdownTimer.stop()
 	a.retireCommand(ex)
 	delete(fw.executors, ex.info.ExecutorID.Value)
+	a.forgetExecutor(ex)
 }
 
 // removeFramework is Slave::removeFramework.
@@ -172,6 +176,7 @@ func (a *Agent) removeFramework(fw *framework) {
 	glog.V(1).Infof("agent %s: cleaning up framework %s", a.cfg.ID.Value, fw.id().Value)
 	a.cleanupStreams(fw.id())
 	delete(a.frameworks, fw.id().Value)
+	a.forgetFramework(fw)
 }
 
 // retireCommand stops the goroutine of an executor's built-in command

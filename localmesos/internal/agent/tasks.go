@@ -87,6 +87,7 @@ func (a *Agent) run(fi mesos.FrameworkInfo, exInfo *mesos.ExecutorInfo, tasks []
 	if fw == nil {
 		fw = &framework{info: fi, state: frameworkRunning, executors: map[string]*executorEntry{}}
 		a.frameworks[fi.ID.Value] = fw
+		a.checkpointFramework(fw)
 	}
 	if fw.state == frameworkTerminating {
 		glog.Warningf("agent %s: ignoring task %s of terminating framework %s", a.cfg.ID.Value, tasks[0].TaskID.Value, fi.ID.Value)
@@ -144,6 +145,9 @@ func (a *Agent) run(fi mesos.FrameworkInfo, exInfo *mesos.ExecutorInfo, tasks []
 		glog.Warningf("agent %s: asked to run task %s with executor %s which is %s", a.cfg.ID.Value, tasks[0].TaskID.Value, ex, word)
 		dropped(mesos.REASON_EXECUTOR_TERMINATED, "Executor "+word)
 		return
+	}
+	for _, t := range tasks {
+		a.checkpointTask(ex, createTask(t, mesos.TASK_STAGING, fw.id()))
 	}
 	ex.queued = append(ex.queued, tasks...)
 	if group {
@@ -335,6 +339,7 @@ func (a *Agent) acknowledge(frameworkID mesos.FrameworkID, taskID mesos.TaskID, 
 	}
 	if ended {
 		ex.completeTask(taskID.Value)
+		a.forgetTask(ex, taskID.Value)
 	}
 	if ex.state == executorTerminated && !ex.incomplete() {
 		a.removeExecutor(fw, ex)
@@ -356,5 +361,6 @@ func (a *Agent) updateFramework(fi mesos.FrameworkInfo) {
 	}
 	glog.V(1).Infof("agent %s: framework %s (re-)subscribed, resending pending status updates", a.cfg.ID.Value, fi.ID.Value)
 	fw.info = fi
+	a.checkpointFramework(fw)
 	a.resumeStreams()
 }

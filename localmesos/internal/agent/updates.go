@@ -26,6 +26,8 @@ type updateStream struct {
 	key         streamKey
 	frameworkID mesos.FrameworkID
 	pending     []mesos.TaskStatus
+	// ackedRecent are the latest acknowledged uuids, for the checkpoint.
+	ackedRecent []string
 	received    map[string]bool // uuids ever received
 	acked       map[string]bool
 	terminated  bool // a terminal update was acknowledged
@@ -60,6 +62,7 @@ func (a *Agent) enqueueUpdate(frameworkID mesos.FrameworkID, status mesos.TaskSt
 	}
 	s.received[id] = true
 	s.pending = append(s.pending, status)
+	a.checkpointStream(s)
 	glog.V(2).Infof("agent %s: received status update %s", a.cfg.ID.Value, describe(status))
 	if len(s.pending) == 1 && a.state == stateRunning {
 		a.forward(s, a.cfg.StatusUpdateRetryInterval)
@@ -136,12 +139,17 @@ func (a *Agent) acknowledgeUpdate(frameworkID mesos.FrameworkID, taskID mesos.Ta
 	}
 	glog.V(2).Infof("agent %s: status update %s acknowledged", a.cfg.ID.Value, describe(*head))
 	s.acked[string(uuid)] = true
+	s.ackedRecent = append(s.ackedRecent, string(uuid))
+	if len(s.ackedRecent) > ackedKept {
+		s.ackedRecent = s.ackedRecent[len(s.ackedRecent)-ackedKept:]
+	}
 	if isTerminal(head.GetState()) {
 		s.terminated = true
 	}
 	s.pending = s.pending[1:]
 	s.retry.stop()
 	s.retry = nil
+	a.checkpointStream(s)
 	if s.terminated {
 		if len(s.pending) > 0 {
 			glog.Warningf("agent %s: acknowledged a terminal status update of task %s but updates are still pending", a.cfg.ID.Value, taskID.Value)
