@@ -85,6 +85,10 @@ type Config struct {
 	LocalAgents    int
 	LocalPort      int
 	LocalResources string
+	// LocalKeepTasks makes a stop leave the embedded cluster's executors
+	// and tasks running, for the next start on the same data dir to take
+	// back (--local-keep-tasks; localmesos.Config.KeepTasksOnClose).
+	LocalKeepTasks bool
 	// Etcd is "embedded" (an etcd inside this process, keeping its data in
 	// DataDir/etcd) or the client URLs of an etcd cluster, separated by
 	// commas (--etcd).
@@ -373,6 +377,7 @@ func (c Config) localConfig(dataDir string) localmesos.Config {
 	l.Port = c.LocalPort
 	l.Resources = c.LocalResources
 	l.WorkDir = filepath.Join(dataDir, "localmesos")
+	l.KeepTasksOnClose = l.KeepTasksOnClose || c.LocalKeepTasks
 	return l
 }
 
@@ -384,6 +389,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.LocalAgents, "local-agents", c.LocalAgents, "agents of the embedded cluster (--master=local)")
 	fs.IntVar(&c.LocalPort, "local-port", c.LocalPort, "port of the embedded cluster's master; 0 picks a free one")
 	fs.StringVar(&c.LocalResources, "local-resources", c.LocalResources, "resources of each embedded agent, in Mesos' --resources syntax")
+	fs.BoolVar(&c.LocalKeepTasks, "local-keep-tasks", c.LocalKeepTasks, "on a stop (Ctrl-C, SIGTERM), leave the embedded cluster's tasks running for the next start on the same --data-dir to take back (default: stop them)")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, `"embedded" for an etcd inside this process, or etcd client URL(s), e.g. http://etcd-1:2379,http://etcd-2:2379`)
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "where the embedded etcd and embedded agents keep their data")
 	fs.StringVar(&c.Runtime, "runtime", c.Runtime, "how tasks run: auto (docker if an engine answers, else a process), docker or process")
