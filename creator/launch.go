@@ -190,7 +190,7 @@ func (l *Launcher) Launch(ctx context.Context, launch offermgr.Launch) error {
 	for i, r := range ready {
 		if r.release != nil {
 			resID := r.release.Demand.ReservationID
-			opIDs[i] = fmt.Sprintf("%s.release.%d", resID, l.cfg.Now().UnixNano())
+			opIDs[i] = ReleaseOpID(resID, l.cfg.Now())
 			updates[i] = statemgr.TaskUpdate{Instance: r.key.Instance, Ordinal: r.key.Ordinal, Mutate: func(t *stateful.Task) error {
 				if t.Reservation == nil || t.Reservation.ResourceID != resID || !t.Reservation.Releasing {
 					return errNotQueued
@@ -275,6 +275,30 @@ func (l *Launcher) Launch(ctx context.Context, launch offermgr.Launch) error {
 		glog.Infof("launcher: launched %s (%s) on agent %s (%s) ports %v, %s", r.task.TaskID, r.task.Role, r.task.AgentID, r.task.Host, r.task.Ports, how)
 	}
 	return nil
+}
+
+// ReleaseOpInfix joins a reservation's resource ID and the time in the ID
+// of an operation that releases it.
+const ReleaseOpInfix = ".release."
+
+// ReleaseOpID names one release (the UNRESERVE) of the reservation: its
+// resource ID, then when it was sent.
+func ReleaseOpID(resourceID string, at time.Time) string {
+	return resourceID + ReleaseOpInfix + strconv.FormatInt(at.UnixNano(), 10)
+}
+
+// ReleaseOpSent is when the release operation id was sent; ok is false for
+// an ID ReleaseOpID did not make.
+func ReleaseOpSent(id string) (at time.Time, ok bool) {
+	i := strings.LastIndex(id, ReleaseOpInfix)
+	if i < 0 {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(id[i+len(ReleaseOpInfix):], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, n), true
 }
 
 // crashPoint calls the crash hook for what the ACCEPT carries.

@@ -14,6 +14,7 @@ import (
 	"github.com/golang/glog"
 
 	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/creator"
 	"github.com/mesos-stateful/stateful/internal/reconcile"
 	"github.com/mesos-stateful/stateful/offermgr"
 )
@@ -94,6 +95,10 @@ func (d *Destroyer) Destroy(ctx context.Context, name string) (*stateful.Instanc
 	d.enqueue(name)
 	return inst, nil
 }
+
+// releaseReconcileAfter, in kill retries, is how long the feedback of a
+// release operation is waited for before Mesos is asked about it.
+const releaseReconcileAfter = 5
 
 // errAlive refuses the deletion while a task may still run.
 var errAlive = errors.New("a task is still alive")
@@ -208,7 +213,13 @@ func (d *Destroyer) release(ctx context.Context, inst *stateful.Instance) (int, 
 			continue
 		}
 		if r.ReleaseOp != "" {
-			pending[r.ReleaseOp] = r.AgentID
+			// Its feedback normally comes within moments; one not come
+			// after a while was lost (a crash between the ACCEPT and its
+			// record), and Mesos is asked again. Asking sooner would race
+			// the feedback of an operation still under way.
+			if at, ok := creator.ReleaseOpSent(r.ReleaseOp); !ok || d.now().Sub(at) > d.killRetry*releaseReconcileAfter {
+				pending[r.ReleaseOp] = r.AgentID
+			}
 			continue
 		}
 		d.queue.Put(t.Name, ReleaseDemand(t, d.now()))

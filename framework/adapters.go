@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/buffer"
+	"github.com/mesos-stateful/stateful/creator"
 	"github.com/mesos-stateful/stateful/maintainer"
 	"github.com/mesos-stateful/stateful/mesoslib"
 	"github.com/mesos-stateful/stateful/offermgr"
@@ -191,6 +193,10 @@ func (l liveTasks) KnownReservations() map[string]bool {
 	return out
 }
 
+// releaseOpInfix separates the reservation's resource ID from the rest in
+// a release operation's ID (creator.ReleaseOpID).
+const releaseOpInfix = creator.ReleaseOpInfix
+
 // reservations records the feedback on reservation releases (mesoslib's
 // OperationHandler, through events).
 type reservations struct {
@@ -205,17 +211,6 @@ type reservations struct {
 // next time the reservation is offered.
 func (r reservations) OperationStatus(ctx context.Context, s mesos.OperationStatus) error {
 	id := s.GetOperationID().GetValue()
-	var owner *stateful.Task
-	for _, t := range r.store.AllTasks() {
-		if t.Reservation != nil && t.Reservation.ReleaseOp == id {
-			owner = t
-			break
-		}
-	}
-	if owner == nil || id == "" {
-		glog.V(1).Infof("framework: feedback %s of operation %q that no task waits for", s.GetState(), id)
-		return nil
-	}
 	var forget, retry bool
 	switch s.GetState() {
 	case mesos.OPERATION_FINISHED, mesos.OPERATION_GONE_BY_OPERATOR:
@@ -225,11 +220,26 @@ func (r reservations) OperationStatus(ctx context.Context, s mesos.OperationStat
 	default: // pending, recovering, unreachable: the answer is still to come
 		return nil
 	}
+	// A finished release frees the reservation whichever of its release
+	// operations it was: an earlier one may finish after a later one was
+	// recorded (a reconciliation answer came first).
+	resID, _, _ := strings.Cut(id, releaseOpInfix)
+	var owner *stateful.Task
+	for _, t := range r.store.AllTasks() {
+		if t.Reservation != nil && (t.Reservation.ReleaseOp == id || (forget && t.Reservation.Releasing && t.Reservation.ResourceID == resID)) {
+			owner = t
+			break
+		}
+	}
+	if owner == nil || id == "" {
+		glog.V(1).Infof("framework: feedback %s of operation %q that no task waits for", s.GetState(), id)
+		return nil
+	}
 	if r.crash != nil {
 		r.crash("release:before-record")
 	}
 	_, err := r.store.UpdateTask(ctx, owner.Instance, owner.Ordinal, func(t *stateful.Task) error {
-		if t.Reservation == nil || t.Reservation.ReleaseOp != id {
+		if t.Reservation == nil || (t.Reservation.ReleaseOp != id && !(forget && t.Reservation.ResourceID == resID)) {
 			return nil
 		}
 		if forget {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,21 @@ func crashRun(t *testing.T, seed int, point string, hit int) {
 	p.start()
 	name := fmt.Sprintf("crash%d", seed)
 	t.Logf("seed %d: crash at %s (hit %d)", seed, point, hit)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		// What the scheduler did about the instance, for the failure.
+		b, _ := os.ReadFile(p.logPath)
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, name) && (strings.Contains(l, "launcher") || strings.Contains(l, "maintainer") || strings.Contains(l, "creator") ||
+				strings.Contains(l, "destroyer") || strings.Contains(l, "framework:") || strings.Contains(l, "placing") || strings.Contains(l, "crashing")) {
+				lines = append(lines, l)
+			}
+		}
+		t.Logf("scheduler log about %s:\n%s", name, strings.Join(lines[max(0, len(lines)-60):], "\n"))
+	})
 
 	crashed := func() bool {
 		select {
