@@ -347,3 +347,24 @@ func TestUninstall(t *testing.T) {
 		t.Errorf("after the uninstall the master has frameworks %+v, completed %+v (%v)", state.Frameworks, state.Completed, err)
 	}
 }
+
+// TestScaleDownReleases: the reservations and volumes of ordinals a
+// scale-down removes are released, though nothing else is queued.
+func TestScaleDownReleases(t *testing.T) {
+	cluster := startCluster(t, 3)
+	cfg := testConfig(t, cluster.MasterURL(), t.TempDir())
+	s := runScheduler(t, cfg, testworkload.New())
+	call(t, http.MethodPost, s.api+"/v1/instances", createBody("shrink", stateful.TypeMasterSlave, 1, 2), http.StatusAccepted)
+	inst := waitRunning(t, s.api, "shrink")
+	kept := inst.Tasks[0].Reservation.ResourceID
+	call(t, http.MethodPatch, s.api+"/v1/instances/shrink", map[string]any{"slaves": 0}, http.StatusAccepted)
+	eventually(t, "only shrink-0's reservation left", func() (bool, string) {
+		rs := masterReservations(t, cluster.MasterURL())
+		for _, r := range rs {
+			if r.ResourceID != kept {
+				return false, fmt.Sprintf("%+v", rs)
+			}
+		}
+		return len(rs) > 0, fmt.Sprintf("%+v", rs)
+	})
+}
