@@ -177,8 +177,8 @@ type Manager struct {
 	// nothing queued, to release what nobody owns any more.
 	knownCount int
 	orphanHunt bool
-	known        map[Key]bool // keys pending in the previous pass
-	passes       uint64
+	known      map[Key]bool // keys pending in the previous pass
+	passes     uint64
 }
 
 // NewManager returns a Manager; it validates cfg and its dependencies.
