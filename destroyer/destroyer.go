@@ -178,7 +178,7 @@ func (d *Destroyer) release(ctx context.Context, inst *stateful.Instance) (int, 
 		if t.Reservation == nil {
 			continue
 		}
-		if GoneForGood(t) {
+		if GoneForGood(t) || !t.Reservation.Confirmed {
 			mark = true
 			continue
 		}
@@ -195,6 +195,13 @@ func (d *Destroyer) release(ctx context.Context, inst *stateful.Instance) (int, 
 				case t.Reservation == nil:
 				case GoneForGood(t):
 					glog.Infof("destroyer: forgetting reservation %s of %s: agent %s is gone for good", t.Reservation.ResourceID, t.Name, t.Reservation.AgentID)
+					t.Reservation = nil
+				case !t.Reservation.Confirmed:
+					// No attempt ran on it, so it holds no data, and it may
+					// not exist at all (its ACCEPT failed or never left):
+					// waiting for its offer could take forever. Should it
+					// exist, it is released as a reservation nobody owns.
+					glog.Infof("destroyer: forgetting unconfirmed reservation %s of %s", t.Reservation.ResourceID, t.Name)
 					t.Reservation = nil
 				case !t.Reservation.Releasing:
 					t.Reservation.Releasing = true
