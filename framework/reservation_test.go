@@ -137,6 +137,10 @@ func TestReservationLifecycle(t *testing.T) {
 	// Data written to ordinal 1's volume survives the loss of its task.
 	slave := inst.Tasks[1]
 	dir := volumeDir(t, cluster, role, slave.Reservation.PersistenceID)
+	// The task works in its volume (the process runtime's working directory).
+	if cwd := workloadDir(t, slave.TaskID); cwd != dir {
+		t.Errorf("%s works in %q, want its volume %q", slave.Name, cwd, dir)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "marker"), []byte("kept"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -367,4 +371,32 @@ func TestScaleDownReleases(t *testing.T) {
 		}
 		return len(rs) > 0, fmt.Sprintf("%+v", rs)
 	})
+}
+
+// workloadDir is the working directory of the workload process of a task
+// attempt: the child of its executor (redis-server overwrites its own
+// environment with its process title, so it cannot be found by that).
+func workloadDir(t *testing.T, taskID string) string {
+	t.Helper()
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		env, err := os.ReadFile(filepath.Join(d, "environ"))
+		if err != nil || !strings.Contains("\x00"+string(env), "\x00MESOS_EXECUTOR_ID="+taskID+"\x00") {
+			continue
+		}
+		// Its other children (the process runtime's watchdog) work in
+		// the sandbox, where the executor does.
+		own, _ := os.Readlink(filepath.Join(d, "cwd"))
+		kids, _ := filepath.Glob(filepath.Join(d, "task", "*", "children"))
+		for _, k := range kids {
+			b, _ := os.ReadFile(k)
+			for _, pid := range strings.Fields(string(b)) {
+				if cwd, err := os.Readlink(filepath.Join("/proc", pid, "cwd")); err == nil && cwd != own {
+					return cwd
+				}
+			}
+		}
+	}
+	t.Fatalf("no workload process of %s outside its sandbox", taskID)
+	return ""
 }
