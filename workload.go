@@ -12,7 +12,8 @@ import (
 // Embed BaseWorkload to implement only what the workload needs.
 //
 // Contract for every callback:
-//   - Callbacks run in the scheduler, only while it is the leader, from the
+//   - Callbacks run in the scheduler, only while it is the leader and etcd
+//     answers (never on a cache that may be stale), from the
 //     toolkit's reconcile loops: at most one callback runs for a given
 //     instance at a time; callbacks of different instances run concurrently.
 //   - inst and task are copies of the stored state; changing them changes
@@ -34,8 +35,11 @@ type Workload interface {
 	// just before the toolkit launches it. task carries the placement of this
 	// launch (TaskID, Attempt, AgentID, Host, Ports); inst.Tasks holds the
 	// instance's tasks as stored (e.g. the master's host and ports, which a
-	// slave's launch needs). An error skips this launch; the task stays
-	// queued and is tried on a later offer.
+	// slave's launch needs). A slave of an MS instance is launched (and
+	// Config called) only while its master is RUNNING as Mesos reported
+	// during this scheduler's current leadership term, never on a stored
+	// state that may predate a crash. An error skips this launch; the
+	// task stays queued and is tried on a later offer.
 	Config(ctx context.Context, inst *Instance, task *Task) (LaunchConfig, error)
 
 	// Start is called once a new instance has been accepted and stored,
@@ -51,7 +55,8 @@ type Workload interface {
 	// reaches TASK_RUNNING and, if the spec has a health check, is healthy.
 	MasterRunning(ctx context.Context, h Handle, inst *Instance, task *Task) error
 	// SlaveRunning is MasterRunning for slave tasks; the usual place to point
-	// the slave at the master.
+	// the slave at the master. For an MS instance it waits, like a slave's
+	// Config, until the master is confirmed running in the current term.
 	SlaveRunning(ctx context.Context, h Handle, inst *Instance, task *Task) error
 
 	// MasterLost is called when the current attempt of the master (or a

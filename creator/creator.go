@@ -89,6 +89,12 @@ type Config struct {
 	Runtime string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Confirmed reports whether Mesos confirmed, in this scheduler's term,
+	// that an attempt runs (maintainer.ConfirmedRunning). A slave of a
+	// master-slave instance is queued only once its master is confirmed:
+	// its launch is configured with the master's address. nil does not
+	// wait (slaves are queued with their master).
+	Confirmed func(taskID string) bool
 }
 
 // NewConfig returns the defaults.
@@ -540,12 +546,22 @@ func (c *Creator) queueTasks(ctx context.Context, inst *stateful.Instance) (reco
 	var res reconcile.Result
 	var ready, fresh []*stateful.Task
 	var failed error
+	masterUp := reconcile.MasterConfirmed(inst, c.cfg.Confirmed)
 	for _, t := range inst.Tasks {
 		if surplus[t.Ordinal] {
 			continue
 		}
 		if !t.State.IsQueued() {
 			c.queue.Remove(t.Name)
+			continue
+		}
+		if !reconcile.IsMasterRole(t) && !masterUp {
+			// Its launch would name a master that may not run (a stale
+			// placement after a crash, or one not up yet). The master's
+			// RUNNING update enqueues the instance again.
+			if c.queue.Remove(t.Name) {
+				glog.V(1).Infof("creator: slave %s waits until its master is confirmed running", t.Name)
+			}
 			continue
 		}
 		if wait := c.backoffLeft(t, now); wait > 0 {

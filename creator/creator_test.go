@@ -332,3 +332,56 @@ func TestCreateRefusesWhatTheRuntimeCannotRun(t *testing.T) {
 		t.Errorf("a refused create stored the instance: %v", err)
 	}
 }
+
+// TestSlavesWaitForConfirmedMaster: a slave of an MS instance is queued
+// only once Mesos confirmed its master running in this term; a stored
+// RUNNING (from before a crash, say) is not enough, and a master that is
+// no longer confirmed takes its queued slaves off the queue again.
+func TestSlavesWaitForConfirmedMaster(t *testing.T) {
+	f := newFixture(t)
+	confirmed := map[string]bool{}
+	cfg := NewConfig()
+	cfg.Now = func() time.Time { return f.now }
+	cfg.Confirmed = func(id string) bool { return confirmed[id] }
+	c, err := New(cfg, f.store, f.w, noHandle{}, f.queue, f.kills, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create(ctx, &stateful.Instance{Name: "w", Type: stateful.TypeMasterSlave, Masters: 1, Slaves: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Reconcile(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.queued(); fmt.Sprint(got) != "[w-0]" {
+		t.Fatalf("queued %v, want the master alone", got)
+	}
+	// The master runs as far as the store says, unconfirmed.
+	if _, err := f.store.UpdateTask(ctx, "w", 0, func(tk *stateful.Task) error {
+		tk.TaskID, tk.Attempt, tk.State, tk.Host, tk.Ports = "w-0.1", 1, stateful.TaskRunning, "h", map[string]int{"p": 1}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.queue.Remove("w-0")
+	if _, err := c.Reconcile(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.queued(); len(got) != 0 {
+		t.Fatalf("queued %v while the master is not confirmed running", got)
+	}
+	confirmed["w-0.1"] = true
+	if _, err := c.Reconcile(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.queued(); fmt.Sprint(got) != "[w-1 w-2]" {
+		t.Fatalf("queued %v once the master was confirmed, want both slaves", got)
+	}
+	delete(confirmed, "w-0.1")
+	if _, err := c.Reconcile(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.queued(); len(got) != 0 {
+		t.Fatalf("queued %v after the master stopped being confirmed", got)
+	}
+}

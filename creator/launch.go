@@ -76,6 +76,14 @@ type LauncherConfig struct {
 	// operation's ID is recorded) and "release:after-accept"; crash tests
 	// kill the process there.
 	CrashPoint func(point string)
+	// Confirmed is Config.Confirmed: a slave of a master-slave instance
+	// is launched only while its master is confirmed running. nil does
+	// not check.
+	Confirmed func(taskID string) bool
+	// Ready, if set, is asked before each launch: while it returns an
+	// error (the state store is unreachable, say) nothing is launched and
+	// no callback is called; the offers are declined.
+	Ready func() error
 }
 
 // VolumeContainerPath is where a task's persistent volume appears, relative
@@ -158,6 +166,11 @@ type prepared struct {
 
 // Launch implements offermgr.Launcher.
 func (l *Launcher) Launch(ctx context.Context, launch offermgr.Launch) error {
+	if l.cfg.Ready != nil {
+		if err := l.cfg.Ready(); err != nil {
+			return fmt.Errorf("not launching now: %w", err)
+		}
+	}
 	var ready []prepared
 	var orphans []offermgr.Placement
 	for _, p := range launch.Placements {
@@ -389,6 +402,12 @@ func (l *Launcher) prepare(ctx context.Context, p offermgr.Placement) (prepared,
 	}
 	if !t.State.IsQueued() || t.PreparedAttempt != t.Attempt+1 {
 		return prepared{}, fmt.Errorf("%w (%s, attempt %d prepared for %d)", errNotQueued, t.State, t.Attempt, t.PreparedAttempt)
+	}
+	if !reconcile.IsMasterRole(t) && !reconcile.MasterConfirmed(inst, l.cfg.Confirmed) {
+		// Queued while the master ran, which is no longer confirmed: the
+		// creator's next pass takes it off the queue until it is.
+		l.enqueue(inst.Name)
+		return prepared{}, fmt.Errorf("%w: the master of %s is not confirmed running", errNotQueued, inst.Name)
 	}
 	prevAtt := t.Attempt
 	t.TaskID, t.Attempt = t.NextTaskID()

@@ -49,7 +49,16 @@ type controller struct {
 	maintainer step
 	destroyer  step
 	forget     []forgetter
+
+	// hold, while true, keeps instances from being reconciled: the state
+	// store does not answer, so the cache may be stale and no callback
+	// may act on it. Held instances are looked at again a moment later.
+	hold func() bool
 }
+
+// holdRetry is how soon an instance held back (see controller.hold) is
+// looked at again.
+const holdRetry = 500 * time.Millisecond
 
 // enqueueAll adds every stored instance to the queue.
 func (c *controller) enqueueAll() {
@@ -92,6 +101,10 @@ func (c *controller) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(name)
+	if c.hold != nil && c.hold() {
+		c.queue.AddAfter(name, holdRetry)
+		return true
+	}
 	res, err := c.reconcileLocked(ctx, name)
 	switch {
 	case ctx.Err() != nil:

@@ -63,15 +63,23 @@ type subprocess struct {
 	apiFile string // where the process writes its API's address
 	logPath string
 	calls   string
+	env     []string // added to this process's environment
 	cmd     *exec.Cmd
 	exited  chan struct{}
-	// env is added to the environment of the next start.
-	env []string
 }
 
 // startSubprocess runs the test framework on cluster with its data in
 // dataDir and waits until it is healthy.
 func startSubprocess(t *testing.T, cluster *localmesos.Cluster, dataDir string) *subprocess {
+	t.Helper()
+	p := newSubprocess(t, dataDir, "--master="+cluster.MasterURL(), "--etcd=embedded")
+	p.start()
+	return p
+}
+
+// newSubprocess prepares the test framework with its data in dataDir and
+// the given --master and --etcd (and other) flags; start runs it.
+func newSubprocess(t *testing.T, dataDir string, args ...string) *subprocess {
 	t.Helper()
 	p := &subprocess{
 		t:       t,
@@ -79,13 +87,12 @@ func startSubprocess(t *testing.T, cluster *localmesos.Cluster, dataDir string) 
 		apiFile: filepath.Join(dataDir, "api-addr"),
 		logPath: filepath.Join(dataDir, "scheduler.log"),
 		calls:   filepath.Join(dataDir, "callbacks.jsonl"),
-		args: []string{
-			"--http=127.0.0.1:0", "--master=" + cluster.MasterURL(), "--etcd=embedded", "--data-dir=" + dataDir,
+		args: append([]string{
+			"--http=127.0.0.1:0", "--data-dir=" + dataDir,
 			"--runtime=process", "--name=crash", "--executor-mode=path", "--volume-root=" + filepath.Join(dataDir, "volumes"), "-v=1",
-		},
+		}, args...),
 	}
 	t.Cleanup(p.stop)
-	p.start()
 	return p
 }
 

@@ -35,7 +35,8 @@ type Option func(*Config)
 // the executor; otherwise it reads the flags (and the --config file) over
 // NewConfig's defaults changed by opts, runs the scheduler until SIGINT or
 // SIGTERM, and exits: 0 after a clean stop, 1 when the scheduler failed
-// (e.g. it lost its leadership), 2 for bad flags. It does not return.
+// (Mesos removed the framework, a part failed; a lost leadership is not a
+// failure: it campaigns again), 2 for bad flags. It does not return.
 func Main(w stateful.Workload, opts ...Option) {
 	if executor.IsExecutorInvocation(os.Args) {
 		os.Exit(executorMain(w))

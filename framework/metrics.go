@@ -1,18 +1,19 @@
 package framework
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mesos-stateful/stateful/buffer"
 	"github.com/mesos-stateful/stateful/feed"
-	"github.com/mesos-stateful/stateful/offermgr"
 	"github.com/mesos-stateful/stateful/statemgr"
 )
 
 // registerMetrics adds the scheduler's gauges to reg: instances by status,
 // tasks by state, the length of both queues and the event stream's
-// clients, read when scraped.
-func registerMetrics(reg prometheus.Registerer, store *statemgr.Store, work *buffer.WorkQueue, tasks *buffer.TaskQueue[offermgr.Demand], hub *feed.Hub) {
+// clients, read when scraped. The queues are those of the current
+// leadership term (0 between terms).
+func registerMetrics(reg prometheus.Registerer, store *statemgr.Store, f *front, hub *feed.Hub) {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "stateful_event_subscribers", Help: "Clients following GET /v1/events.",
@@ -22,10 +23,31 @@ func registerMetrics(reg prometheus.Registerer, store *statemgr.Store, work *buf
 		}, func() float64 { return float64(hub.Dropped()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "stateful_work_queue_length", Help: "Instances waiting to be reconciled.",
-		}, func() float64 { return float64(work.Len()) }),
+		}, func() float64 {
+			if svc := f.cur.Load(); svc != nil {
+				return float64(svc.work.Len())
+			}
+			return 0
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "stateful_task_queue_length", Help: "Tasks waiting for an offer.",
-		}, func() float64 { return float64(tasks.Len()) }),
+		}, func() float64 {
+			if svc := f.cur.Load(); svc != nil {
+				return float64(svc.tasks.Len())
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "stateful_leader", Help: "1 while this scheduler leads (acts), 0 while it stands by.",
+		}, func() float64 {
+			if f.cur.Load() != nil {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "stateful_state_confirmed_age_seconds", Help: "Seconds since etcd last answered: how stale reads may be.",
+		}, func() float64 { return time.Since(store.Confirmed()).Seconds() }),
 		&stateCollector{store: store},
 	)
 }

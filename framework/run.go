@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mesos-stateful/stateful"
@@ -30,20 +31,27 @@ import (
 	"github.com/mesos-stateful/stateful/statemgr"
 )
 
-// ErrLeadershipLost ends Run when another scheduler may have taken over:
-// this one must stop acting at once, and its process should exit.
+// ErrLeadershipLost ends a leadership term: another scheduler may have
+// taken over, so this one stops acting at once. Run does not return it: it
+// keeps the process (the REST API, the embedded cluster and its tasks)
+// running and campaigns again.
 var ErrLeadershipLost = errors.New("framework: lost the leadership")
 
 // Run runs the scheduler of workload w until ctx ends (then it returns nil
-// after a clean shutdown) or something fatal happens: leadership lost,
-// Mesos removed the framework, a part failed.
+// after a clean shutdown) or something fatal happens: Mesos removed the
+// framework, a part failed. Losing the leadership is not fatal: Run stops
+// acting, keeps serving reads, and campaigns again.
 //
 // Start order: the state store (etcd, embedded or not, and statemgr's
 // cache), the embedded Mesos cluster if Master is "local", leader election
 // (Run waits here while another scheduler leads), then, as leader, the REST
 // API, the executor binary server (serve mode), the Mesos subscription, the
-// offer manager and the reconcile controller. They stop in reverse order,
-// within ShutdownGrace.
+// offer manager and the reconcile controller. Everything after the election
+// but the REST API belongs to one leadership term: when the term ends (the
+// etcd lease lapsed, another scheduler took over), those parts stop in
+// reverse order, within ShutdownGrace, and Run campaigns for the next term,
+// which starts them anew from the stored state. The REST API, once
+// started, and the embedded cluster live as long as the process.
 func Run(ctx context.Context, cfg Config, w stateful.Workload) (err error) {
 	if w == nil {
 		return errors.New("framework: no workload")
@@ -104,9 +112,10 @@ func Run(ctx context.Context, cfg Config, w stateful.Workload) (err error) {
 
 	master := cfg.Master
 	if cfg.local() {
-		// Not tied to ctx: the cluster closes (gracefully: its executors
-		// stop and remove their tasks) after the scheduler parts stopped,
-		// not while they still run.
+		// Not tied to ctx, nor to any leadership term: the cluster and
+		// its tasks live as long as the process, and close (gracefully:
+		// executors stop and remove their tasks) after the scheduler
+		// parts stopped, not while they still run.
 		cluster, err := localmesos.Start(context.WithoutCancel(ctx), cfg.localConfig(cfg.DataDir))
 		if err != nil {
 			return fmt.Errorf("framework: embedded Mesos cluster: %w", err)
@@ -116,17 +125,83 @@ func Run(ctx context.Context, cfg Config, w stateful.Workload) (err error) {
 		glog.Infof("framework %s: embedded Mesos cluster at %s with %d agents", cfg.Name, master, cfg.LocalAgents)
 	}
 
-	glog.Infof("framework %s: waiting to be elected leader", cfg.Name)
-	lead, err := store.Campaign(ctx)
+	front := &front{w: w, store: store, writeTimeout: writeTimeout(cfg), hub: hub, runtime: rt}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerMetrics(reg, store, front, hub)
+	api, err := httplib.New(cfg.apiConfig(), front, reg)
 	if err != nil {
-		return fmt.Errorf("framework: leader election: %w", err)
+		return fmt.Errorf("framework: %w", err)
 	}
+	var served *apiRun // the REST API, once the first term started it
+	closers = append(closers, func() {
+		if served != nil {
+			served.close()
+		}
+	})
 
-	s, err := assemble(cfg, master, store, lead, hub, rt, w)
-	if err != nil {
-		return err
+	for term := 1; ; term++ {
+		glog.Infof("framework %s: waiting to be elected leader", cfg.Name)
+		lead, err := campaign(ctx, cfg, store)
+		if err != nil {
+			return err
+		}
+		s, err := assemble(cfg, master, store, lead, w)
+		if err != nil {
+			return err
+		}
+		if served == nil {
+			if served, err = serveAPI(cfg, api); err != nil {
+				return err
+			}
+		}
+		front.begin(s.svc)
+		err = runInOrder(ctx, cfg.ShutdownGrace, append(s.runnables(), runnable{"rest api", served.watch}))
+		front.end()
+		if ctx.Err() != nil {
+			return err
+		}
+		if !errors.Is(err, ErrLeadershipLost) && !errors.Is(err, mesoslib.ErrFailedOver) {
+			return err
+		}
+		// Nothing of the term acts any more. The tasks run on; their
+		// updates wait at Mesos, unacknowledged, for the next term.
+		if rerr := store.Resign(); rerr != nil {
+			glog.V(1).Infof("framework %s: %v", cfg.Name, rerr)
+		}
+		glog.Warningf("framework %s: leadership term %d ended (%v); tasks keep running, reads are served from the cache, changes are refused until this scheduler leads again", cfg.Name, term, err)
 	}
-	return runInOrder(ctx, cfg.ShutdownGrace, s.runnables())
+}
+
+// campaign waits until this scheduler is elected, retrying while etcd
+// cannot be reached; it fails only when ctx ends.
+func campaign(ctx context.Context, cfg Config, store *statemgr.Store) (*statemgr.Leadership, error) {
+	wait := cfg.RetryBackoff
+	for {
+		lead, err := store.Campaign(ctx)
+		if err == nil {
+			return lead, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("framework: leader election: %w", ctx.Err())
+		}
+		glog.Warningf("framework %s: leader election (retrying in %v): %v", cfg.Name, wait, err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("framework: leader election: %w", ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, max(cfg.LeaderTTL, cfg.RetryBackoff))
+	}
+}
+
+// writeTimeout bounds a change made through the REST API: while etcd does
+// not answer, a request gets its 503 in that time rather than hanging for
+// the whole request timeout.
+func writeTimeout(cfg Config) time.Duration {
+	return min(cfg.API.RequestTimeout, max(cfg.LeaderTTL/2, time.Second))
 }
 
 // resolve fills the settings derived from others.
@@ -182,7 +257,15 @@ func openEtcd(ctx context.Context, cfg Config) (*clientv3.Client, func(), error)
 	}
 	// Not tied to ctx: the client must outlive the shutdown of the parts
 	// (the leadership ends only when the store closes, last).
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	// The client's own log is kept to errors: while etcd is away it would
+	// log every retry of every probe, and Run says what matters.
+	logCfg := zap.NewProductionConfig()
+	logCfg.Level = zap.NewAtomicLevelAt(zap.ErrorLevel)
+	logger, err := logCfg.Build()
+	if err != nil {
+		return nil, nil, fmt.Errorf("framework: etcd client log: %w", err)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: logger})
 	if err != nil {
 		return nil, nil, fmt.Errorf("framework: etcd %s: %w", cfg.Etcd, err)
 	}
@@ -193,7 +276,7 @@ func openEtcd(ctx context.Context, cfg Config) (*clientv3.Client, func(), error)
 type scheduler struct {
 	cfg    Config
 	lead   *statemgr.Leadership
-	api    *httplib.Server
+	svc    *service
 	binary *binaryServer // nil unless the executor is served
 	client *mesoslib.Client
 	batch  *maintainer.Batcher
@@ -204,7 +287,7 @@ type scheduler struct {
 
 // assemble builds every part and wires them through the interfaces they
 // declare. Nothing runs yet.
-func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.Leadership, hub *feed.Hub, rt httplib.RuntimeInfo, w stateful.Workload) (*scheduler, error) {
+func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.Leadership, w stateful.Workload) (*scheduler, error) {
 	work := buffer.NewWorkQueue(cfg.RetryBackoff, cfg.RetryMaxBackoff)
 	tasks := buffer.NewTaskQueue[offermgr.Demand]()
 	locks := &reconcile.Locks{}
@@ -228,6 +311,7 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 	}
 	ccfg := cfg.Creator
 	ccfg.Runtime = cfg.Runtime
+	ccfg.Confirmed = maint.ConfirmedRunning
 	create, err := creator.New(ccfg, store, w, maint.Handle(), tasks, kill, work.Add)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
@@ -260,6 +344,8 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 		Role:            cfg.role(),
 		Principal:       cfg.principal(),
 		CrashPoint:      cfg.CrashPoint,
+		Confirmed:       maint.ConfirmedRunning,
+		Ready:           func() error { return storeReady(store) },
 	}, store, w, tasks, client, locks, work.Add)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
@@ -273,23 +359,26 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 	s.offers = offers
 	s.ctrl = &controller{
 		queue: work, store: store, locks: locks, workers: cfg.Workers, resync: cfg.ResyncInterval,
+		hold:    func() bool { return store.Stale() },
 		creator: create, maintainer: maint, destroyer: destroy,
 		forget: []forgetter{create, maint},
 	}
 	ev.offers, ev.maintainer, ev.batcher, ev.resync = offers, maint, batch, s.ctrl.enqueueAll
 	ev.reserved = reservations{store: store, enqueue: work.Add, crash: cfg.CrashPoint}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registerMetrics(reg, store, work, tasks, hub)
 	s.uninst = &uninstaller{store: store, destroyer: destroy, client: client, tick: 200 * time.Millisecond}
 	s.uninst.requested.Store(cfg.Uninstall)
-	svc := &service{w: w, store: store, creator: create, destroyer: destroy, maintainer: maint, offers: offers, client: client, lead: lead, hub: hub, runtime: rt, uninstall: s.uninst}
-	s.api, err = httplib.New(cfg.apiConfig(), svc, reg)
-	if err != nil {
-		return nil, fmt.Errorf("framework: %w", err)
-	}
+	s.svc = &service{w: w, store: store, creator: create, destroyer: destroy, maintainer: maint, offers: offers, client: client, lead: lead, work: work, tasks: tasks, uninstall: s.uninst}
 	return s, nil
+}
+
+// storeReady refuses to act while etcd does not answer: the cache may
+// miss changes, and nothing decided on it could be recorded anyway.
+func storeReady(store *statemgr.Store) error {
+	if store.Stale() {
+		return fmt.Errorf("etcd has not answered since %s: %w", store.Confirmed().Format(time.RFC3339Nano), stateful.ErrUnavailable)
+	}
+	return nil
 }
 
 // runnable is a part that runs until its context ends.
@@ -301,7 +390,6 @@ type runnable struct {
 func (s *scheduler) runnables() []runnable {
 	rs := []runnable{
 		{"leadership", s.watchLeadership},
-		{"rest api", s.serveAPI},
 	}
 	if s.binary != nil {
 		rs = append(rs, runnable{"executor binary server", s.binary.Run})
@@ -318,26 +406,60 @@ func (s *scheduler) runnables() []runnable {
 	)
 }
 
-// serveAPI serves the REST API on HTTPAddr until ctx ends, telling
-// APIReady where once it listens.
-func (s *scheduler) serveAPI(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", s.cfg.HTTPAddr, err)
-	}
-	if s.cfg.APIReady != nil {
-		s.cfg.APIReady(ln.Addr().String())
-	}
-	return s.api.Serve(ctx, ln)
+// apiRun is the REST API being served, for the life of the process.
+type apiRun struct {
+	stop context.CancelFunc
+	done chan struct{} // closed when Serve returned
+	err  error         // what Serve returned, set before done closes
 }
 
-// watchLeadership ends the scheduler when the leadership term ends.
+// serveAPI starts serving the REST API on HTTPAddr, telling APIReady
+// where once it listens.
+func serveAPI(cfg Config, api *httplib.Server) (*apiRun, error) {
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("framework: rest api: listening on %s: %w", cfg.HTTPAddr, err)
+	}
+	if cfg.APIReady != nil {
+		cfg.APIReady(ln.Addr().String())
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	a := &apiRun{stop: stop, done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		a.err = api.Serve(ctx, ln)
+	}()
+	return a, nil
+}
+
+// watch is the REST API's place among a term's runnables: the API failing
+// ends the term, and Run with it.
+func (a *apiRun) watch(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-a.done:
+		return fmt.Errorf("serving stopped: %w", a.err)
+	}
+}
+
+// close stops the REST API and waits until it has (Serve bounds that
+// with its shutdown timeout).
+func (a *apiRun) close() {
+	a.stop()
+	<-a.done
+	if a.err != nil {
+		glog.Warningf("framework: rest api: %v", a.err)
+	}
+}
+
+// watchLeadership ends the term when the leadership does.
 func (s *scheduler) watchLeadership(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-s.lead.Done():
-		glog.Errorf("framework %s: leadership lost; stopping", s.cfg.Name)
+		glog.Warningf("framework %s: leadership lost; stopping this term's parts (tasks keep running)", s.cfg.Name)
 		return ErrLeadershipLost
 	}
 }

@@ -2,8 +2,12 @@ package framework
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/buffer"
 	"github.com/mesos-stateful/stateful/creator"
 	"github.com/mesos-stateful/stateful/destroyer"
 	"github.com/mesos-stateful/stateful/feed"
@@ -26,12 +30,10 @@ type service struct {
 	offers     *offermgr.Manager
 	client     *mesoslib.Client
 	lead       *statemgr.Leadership
-	hub        *feed.Hub
-	runtime    httplib.RuntimeInfo
+	work       *buffer.WorkQueue
+	tasks      *buffer.TaskQueue[offermgr.Demand]
 	uninstall  *uninstaller
 }
-
-var _ httplib.Lifecycle = (*service)(nil)
 
 // Replace serves POST /v1/instances/{name}/tasks/{ordinal}/replace.
 func (s *service) Replace(ctx context.Context, name string, ordinal int) (*stateful.Instance, error) {
@@ -43,17 +45,7 @@ func (s *service) Uninstall(ctx context.Context) (httplib.UninstallStatus, error
 	return s.uninstall.Uninstall(ctx)
 }
 
-var (
-	_ httplib.Service         = (*service)(nil)
-	_ httplib.EventSource     = (*service)(nil)
-	_ httplib.RuntimeReporter = (*service)(nil)
-)
-
-// Runtime is how tasks run, for /v1/health.
-func (s *service) Runtime() httplib.RuntimeInfo { return s.runtime }
-
-// Subscribe serves GET /v1/events from the feed statemgr's observer fills.
-func (s *service) Subscribe(lastID string) *feed.Subscription { return s.hub.Subscribe(lastID) }
+var _ httplib.Service = (*service)(nil)
 
 func (s *service) Defaults() stateful.Spec { return s.w.Defaults() }
 
@@ -102,8 +94,138 @@ func (s *service) Health(ctx context.Context) []httplib.Problem {
 	}
 	select {
 	case <-s.lead.Done():
-		problems = append(problems, httplib.Problem{Component: "leader", Message: "this scheduler lost its leadership and is stopping"})
+		problems = append(problems, httplib.Problem{Component: "leader", Message: "this scheduler lost its leadership: it stops acting and campaigns again"})
 	default:
 	}
 	return problems
+}
+
+// front is the REST API's Service for the life of the process. While this
+// scheduler leads, it hands every request to the term's service. While it
+// does not (etcd unreachable, the lease lapsed, another scheduler leads)
+// and while etcd does not answer, reads are served from statemgr's cache
+// and marked stale (httplib.StaleReads), and changes are refused at once
+// with ErrUnavailable (503): a change cannot be made durable, and no one
+// in this process would act on it.
+type front struct {
+	w            stateful.Workload
+	store        *statemgr.Store
+	writeTimeout time.Duration
+	// hub and runtime live as long as the process, not a term.
+	hub     *feed.Hub
+	runtime httplib.RuntimeInfo
+	cur     atomic.Pointer[service] // nil between terms
+}
+
+var (
+	_ httplib.Service         = (*front)(nil)
+	_ httplib.StaleReads      = (*front)(nil)
+	_ httplib.EventSource     = (*front)(nil)
+	_ httplib.RuntimeReporter = (*front)(nil)
+)
+
+// Runtime is how tasks run, for /v1/health.
+func (f *front) Runtime() httplib.RuntimeInfo { return f.runtime }
+
+// Subscribe serves GET /v1/events from the feed statemgr's observer fills;
+// the feed goes on between leadership terms.
+func (f *front) Subscribe(lastID string) *feed.Subscription { return f.hub.Subscribe(lastID) }
+
+func (f *front) begin(svc *service) { f.cur.Store(svc) }
+func (f *front) end()               { f.cur.Store(nil) }
+
+// writer returns the term's service if a change can be made now.
+func (f *front) writer() (*service, error) {
+	svc := f.cur.Load()
+	if svc == nil {
+		return nil, fmt.Errorf("this scheduler does not lead now (etcd unreachable or another scheduler leads); try again later: %w", statemgr.ErrNotLeader)
+	}
+	if err := storeReady(f.store); err != nil {
+		return nil, err
+	}
+	return svc, nil
+}
+
+func (f *front) Defaults() stateful.Spec { return f.w.Defaults() }
+
+func (f *front) Create(ctx context.Context, inst *stateful.Instance) (*stateful.Instance, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.Create(ctx, inst)
+}
+
+func (f *front) Update(ctx context.Context, name string, patch httplib.Patch) (*stateful.Instance, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.Update(ctx, name, patch)
+}
+
+func (f *front) Destroy(ctx context.Context, name string) (*stateful.Instance, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.Destroy(ctx, name)
+}
+
+var _ httplib.Lifecycle = (*front)(nil)
+
+func (f *front) Replace(ctx context.Context, name string, ordinal int) (*stateful.Instance, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.Replace(ctx, name, ordinal)
+}
+
+func (f *front) Uninstall(ctx context.Context) (httplib.UninstallStatus, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return httplib.UninstallStatus{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.Uninstall(ctx)
+}
+
+func (f *front) Get(ctx context.Context, name string) (*stateful.Instance, error) {
+	if svc := f.cur.Load(); svc != nil {
+		return svc.Get(ctx, name)
+	}
+	return f.store.InstanceWithTasks(name)
+}
+
+func (f *front) List(ctx context.Context) ([]*stateful.Instance, error) {
+	return f.store.Instances(), nil
+}
+
+func (f *front) Health(ctx context.Context) []httplib.Problem {
+	if svc := f.cur.Load(); svc != nil {
+		return svc.Health(ctx)
+	}
+	problems := []httplib.Problem{{Component: "leader", Message: "this scheduler does not lead now: it campaigns to lead again; tasks keep running, reads are served from the cache, changes are refused"}}
+	if err := f.store.Ping(ctx); err != nil {
+		problems = append(problems, httplib.Problem{Component: "etcd", Message: err.Error()})
+	}
+	return problems
+}
+
+// ReadsStale implements httplib.StaleReads: reads are stale while etcd
+// does not answer, and while this scheduler does not lead (the figures
+// only the leader gathers are missing, and what it shows was not
+// confirmed by a leader of this process).
+func (f *front) ReadsStale() (time.Time, bool) {
+	return f.store.Confirmed(), f.cur.Load() == nil || f.store.Stale()
 }

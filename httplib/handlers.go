@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/golang/glog"
@@ -57,6 +58,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []*stateful.Instance{} // [] rather than null
 	}
+	s.markStale(w)
 	s.reply(w, r, http.StatusOK, list)
 }
 
@@ -74,7 +76,30 @@ func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sortTasks(inst)
+	s.markStale(w)
 	s.reply(w, r, http.StatusOK, inst)
+}
+
+// Headers of a stale read (see StaleReads).
+const (
+	HeaderStale = "X-Stateful-Stale"
+	HeaderAsOf  = "X-Stateful-As-Of"
+)
+
+// markStale marks a read's answer stale when the Service says it is.
+func (s *Server) markStale(w http.ResponseWriter) {
+	sr, ok := s.svc.(StaleReads)
+	if !ok {
+		return
+	}
+	asOf, stale := sr.ReadsStale()
+	if !stale {
+		return
+	}
+	h := w.Header()
+	h.Set(HeaderStale, "true")
+	h.Set(HeaderAsOf, asOf.UTC().Format(time.RFC3339Nano))
+	h.Set("Warning", `110 - "Response is Stale"`)
 }
 
 // patchInstance: PATCH /v1/instances/{name}. The body alone is checked

@@ -2,6 +2,7 @@ package httplib
 
 import (
 	"context"
+	"time"
 
 	"github.com/mesos-stateful/stateful"
 )
@@ -122,4 +123,17 @@ type RuntimeInfo struct {
 // shows it.
 type RuntimeReporter interface {
 	Runtime() RuntimeInfo
+}
+
+// StaleReads is implemented by a Service whose reads may lag the stored
+// state: a scheduler that serves them from its cache while the state store
+// does not answer, or while it does not lead. The API then marks its
+// answers to GET /v1/instances and GET /v1/instances/{name}: header
+// X-Stateful-Stale: true, X-Stateful-As-Of with the time (RFC 3339) up to
+// which the data is known to be current, and Warning: 110 - "Response is
+// Stale". Fresh answers carry none of them.
+type StaleReads interface {
+	// ReadsStale returns when the data was last confirmed current and
+	// whether reads are stale now.
+	ReadsStale() (asOf time.Time, stale bool)
 }

@@ -105,6 +105,11 @@ type Maintainer struct {
 
 	stats *statsCache
 	execs *pendingExecs
+	// running are the attempts this Maintainer recorded as TASK_RUNNING
+	// (a status update or a reconciliation answer) and nothing else since:
+	// what the scheduler has confirmed running in this term, as opposed
+	// to what the store says, which may date from before a crash.
+	confirmed *confirmedSet
 }
 
 // New returns a Maintainer. enqueue asks the controller to reconcile an
@@ -121,7 +126,7 @@ func New(cfg Config, store Store, w stateful.Workload, killer Killer, messenger 
 	}
 	return &Maintainer{
 		cfg: cfg, store: store, w: w, killer: killer, messenger: messenger, enqueue: enqueue,
-		stats: newStatsCache(), execs: newPendingExecs(),
+		stats: newStatsCache(), execs: newPendingExecs(), confirmed: newConfirmedSet(),
 	}, nil
 }
 
@@ -129,7 +134,15 @@ func New(cfg Config, store Store, w stateful.Workload, killer Killer, messenger 
 func (m *Maintainer) Handle() stateful.Handle { return handle{m} }
 
 // Forget drops what the maintainer remembers of a deleted instance.
-func (m *Maintainer) Forget(name string) { m.stats.forget(name) }
+func (m *Maintainer) Forget(name string) {
+	m.stats.forget(name)
+	m.confirmed.forget(name)
+}
+
+// ConfirmedRunning reports whether this Maintainer recorded taskID as
+// TASK_RUNNING, and nothing else since: Mesos confirmed the attempt runs
+// during this scheduler's term.
+func (m *Maintainer) ConfirmedRunning(taskID string) bool { return m.confirmed.has(taskID) }
 
 // errSkip stops a mutate function without it being an error: the state
 // moved on and the next pass looks again.
@@ -231,6 +244,12 @@ func (m *Maintainer) step(ctx context.Context, inst *stateful.Instance, t *state
 		}
 		return reconcile.After(m.cfg.KillRetry), nil
 	case t.State.IsRunning() && t.Healthy && t.NotifiedAttempt != t.Attempt:
+		if !reconcile.IsMasterRole(t) && !reconcile.MasterConfirmed(inst, m.ConfirmedRunning) {
+			// SlaveRunning points the slave at the master: wait until the
+			// master is known to run (its update enqueues the instance).
+			glog.V(1).Infof("maintainer: %s waits for its master to be confirmed running before SlaveRunning", t.TaskID)
+			return reconcile.After(m.cfg.KillRetry), nil
+		}
 		return reconcile.Result{}, m.running(ctx, inst, t)
 	}
 	return reconcile.Result{}, nil

@@ -274,6 +274,17 @@ func TestReconcileRunningAndLost(t *testing.T) {
 	if _, err := f.m.Reconcile(ctx, "r"); err != nil {
 		t.Fatal(err)
 	}
+	// The stored RUNNING of the master is not enough for SlaveRunning
+	// (which points slaves at it): Mesos must confirm it in this term.
+	if got := f.w.called(); fmt.Sprint(got) != "[MasterRunning r-0#1]" {
+		t.Fatalf("calls %v before the master was confirmed running, want only MasterRunning", got)
+	}
+	if err := f.m.Update(ctx, status("r-0.1", mesos.TASK_RUNNING, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.Reconcile(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.m.Reconcile(ctx, "r"); err != nil {
 		t.Fatal(err)
 	}

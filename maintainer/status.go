@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/golang/glog"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -61,6 +62,7 @@ func (m *Maintainer) RecordBatch(ctx context.Context, statuses []mesos.TaskStatu
 			errs[i] = fmt.Errorf("record %s of %s: %w", s.GetState(), s.TaskID.Value, r.Err)
 		default:
 			glog.V(2).Infof("maintainer: recorded %s %s (healthy %t): %s", s.TaskID.Value, r.Task.State, r.Task.Healthy, r.Task.Message)
+			m.confirmed.set(r.Task.TaskID, r.Task.State.IsRunning())
 			if name := r.Task.Instance; !enqueued[name] {
 				enqueued[name] = true
 				m.enqueue(name)
@@ -115,4 +117,39 @@ func (m *Maintainer) taskUpdate(s mesos.TaskStatus) (statemgr.TaskUpdate, error)
 		}
 		return nil
 	}}, nil
+}
+
+// confirmedSet is a set of task IDs, safe for concurrent use.
+type confirmedSet struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func newConfirmedSet() *confirmedSet { return &confirmedSet{ids: map[string]bool{}} }
+
+func (c *confirmedSet) set(taskID string, in bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if in {
+		c.ids[taskID] = true
+	} else {
+		delete(c.ids, taskID)
+	}
+}
+
+func (c *confirmedSet) has(taskID string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ids[taskID]
+}
+
+// forget drops the attempts of a deleted instance.
+func (c *confirmedSet) forget(instance string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id := range c.ids {
+		if tid, err := stateful.ParseTaskID(id); err == nil && tid.Instance == instance {
+			delete(c.ids, id)
+		}
+	}
 }

@@ -82,10 +82,24 @@ func (s *Store) Campaign(ctx context.Context) (*Leadership, error) {
 			return l, nil
 		}
 	}
+	if l := s.leader.Load(); l != nil {
+		// A term that ended while etcd was away could not revoke its
+		// lease, and an etcd restart extends it: its key would keep this
+		// campaign waiting behind our own old term for up to a TTL.
+		if _, err := s.client.Revoke(ctx, l.session.Lease()); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			glog.V(1).Infof("statemgr: campaign: revoke the lease of the ended term: %v", err)
+		}
+	}
 	ttl := int(math.Ceil(s.opts.sessionTTL.Seconds()))
-	// The session lives until Resign/Close, not until ctx ends: ctx only
-	// bounds the wait for leadership.
-	session, err := concurrency.NewSession(s.client, concurrency.WithTTL(ttl))
+	// The lease is granted here, under ctx: NewSession would wait for an
+	// unreachable etcd without end, deaf to ctx. The session itself lives
+	// until Resign/Close, not until ctx ends: ctx only bounds the wait for
+	// leadership.
+	grant, err := s.client.Grant(ctx, int64(ttl))
+	if err != nil {
+		return nil, fmt.Errorf("statemgr: campaign: lease: %w", err)
+	}
+	session, err := concurrency.NewSession(s.client, concurrency.WithTTL(ttl), concurrency.WithLease(grant.ID))
 	if err != nil {
 		return nil, fmt.Errorf("statemgr: campaign: session: %w", err)
 	}
@@ -106,6 +120,15 @@ func (s *Store) Campaign(ctx context.Context) (*Leadership, error) {
 		l.close()
 		return nil, fmt.Errorf("statemgr: campaign: check leadership: %w", err)
 	}
+	// Catch up before acting: the cache may lag behind what an earlier
+	// leader wrote (this Store may have been cut off from etcd, its watch
+	// behind). A load at a revision after our election holds every write
+	// of every earlier term, whose fences failed before we were elected.
+	if _, err := s.load(ctx); err != nil {
+		l.close()
+		return nil, fmt.Errorf("statemgr: campaign: catch up: %w", err)
+	}
+	s.confirm()
 	if old := s.leader.Swap(l); old != nil {
 		old.close()
 	}

@@ -103,9 +103,13 @@ type Store struct {
 	cache  *cache
 
 	leader atomic.Pointer[Leadership]
+	// confirmedAt is when etcd last answered (unix nanoseconds): a load,
+	// a commit, a watch event or the probe. See Stale.
+	confirmedAt atomic.Int64
 
 	cancel    context.CancelFunc
 	done      chan struct{} // closed when the watch loop has exited
+	probeDone chan struct{} // closed when the probe loop has exited
 	closeOnce sync.Once
 }
 
@@ -133,6 +137,60 @@ func (s *Store) startWatch(rev int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go s.watch(ctx, rev)
+	go s.probe(ctx)
+}
+
+// probeEvery is how often the probe asks etcd for a linearizable read
+// while nothing else showed that etcd answers: a quarter of the session
+// TTL, so that the cache is known stale well before the leadership lapses.
+func (s *Store) probeEvery() time.Duration {
+	return min(max(s.opts.sessionTTL/4, 100*time.Millisecond), 2*time.Second)
+}
+
+// staleAfter is how long after etcd last answered the cache counts as
+// stale: two probes missed or late.
+func (s *Store) staleAfter() time.Duration { return 3 * s.probeEvery() }
+
+// probe confirms, every probeEvery, that etcd answers, until ctx ends.
+func (s *Store) probe(ctx context.Context) {
+	defer close(s.probeDone)
+	every := s.probeEvery()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(s.Confirmed()) < every {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, every)
+		err := s.Ping(pctx)
+		cancel()
+		if err == nil {
+			s.confirm()
+		} else if ctx.Err() == nil {
+			glog.V(1).Infof("statemgr: %v (reads are served from the cache as of %s)", err, s.Confirmed().Format(time.RFC3339Nano))
+		}
+	}
+}
+
+// confirm notes that etcd answered just now.
+func (s *Store) confirm() { s.confirmedAt.Store(time.Now().UnixNano()) }
+
+// Confirmed returns when etcd last answered this Store: the cache is known
+// to hold every change made up to about then.
+func (s *Store) Confirmed() time.Time { return time.Unix(0, s.confirmedAt.Load()) }
+
+// Stale reports whether etcd has not answered for a while (it is down,
+// frozen, cut off, or this process is starved): the cache may then miss
+// changes made since Confirmed, and writes will fail or hang until etcd
+// answers. Reads keep being served from the cache; callers should say they
+// may be stale, and should not act on them.
+func (s *Store) Stale() bool {
+	return time.Since(s.Confirmed()) > s.staleAfter()
 }
 
 func newStore(client *clientv3.Client, framework string, opts ...Option) (*Store, error) {
@@ -156,7 +214,7 @@ func newStore(client *clientv3.Client, framework string, opts ...Option) (*Store
 	}
 	c := newCache(k)
 	c.observe = o.observe
-	return &Store{client: client, keys: k, opts: o, cache: c, done: make(chan struct{})}, nil
+	return &Store{client: client, keys: k, opts: o, cache: c, done: make(chan struct{}), probeDone: make(chan struct{})}, nil
 }
 
 // load reads every key of the framework and replaces the cache with them,
@@ -175,6 +233,7 @@ func (s *Store) load(ctx context.Context) (int64, error) {
 	}
 	fresh.rev = rev
 	s.cache.replace(fresh, rev)
+	s.confirm()
 	glog.V(1).Infof("statemgr: loaded %d keys of %s at revision %d", len(resp.Kvs), s.keys.prefix, rev)
 	return rev, nil
 }
@@ -187,6 +246,7 @@ func (s *Store) Close() error {
 		if s.cancel != nil {
 			s.cancel()
 			<-s.done
+			<-s.probeDone
 		}
 		if l := s.leader.Load(); l != nil {
 			err = l.close()

@@ -69,6 +69,7 @@ func (s *Store) follow(ctx context.Context, rev int64) (int64, bool, error) {
 		if err := resp.Err(); err != nil {
 			return rev, progressed, err
 		}
+		s.confirm()
 		if len(resp.Events) == 0 {
 			continue
 		}

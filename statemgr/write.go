@@ -76,6 +76,7 @@ func (s *Store) commit(ctx context.Context, guards []guard, writes []write) (int
 		// watch will bring the cache up to date either way.
 		return 0, fmt.Errorf("etcd: %w: %w", stateful.ErrUnavailable, err)
 	}
+	s.confirm()
 	rev := resp.Header.Revision
 	if !resp.Succeeded {
 		return 0, fmt.Errorf("leader fence failed at revision %d: %w", rev, ErrNotLeader)

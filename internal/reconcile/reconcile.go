@@ -143,3 +143,27 @@ func IsMasterRole(t *stateful.Task) bool { return t.Role != stateful.RoleSlave }
 // or kill never takes another down, and the scheduler can address a task's
 // executor (for Exec) knowing only the task.
 func ExecutorID(taskID string) string { return taskID }
+
+// MasterConfirmed reports whether a slave of inst may be configured
+// against (launched or pointed at) the instance's master now: inst is a
+// master-slave instance whose master task is RUNNING and whose current
+// attempt confirmed reports running in this scheduler's term. A stored
+// RUNNING state alone is not enough: after a crash or a lost leadership it
+// may describe an attempt that has since died, whose host:port another
+// task may hold by now. Instances of other types have no such dependency.
+// A nil confirmed checks nothing (a part used without the maintainer).
+func MasterConfirmed(inst *stateful.Instance, confirmed func(taskID string) bool) bool {
+	if inst.Type != stateful.TypeMasterSlave || confirmed == nil {
+		return true
+	}
+	var master *stateful.Task
+	for _, t := range inst.Tasks {
+		if t.Role == stateful.RoleMaster && (master == nil || t.Ordinal == inst.MasterOrdinal) {
+			master = t
+		}
+	}
+	if master == nil || !master.State.IsRunning() {
+		return false
+	}
+	return confirmed(master.TaskID)
+}

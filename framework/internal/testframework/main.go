@@ -39,6 +39,14 @@ func main() {
 		c.Mesos.ReconcileBackoff = 200 * time.Millisecond
 		c.Mesos.ReconcileMaxBackoff = time.Second
 		c.Mesos.ReconcileInterval = 3 * time.Second
+		// The embedded cluster's timers (--master=local) as in tests.
+		c.Local.AllocationInterval = 50 * time.Millisecond
+		c.Local.HeartbeatInterval = time.Second
+		c.Local.ExecutorShutdownGracePeriod = time.Second
+		c.Local.StatusUpdateRetryInterval = time.Second
+		if ip := os.Getenv(testworkload.LocalAgentIPEnv); ip != "" {
+			c.Local.FirstAgentIP = ip
+		}
 		if path := os.Getenv(testworkload.APIAddrFileEnv); path != "" {
 			c.APIReady = func(addr string) { writeAddr(path, addr) }
 		}

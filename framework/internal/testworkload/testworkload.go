@@ -34,6 +34,11 @@ const APIAddrFileEnv = "STATEFUL_TEST_API_ADDR_FILE"
 // that start them, which is the test process's.
 const HealthGateEnv = "STATEFUL_TEST_HEALTH_GATE"
 
+// LocalAgentIPEnv names the first agent IP of the embedded cluster of the
+// test framework binary (internal/testframework) run with --master=local,
+// so that its agents never share addresses with another test's.
+const LocalAgentIPEnv = "STATEFUL_TEST_LOCAL_AGENT_IP"
+
 // Port is the name of the one port tasks get.
 const Port = "redis"
 
@@ -183,11 +188,41 @@ func taskCall(name string, inst *stateful.Instance, t *stateful.Task) Call {
 	return Call{Callback: name, Instance: inst.Name, Task: t.Name, Role: t.Role, Attempt: t.Attempt}
 }
 
-// Config implements stateful.Workload.
+// Config implements stateful.Workload. A slave's launch names its master,
+// as the Redis example's does: redis-server (the workload's own command)
+// starts with --replicaof the master's address as stored, and TEST_MASTER
+// holds it in any case. Detail
+// records "<task ID> master <master's task ID> <host:port>".
 func (w *Workload) Config(_ context.Context, inst *stateful.Instance, t *stateful.Task) (stateful.LaunchConfig, error) {
 	c := taskCall("Config", inst, t)
 	c.Detail = t.TaskID
-	return stateful.LaunchConfig{Env: map[string]string{"TEST_ROLE": string(t.Role)}}, w.record(c)
+	lc := stateful.LaunchConfig{Env: map[string]string{"TEST_ROLE": string(t.Role)}}
+	if t.Role == stateful.RoleSlave {
+		var master *stateful.Task
+		for _, x := range inst.Tasks {
+			if x.Role == stateful.RoleMaster && (master == nil || x.Ordinal == inst.MasterOrdinal) {
+				master = x
+			}
+		}
+		if master == nil || master.Host == "" || master.Ports[Port] == 0 {
+			return stateful.LaunchConfig{}, w.noteFailure(c, errors.New("the master is not placed"))
+		}
+		addr := master.Host + ":" + strconv.Itoa(master.Ports[Port])
+		c.Detail += " master " + master.TaskID + " " + addr
+		lc.Env["TEST_MASTER"] = addr
+		if w.Redis && inst.Spec.Command == w.Command() {
+			lc.Args = []string{"--replicaof", master.Host, strconv.Itoa(master.Ports[Port])}
+		}
+	}
+	return lc, w.record(c)
+}
+
+// ConfiguredMaster parses the Detail of a slave's Config call: the task ID
+// of the master it was configured with and its address.
+func ConfiguredMaster(c Call) (taskID, addr string, ok bool) {
+	var self string
+	n, _ := fmt.Sscanf(c.Detail, "%s master %s %s", &self, &taskID, &addr)
+	return taskID, addr, n == 3
 }
 
 // Start implements stateful.Workload.
@@ -206,8 +241,52 @@ func (w *Workload) StartSlave(_ context.Context, _ stateful.Handle, inst *statef
 }
 
 // MasterRunning implements stateful.Workload.
-func (w *Workload) MasterRunning(_ context.Context, _ stateful.Handle, inst *stateful.Instance, t *stateful.Task) error {
-	return w.record(taskCall("MasterRunning", inst, t))
+func (w *Workload) MasterRunning(ctx context.Context, h stateful.Handle, inst *stateful.Instance, t *stateful.Task) error {
+	if err := w.record(taskCall("MasterRunning", inst, t)); err != nil {
+		return err
+	}
+	// A master relaunched in place may listen on another port: its
+	// running slaves follow it. Best effort: a slave that missed it is
+	// re-pointed by the next failover or its own SlaveRunning.
+	_ = w.repoint(ctx, h, inst)
+	return nil
+}
+
+// repoint makes the current master of an MS instance whose tasks run the
+// workload's redis-server a master (REPLICAOF NO ONE) and points every
+// other running slave at it, with Exec. It is idempotent, so any callback
+// may call it again.
+func (w *Workload) repoint(ctx context.Context, h stateful.Handle, inst *stateful.Instance) error {
+	if !w.Redis || inst.Type != stateful.TypeMasterSlave || inst.Spec.Command != w.Command() {
+		return nil
+	}
+	tasks := h.Tasks(inst)
+	var master *stateful.Task
+	for _, x := range tasks {
+		if x.Role == stateful.RoleMaster && (master == nil || x.Ordinal == inst.MasterOrdinal) {
+			master = x
+		}
+	}
+	if master == nil || !master.State.IsRunning() {
+		return nil
+	}
+	replicaOf := func(t *stateful.Task, args ...string) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		cmd := append([]string{"redis-cli", "-h", t.Host, "-p", strconv.Itoa(t.Ports[Port]), "REPLICAOF"}, args...)
+		res, err := h.Exec(ctx, t, cmd)
+		if err == nil && res.ExitCode != 0 {
+			err = fmt.Errorf("%v: exit %d: %s", cmd, res.ExitCode, res.Stderr)
+		}
+		return err
+	}
+	errs := []error{replicaOf(master, "NO", "ONE")}
+	for _, t := range tasks {
+		if t.Role == stateful.RoleSlave && t.State.IsRunning() && t.Ordinal != master.Ordinal {
+			errs = append(errs, replicaOf(t, master.Host, strconv.Itoa(master.Ports[Port])))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // SlaveRunning implements stateful.Workload: the slave is pointed at the
@@ -242,12 +321,34 @@ func (w *Workload) MasterLost(ctx context.Context, h stateful.Handle, inst *stat
 	if err := w.record(taskCall("MasterLost", inst, t)); err != nil {
 		return err
 	}
-	return stateful.DefaultMasterLost(ctx, h, inst, t)
+	if err := stateful.DefaultMasterLost(ctx, h, inst, t); err != nil {
+		return err
+	}
+	// inst predates the promotion: re-read it through the Handle's tasks.
+	return w.repoint(ctx, h, promoted(inst, h))
 }
 
-// SlaveLost implements stateful.Workload.
-func (w *Workload) SlaveLost(_ context.Context, _ stateful.Handle, inst *stateful.Instance, t *stateful.Task) error {
-	return w.record(taskCall("SlaveLost", inst, t))
+// promoted returns inst with MasterOrdinal as the stored tasks say after
+// a promotion.
+func promoted(inst *stateful.Instance, h stateful.Handle) *stateful.Instance {
+	out := inst.Clone()
+	for _, x := range h.Tasks(inst) {
+		if x.Role == stateful.RoleMaster {
+			out.MasterOrdinal = x.Ordinal
+		}
+	}
+	return out
+}
+
+// SlaveLost implements stateful.Workload. It re-points the slaves too (best
+// effort): when a MasterLost failed after its promotion was stored, the
+// lost ordinal is a slave by its retry, which is this call.
+func (w *Workload) SlaveLost(ctx context.Context, h stateful.Handle, inst *stateful.Instance, t *stateful.Task) error {
+	if err := w.record(taskCall("SlaveLost", inst, t)); err != nil {
+		return err
+	}
+	_ = w.repoint(ctx, h, promoted(inst, h))
+	return nil
 }
 
 // Stats implements stateful.StatsReporter (in the executor): the figures
