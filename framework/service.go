@@ -49,14 +49,6 @@ var _ httplib.Service = (*service)(nil)
 
 func (s *service) Defaults() stateful.Spec { return s.w.Defaults() }
 
-// AllowSpec applies the workload's stateful.SpecPolicy, if it has one.
-func (s *service) AllowSpec(given []string, requested stateful.Spec) error {
-	if p, ok := s.w.(stateful.SpecPolicy); ok {
-		return p.AllowSpec(given, requested)
-	}
-	return nil
-}
-
 func (s *service) Create(ctx context.Context, inst *stateful.Instance) (*stateful.Instance, error) {
 	return s.creator.Create(ctx, inst)
 }
@@ -157,7 +149,16 @@ var (
 	_ httplib.StaleReads      = (*front)(nil)
 	_ httplib.EventSource     = (*front)(nil)
 	_ httplib.RuntimeReporter = (*front)(nil)
+	_ stateful.SpecPolicy     = (*front)(nil)
 )
+
+// AllowSpec applies the workload's stateful.SpecPolicy, if it has one.
+func (f *front) AllowSpec(given []string, requested stateful.Spec) error {
+	if p, ok := f.w.(stateful.SpecPolicy); ok {
+		return p.AllowSpec(given, requested)
+	}
+	return nil
+}
 
 // Runtime is how tasks run, for /v1/health.
 func (f *front) Runtime() httplib.RuntimeInfo { return f.runtime }
