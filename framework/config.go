@@ -81,13 +81,13 @@ type Config struct {
 	// connections: after this scheduler was elected leader, before it may
 	// be subscribed to Mesos. It is called from Run's goroutines, at most
 	// once per Run, and must not block. It has no flag.
+	APIReady func(addr string)
 	// CrashPoint, if not nil, is called at the points of the reservation
 	// lifecycle where a crash is most likely to leave something half done
 	// (see creator.LauncherConfig.CrashPoint, and "release:before-record"
 	// when Mesos confirms a release not yet recorded). Crash tests kill
-	// the process there; nil in production.
+	// the process there; nil in production. It has no flag.
 	CrashPoint func(point string)
-	APIReady   func(addr string)
 	// Master is "local" (an embedded localmesos cluster) or the URL of the
 	// Mesos master, several separated by commas (--master).
 	Master string
