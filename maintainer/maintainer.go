@@ -64,6 +64,7 @@ type Messenger interface {
 // Defaults of Config.
 const (
 	DefaultKillRetry       = 10 * time.Second
+	DefaultUnknownGrace    = 30 * time.Second
 	DefaultCallbackTimeout = 30 * time.Second
 )
 
@@ -74,13 +75,21 @@ type Config struct {
 	KillRetry time.Duration
 	// CallbackTimeout bounds each workload callback.
 	CallbackTimeout time.Duration
+	// UnknownGrace is how long a task Mesos calls TASK_UNKNOWN is left
+	// alone when its ordinal holds a confirmed reservation. A restarted
+	// master without a persistent registry (localmesos, Mesos with
+	// --registry=in_memory) answers TASK_UNKNOWN for every task until
+	// the agents re-register, and then reports them RUNNING: relaunching
+	// would kill them, and the relaunch could only use the reservation on
+	// that very agent anyway. 0 treats TASK_UNKNOWN as lost at once.
+	UnknownGrace time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
 // NewConfig returns the defaults.
 func NewConfig() Config {
-	return Config{KillRetry: DefaultKillRetry, CallbackTimeout: DefaultCallbackTimeout}
+	return Config{KillRetry: DefaultKillRetry, CallbackTimeout: DefaultCallbackTimeout, UnknownGrace: DefaultUnknownGrace}
 }
 
 // Maintainer records status updates, runs the running/lost callbacks and
@@ -215,9 +224,17 @@ func ignoreNotFound(err error) error {
 	return err
 }
 
+// waitUnknown is how much longer a TASK_UNKNOWN task is left alone.
+func (m *Maintainer) waitUnknown(t *stateful.Task) time.Duration {
+	return t.UpdatedAt.Add(m.cfg.UnknownGrace).Sub(m.cfg.Now())
+}
+
 // step takes the one action task t needs, if any.
 func (m *Maintainer) step(ctx context.Context, inst *stateful.Instance, t *stateful.Task) (reconcile.Result, error) {
 	switch {
+	case t.State == stateful.TaskUnknown && t.Reservation != nil && t.Reservation.Confirmed && m.waitUnknown(t) > 0:
+		glog.V(1).Infof("maintainer: %s is TASK_UNKNOWN; waiting %v for its agent to re-register", t.TaskID, m.waitUnknown(t).Round(time.Millisecond))
+		return reconcile.After(m.waitUnknown(t)), nil
 	case reconcile.Lost(t):
 		return reconcile.Result{}, m.lost(ctx, inst, t)
 	case t.Relaunch && t.State.IsLaunched():
