@@ -382,6 +382,48 @@ type Task struct {
 	// on its way back, until it is RUNNING and healthy: its absence is
 	// planned work (status UPDATING), not a fault (DEGRADED).
 	Planned bool `json:"planned,omitempty"`
+
+	// Reservation is the ordinal's Mesos reservation and persistent volume,
+	// recorded before the ACCEPT that makes them; nil before the first
+	// launch, and for tasks first launched before reservations existed
+	// (those keep their host-directory volume, see HostVolume).
+	Reservation *Reservation `json:"reservation,omitempty"`
+	// HostVolume marks an ordinal launched before reservations existed:
+	// it keeps its <volume-root>/<instance>/<ordinal> directory and its
+	// sticky placement, and never reserves.
+	HostVolume bool `json:"host_volume,omitempty"`
+	// Replace is set by a replace request until the ordinal's next launch:
+	// the current attempt is killed, and the next one reserves anew, with
+	// an empty volume, on any agent.
+	Replace bool `json:"replace,omitempty"`
+}
+
+// Reservation is one ordinal's reserved resources and persistent volume on
+// one agent. The resources carry the labels stateful.framework,
+// stateful.instance, stateful.ordinal, stateful.resource_id (ResourceID)
+// and stateful.part (task or executor).
+type Reservation struct {
+	ResourceID    string `json:"resource_id"`
+	PersistenceID string `json:"persistence_id,omitempty"`
+	AgentID       string `json:"agent_id"`
+	Host          string `json:"host,omitempty"`
+	// Role and Principal are those the reservation was made with.
+	Role      string `json:"role"`
+	Principal string `json:"principal,omitempty"`
+	// DiskMB is the volume's size; ContainerPath is where the task sees it,
+	// relative to its sandbox.
+	DiskMB        float64 `json:"disk_mb,omitempty"`
+	ContainerPath string  `json:"container_path,omitempty"`
+	// ExecutorPart: the executor's resources are reserved too (apart
+	// from the task's); a relaunch or release waits for both.
+	ExecutorPart bool `json:"executor_part,omitempty"`
+	// Confirmed: an attempt has run on it, so Mesos holds it (before
+	// that, the ACCEPT that made it may have failed).
+	Confirmed bool `json:"confirmed,omitempty"`
+	// Releasing: DESTROY and UNRESERVE are wanted (delete, replace);
+	// ReleaseOp is the id of the last UNRESERVE operation sent.
+	Releasing bool   `json:"releasing,omitempty"`
+	ReleaseOp string `json:"release_op,omitempty"`
 }
 
 // NewTask returns a QUEUED task of inst with the given ordinal and role.
@@ -403,7 +445,7 @@ func NewTask(inst *Instance, ordinal int, role Role, now time.Time) *Task {
 // old attempt except TaskID and Attempt (which NextTaskID continues from) is
 // cleared.
 func (t *Task) Requeue(now time.Time) {
-	if t.AgentID != "" {
+	if t.AgentID != "" && !t.Replace {
 		t.StickyAgentID, t.StickyHost = t.AgentID, t.Host
 	}
 	t.State = TaskQueued
@@ -435,5 +477,9 @@ func (t *Task) Clone() *Task {
 	c := *t
 	c.Ports = maps.Clone(t.Ports)
 	c.Stats = maps.Clone(t.Stats)
+	if t.Reservation != nil {
+		r := *t.Reservation
+		c.Reservation = &r
+	}
 	return &c
 }

@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/mesos-stateful/stateful"
@@ -197,6 +198,34 @@ func (c *Client) Delete(ctx context.Context, name string) (*stateful.Instance, e
 		return nil, err
 	}
 	return &inst, nil
+}
+
+// Replace asks for the task of the instance with that ordinal to be
+// replaced: killed, its reservation and volume released, and placed
+// afresh with an empty volume.
+func (c *Client) Replace(ctx context.Context, name string, ordinal int) (*stateful.Instance, error) {
+	var inst stateful.Instance
+	path := instancePath(name) + "/tasks/" + strconv.Itoa(ordinal) + "/replace"
+	if err := c.call(ctx, http.MethodPost, path, nil, http.StatusAccepted, &inst); err != nil {
+		return nil, err
+	}
+	return &inst, nil
+}
+
+// UninstallStatus is the answer to Uninstall.
+type UninstallStatus struct {
+	Deleting []string `json:"deleting"`
+	Message  string   `json:"message"`
+}
+
+// Uninstall asks the scheduler to delete every instance with its
+// reservations and volumes and then to tear the framework down on Mesos.
+func (c *Client) Uninstall(ctx context.Context) (*UninstallStatus, error) {
+	var st UninstallStatus
+	if err := c.call(ctx, http.MethodPost, "/v1/uninstall", nil, http.StatusAccepted, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
 }
 
 // Health returns the scheduler's health report; an unhealthy one (503) is

@@ -51,6 +51,7 @@ type Killer interface {
 // Defaults of Config.
 const (
 	DefaultStickyWait         = 2 * time.Minute
+	DefaultReplaceAfter       = 10 * time.Minute
 	DefaultRelaunchBackoff    = time.Second
 	DefaultRelaunchMaxBackoff = time.Minute
 	DefaultKillRetry          = 10 * time.Second
@@ -64,6 +65,11 @@ type Config struct {
 	// StickyWait is how long a relaunched task waits for the agent that
 	// holds its volume before it may go elsewhere (counted from QueuedAt).
 	StickyWait time.Duration
+	// ReplaceAfter is how long an ordinal whose reservation holds its data
+	// waits for an offer carrying it (its agent is unreachable or gone)
+	// before it is replaced: placed afresh with a new reservation and an
+	// empty volume. 0 waits forever.
+	ReplaceAfter time.Duration
 	// RelaunchBackoff and RelaunchMaxBackoff space the attempts of a task
 	// that keeps failing before it ever runs: the n-th consecutive failure
 	// waits RelaunchBackoff·2^(n-1), at most RelaunchMaxBackoff. A task
@@ -95,6 +101,7 @@ type Config struct {
 func NewConfig() Config {
 	return Config{
 		StickyWait:         DefaultStickyWait,
+		ReplaceAfter:       DefaultReplaceAfter,
 		RelaunchBackoff:    DefaultRelaunchBackoff,
 		RelaunchMaxBackoff: DefaultRelaunchMaxBackoff,
 		KillRetry:          DefaultKillRetry,
@@ -120,6 +127,9 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %v must be positive", d.name, d.v))
 		}
+	}
+	if c.ReplaceAfter < 0 {
+		errs = append(errs, fmt.Errorf("replace after: %v must not be negative (0 turns automatic replace off)", c.ReplaceAfter))
 	}
 	if c.RelaunchMaxBackoff < c.RelaunchBackoff {
 		errs = append(errs, fmt.Errorf("relaunch max backoff: %v is less than the relaunch backoff %v", c.RelaunchMaxBackoff, c.RelaunchBackoff))
@@ -334,8 +344,58 @@ func (c *Creator) Reconcile(ctx context.Context, name string) (reconcile.Result,
 	if inst.Status == stateful.StatusDeleting {
 		return res, nil
 	}
+	c.killReplaced(ctx, inst)
 	queued, err := c.queueTasks(ctx, inst)
 	return res.Merge(queued), err
+}
+
+// Replace kills the ordinal's attempt and forgets its reservation, which
+// is then released as soon as an offer carries it (now if its agent is
+// reachable, else when it comes back); the ordinal is placed afresh,
+// reserving anew with an empty volume. A master's loss runs MasterLost as
+// any loss does, so a slave takes over and the ordinal returns as a slave
+// that the workload seeds.
+func (c *Creator) Replace(ctx context.Context, name string, ordinal int) (*stateful.Instance, error) {
+	inst, err := c.store.UpdateInstance(ctx, name, func(w *stateful.Instance) error {
+		if w.Status == stateful.StatusDeleting {
+			return stateful.ErrDeleting
+		}
+		for _, t := range w.Tasks {
+			if t.Ordinal != ordinal {
+				continue
+			}
+			if t.Reservation != nil && t.Reservation.Releasing {
+				return fmt.Errorf("task %s: its reservation is being released: %w", t.Name, stateful.ErrConflict)
+			}
+			t.Replace = true
+			t.Reservation = nil
+			t.StickyAgentID, t.StickyHost = "", ""
+			return nil
+		}
+		return fmt.Errorf("task %d: %w", ordinal, stateful.ErrNotFound)
+	})
+	if err != nil {
+		return nil, err
+	}
+	glog.Infof("creator: replacing %s", stateful.TaskName(name, ordinal))
+	// A demand queued for the old reservation is void.
+	c.queue.Remove(stateful.TaskName(name, ordinal))
+	c.killReplaced(ctx, inst)
+	c.enqueue(name)
+	return inst, nil
+}
+
+// killReplaced kills the attempts of tasks being replaced, on every pass
+// until they end.
+func (c *Creator) killReplaced(ctx context.Context, inst *stateful.Instance) {
+	for _, t := range inst.Tasks {
+		if !t.Replace || !t.State.IsLaunched() || t.TaskID == "" {
+			continue
+		}
+		if err := c.killer.Kill(ctx, t.TaskID, t.AgentID); err != nil {
+			glog.Warningf("creator: kill %s to replace it: %v", t.TaskID, err)
+		}
+	}
 }
 
 func ignoreNotFound(err error) error {
@@ -613,6 +673,20 @@ func (c *Creator) demand(inst *stateful.Instance, t *stateful.Task) offermgr.Dem
 	}
 	if d.PrevAgent != "" {
 		d.StickyUntil = t.QueuedAt.Add(c.cfg.StickyWait)
+	}
+	if r := t.Reservation; r != nil && !r.Releasing {
+		// Only the offer that carries the reservation will do: it holds
+		// the ordinal's volume. One never confirmed (no attempt ran on it)
+		// may not exist; it is waited for until the sticky deadline.
+		d.ReservationID, d.ExecutorReserved = r.ResourceID, r.ExecutorPart
+		d.PrevAgent = r.AgentID
+		d.StickyUntil = t.QueuedAt.Add(c.cfg.StickyWait)
+		if r.Confirmed {
+			// Its data is there: wait for it, or, when the agent has
+			// not offered it for ReplaceAfter, replace the ordinal.
+			d.ReservationRequired = c.cfg.ReplaceAfter <= 0
+			d.StickyUntil = t.QueuedAt.Add(c.cfg.ReplaceAfter)
+		}
 	}
 	return d
 }

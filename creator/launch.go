@@ -62,8 +62,20 @@ type LauncherConfig struct {
 	// reconcile pass of the instance runs) before Config is called; a
 	// task whose instance stays busy waits for a later offer.
 	ConfigWait time.Duration
+	// Role and Principal are those the framework subscribes with; an
+	// ordinal's reservation is made for them. An empty Role (or "*")
+	// turns reservations off: every task then gets a host directory under
+	// VolumeRoot.
+	Role      string
+	Principal string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// CrashPoint, if not nil, is called at "launch:before-accept" (the
+	// attempt and its reservation are recorded, the ACCEPT not sent),
+	// "launch:after-accept", "release:before-accept" (the release
+	// operation's ID is recorded) and "release:after-accept"; crash tests
+	// kill the process there.
+	CrashPoint func(point string)
 	// Confirmed is Config.Confirmed: a slave of a master-slave instance
 	// is launched only while its master is confirmed running. nil does
 	// not check.
@@ -73,6 +85,11 @@ type LauncherConfig struct {
 	// no callback is called; the offers are declined.
 	Ready func() error
 }
+
+// VolumeContainerPath is where a task's persistent volume appears, relative
+// to its executor's sandbox. It has no "/": Mesos links a volume with a
+// relative path into the sandbox only when it is one name.
+const VolumeContainerPath = "stateful-volume"
 
 // Validate reports every setting that cannot work, by name.
 func (c LauncherConfig) Validate() error {
@@ -140,6 +157,11 @@ type prepared struct {
 	task    *stateful.Task // the task as it will be recorded: STAGING on its agent
 	prevAtt int            // the attempt the stored document must still have
 	info    mesos.TaskInfo
+	// reserve and create are the operations a first launch makes its
+	// reservation and volume with; release and orphan are placements
+	// that only free a reservation.
+	reserve, create mesos.Resources
+	release         *offermgr.Placement
 }
 
 // Launch implements offermgr.Launcher.
@@ -150,7 +172,16 @@ func (l *Launcher) Launch(ctx context.Context, launch offermgr.Launch) error {
 		}
 	}
 	var ready []prepared
+	var orphans []offermgr.Placement
 	for _, p := range launch.Placements {
+		if p.Release {
+			if p.Orphan {
+				orphans = append(orphans, p)
+			} else {
+				ready = append(ready, prepared{key: p.Demand.Key, release: &p})
+			}
+			continue
+		}
 		prep, err := l.prepare(ctx, p)
 		if err != nil {
 			if errors.Is(err, errNotQueued) {
@@ -163,12 +194,25 @@ func (l *Launcher) Launch(ctx context.Context, launch offermgr.Launch) error {
 		}
 		ready = append(ready, prep)
 	}
-	if len(ready) == 0 {
+	if len(ready) == 0 && len(orphans) == 0 {
 		return errors.New("no placement could be prepared")
 	}
 
 	updates := make([]statemgr.TaskUpdate, len(ready))
+	opIDs := make([]string, len(ready))
 	for i, r := range ready {
+		if r.release != nil {
+			resID := r.release.Demand.ReservationID
+			opIDs[i] = ReleaseOpID(resID, l.cfg.Now())
+			updates[i] = statemgr.TaskUpdate{Instance: r.key.Instance, Ordinal: r.key.Ordinal, Mutate: func(t *stateful.Task) error {
+				if t.Reservation == nil || t.Reservation.ResourceID != resID || !t.Reservation.Releasing {
+					return errNotQueued
+				}
+				t.Reservation.ReleaseOp = opIDs[i]
+				return nil
+			}}
+			continue
+		}
 		updates[i] = statemgr.TaskUpdate{Instance: r.key.Instance, Ordinal: r.key.Ordinal, Mutate: func(t *stateful.Task) error {
 			if !t.State.IsQueued() || t.Attempt != r.prevAtt {
 				return errNotQueued
@@ -178,38 +222,130 @@ func (l *Launcher) Launch(ctx context.Context, launch offermgr.Launch) error {
 			t.AgentID, t.Host, t.Ports = r.task.AgentID, r.task.Host, maps.Clone(r.task.Ports)
 			t.Generation = r.task.Generation
 			t.Message, t.Reason, t.Unplaced, t.Stats, t.Relaunch = "", "", "", nil, false
+			t.HostVolume, t.Replace = r.task.HostVolume, false
+			if r.task.Reservation != nil {
+				res := *r.task.Reservation
+				t.Reservation = &res
+			}
 			return nil
 		}}
 	}
-	results, err := l.store.ApplyTaskUpdates(ctx, updates)
-	if err != nil {
-		return fmt.Errorf("record STAGING: %w", err)
-	}
+	var ops []mesos.Offer_Operation
+	var launchOps []mesos.Offer_Operation
 	var infos []mesos.TaskInfo
 	var launched []prepared
-	for i, r := range results {
-		key := ready[i].key.String()
-		if r.Err != nil {
-			l.queue.Remove(key)
-			glog.V(1).Infof("launcher: %s not launched: %v", key, r.Err)
-			continue
+	if len(updates) > 0 {
+		results, err := l.store.ApplyTaskUpdates(ctx, updates)
+		if err != nil {
+			return fmt.Errorf("record STAGING: %w", err)
 		}
-		l.queue.Remove(key)
-		infos = append(infos, ready[i].info)
-		launched = append(launched, ready[i])
+		for i, r := range results {
+			key := ready[i].key.String()
+			l.queue.Remove(key)
+			if r.Err != nil {
+				glog.V(1).Infof("launcher: %s not launched: %v", key, r.Err)
+				continue
+			}
+			if rel := ready[i].release; rel != nil {
+				ops = append(ops, releaseOps(rel.Reserved, opIDs[i])...)
+				continue
+			}
+			if len(ready[i].reserve) > 0 {
+				launchOps = append(launchOps, mesos.Offer_Operation{Type: mesos.Offer_Operation_RESERVE, Reserve: &mesos.Offer_Operation_Reserve{Resources: ready[i].reserve}})
+			}
+			if len(ready[i].create) > 0 {
+				launchOps = append(launchOps, mesos.Offer_Operation{Type: mesos.Offer_Operation_CREATE, Create: &mesos.Offer_Operation_Create{Volumes: ready[i].create}})
+			}
+			infos = append(infos, ready[i].info)
+			launched = append(launched, ready[i])
+		}
 	}
-	if len(infos) == 0 {
+	for _, o := range orphans {
+		glog.Infof("launcher: releasing reservation %s (%s-%d) on agent %s: no task owns it", o.Demand.ReservationID, o.Demand.Key.Instance, o.Demand.Key.Ordinal, o.AgentID.Value)
+		ops = append(ops, releaseOps(o.Reserved, "")...)
+	}
+	ops = append(ops, launchOps...)
+	if len(infos) > 0 {
+		ops = append(ops, mesos.Offer_Operation{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: infos}})
+	}
+	if len(ops) == 0 {
 		return errors.New("no placed task is still queued")
 	}
-	op := mesos.Offer_Operation{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: infos}}
-	if err := l.acceptor.Accept(ctx, launch.OfferIDs, []mesos.Offer_Operation{op}, l.cfg.Refuse); err != nil {
+	l.crashPoint(len(infos) > 0, len(ops) > len(launchOps)+min(len(infos), 1), "before-accept")
+	if err := l.acceptor.Accept(ctx, launch.OfferIDs, ops, l.cfg.Refuse); err != nil {
 		l.unlaunch(ctx, launched)
 		return fmt.Errorf("ACCEPT on agent %s: %w", launch.AgentID.Value, err)
 	}
+	l.crashPoint(len(infos) > 0, len(ops) > len(launchOps)+min(len(infos), 1), "after-accept")
 	for _, r := range launched {
-		glog.Infof("launcher: launched %s (%s) on agent %s (%s) ports %v", r.task.TaskID, r.task.Role, r.task.AgentID, r.task.Host, r.task.Ports)
+		how := "host volume"
+		if res := r.task.Reservation; res != nil {
+			how = "reservation " + res.ResourceID
+			if len(r.reserve) > 0 {
+				how = "new " + how + ", volume " + res.PersistenceID
+			}
+		}
+		glog.Infof("launcher: launched %s (%s) on agent %s (%s) ports %v, %s", r.task.TaskID, r.task.Role, r.task.AgentID, r.task.Host, r.task.Ports, how)
 	}
 	return nil
+}
+
+// ReleaseOpInfix joins a reservation's resource ID and the time in the ID
+// of an operation that releases it.
+const ReleaseOpInfix = ".release."
+
+// ReleaseOpID names one release (the UNRESERVE) of the reservation: its
+// resource ID, then when it was sent.
+func ReleaseOpID(resourceID string, at time.Time) string {
+	return resourceID + ReleaseOpInfix + strconv.FormatInt(at.UnixNano(), 10)
+}
+
+// ReleaseOpSent is when the release operation id was sent; ok is false for
+// an ID ReleaseOpID did not make.
+func ReleaseOpSent(id string) (at time.Time, ok bool) {
+	i := strings.LastIndex(id, ReleaseOpInfix)
+	if i < 0 {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(id[i+len(ReleaseOpInfix):], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, n), true
+}
+
+// crashPoint calls the crash hook for what the ACCEPT carries.
+func (l *Launcher) crashPoint(launches, releases bool, when string) {
+	if l.cfg.CrashPoint == nil {
+		return
+	}
+	if launches {
+		l.cfg.CrashPoint("launch:" + when)
+	}
+	if releases {
+		l.cfg.CrashPoint("release:" + when)
+	}
+}
+
+// releaseOps destroys the reservation's volume and unreserves all of it;
+// opID (when set) asks Mesos for feedback on the UNRESERVE, which frees
+// the last of it.
+func releaseOps(r *offermgr.Reserved, opID string) []mesos.Offer_Operation {
+	var ops []mesos.Offer_Operation
+	all := r.All().Clone()
+	if v := r.Volume(); v != nil {
+		ops = append(ops, mesos.Offer_Operation{Type: mesos.Offer_Operation_DESTROY, Destroy: &mesos.Offer_Operation_Destroy{Volumes: []mesos.Resource{*v}}})
+		for i := range all {
+			if all[i].GetDisk().GetPersistence() != nil {
+				all[i].Disk = nil
+			}
+		}
+	}
+	un := mesos.Offer_Operation{Type: mesos.Offer_Operation_UNRESERVE, Unreserve: &mesos.Offer_Operation_Unreserve{Resources: all}}
+	if opID != "" {
+		un.ID = &mesos.OperationID{Value: opID}
+	}
+	return append(ops, un)
 }
 
 // unlaunch puts tasks whose ACCEPT failed back in QUEUED, ready for their
@@ -283,6 +419,26 @@ func (l *Launcher) prepare(ctx context.Context, p offermgr.Placement) (prepared,
 	}
 	t.Generation = inst.Generation
 
+	prep := prepared{key: key, task: t, prevAtt: prevAtt}
+	taskRes, execRes := p.Resources, p.ExecutorResources
+	switch {
+	case p.Reserved != nil:
+		if t.Reservation == nil || t.Reservation.ResourceID != p.Reserved.ID || t.Reservation.Releasing {
+			return prepared{}, fmt.Errorf("%w: the offered reservation %s is not the task's", errNotQueued, p.Reserved.ID)
+		}
+	case l.reserves(inst, t):
+		if old := t.Reservation; old != nil {
+			glog.Warningf("launcher: %s: its reservation %s on agent %s was not offered in time; placing it afresh (the old one is released if its agent comes back)", t.Name, old.ResourceID, old.AgentID)
+		}
+		var err error
+		taskRes, execRes, prep.reserve, prep.create, err = l.newReservation(inst, t, p)
+		if err != nil {
+			return prepared{}, err
+		}
+	default:
+		t.HostVolume = true
+	}
+
 	lc, err := l.config(ctx, inst, t)
 	if err != nil {
 		return prepared{}, err
@@ -295,19 +451,104 @@ func (l *Launcher) prepare(ctx context.Context, p offermgr.Placement) (prepared,
 	if err != nil {
 		return prepared{}, fmt.Errorf("task data: %w", err)
 	}
-	info := mesos.TaskInfo{
+	prep.info = mesos.TaskInfo{
 		Name:      t.Name,
 		TaskID:    mesos.TaskID{Value: t.TaskID},
 		AgentID:   p.AgentID,
-		Resources: p.Resources,
-		Executor:  l.executorInfo(t, p),
+		Resources: taskRes,
+		Executor:  l.executorInfo(t, execRes),
 		Data:      raw,
 		Labels: &mesos.Labels{Labels: []mesos.Label{
 			{Key: "stateful.instance", Value: &inst.Name},
 			{Key: "stateful.role", Value: ptr(string(t.Role))},
 		}},
 	}
-	return prepared{key: key, task: t, prevAtt: prevAtt, info: info}, nil
+	return prep, nil
+}
+
+// reserves says whether the task's launch makes a new reservation: every
+// ordinal does, except when reservations are off, the spec has no disk
+// for a volume, or the ordinal ran before reservations existed (it has an
+// attempt, a sticky agent and no reservation: its data is in a host
+// directory, which it keeps).
+func (l *Launcher) reserves(inst *stateful.Instance, t *stateful.Task) bool {
+	if l.cfg.Role == "" || l.cfg.Role == "*" || inst.Spec.Disk <= 0 {
+		return false
+	}
+	if t.Replace {
+		return true
+	}
+	if t.HostVolume {
+		return false
+	}
+	if t.Reservation != nil {
+		return true // never confirmed and not offered: reserve anew
+	}
+	return t.Attempt <= 1 || t.StickyAgentID == ""
+}
+
+// newReservation turns the placed (unreserved) resources into the
+// ordinal's reservation: RESERVE of the task's and the executor's parts,
+// CREATE of the volume on the task's disk, and the resources the task and
+// its executor launch with. It records the reservation in t.
+func (l *Launcher) newReservation(inst *stateful.Instance, t *stateful.Task, p offermgr.Placement) (taskRes, execRes, reserve, create mesos.Resources, err error) {
+	id := fmt.Sprintf("%s-%d.%s", inst.Name, t.Ordinal, strconv.FormatInt(l.cfg.Now().UnixNano(), 36))
+	labels := func(part string) *mesos.Labels {
+		return &mesos.Labels{Labels: []mesos.Label{
+			{Key: offermgr.LabelFramework, Value: ptr(l.cfg.Framework)},
+			{Key: offermgr.LabelInstance, Value: ptr(inst.Name)},
+			{Key: offermgr.LabelOrdinal, Value: ptr(strconv.Itoa(t.Ordinal))},
+			{Key: offermgr.LabelResourceID, Value: ptr(id)},
+			{Key: offermgr.LabelPart, Value: ptr(part)},
+		}}
+	}
+	reserved := func(rs mesos.Resources, part string) mesos.Resources {
+		out := rs.Clone()
+		for i := range out {
+			out[i].Role = ptr(l.cfg.Role)
+			out[i].Reservations = nil
+			ri := &mesos.Resource_ReservationInfo{Labels: labels(part)}
+			if l.cfg.Principal != "" {
+				ri.Principal = ptr(l.cfg.Principal)
+			}
+			out[i].Reservation = ri
+		}
+		return out
+	}
+	taskRes = reserved(p.Resources, offermgr.PartTask)
+	execRes = reserved(p.ExecutorResources, offermgr.PartExecutor)
+	reserve = append(append(mesos.Resources{}, taskRes...), execRes...)
+	disk := -1
+	for i := range taskRes {
+		if taskRes[i].Name == "disk" {
+			disk = i
+		}
+	}
+	if disk < 0 {
+		return nil, nil, nil, nil, errors.New("placement has no disk for the volume")
+	}
+	vol := taskRes[disk]
+	vol.Disk = &mesos.Resource_DiskInfo{
+		Persistence: &mesos.Resource_DiskInfo_Persistence{ID: id},
+		Volume:      &mesos.Volume{ContainerPath: VolumeContainerPath, Mode: mesos.RW.Enum()},
+	}
+	if l.cfg.Principal != "" {
+		vol.Disk.Persistence.Principal = ptr(l.cfg.Principal)
+	}
+	taskRes[disk] = vol
+	create = mesos.Resources{vol}
+	t.Reservation = &stateful.Reservation{
+		ResourceID:    id,
+		PersistenceID: id,
+		AgentID:       p.AgentID.Value,
+		Host:          p.Hostname,
+		Role:          l.cfg.Role,
+		Principal:     l.cfg.Principal,
+		DiskMB:        vol.GetScalar().GetValue(),
+		ContainerPath: VolumeContainerPath,
+		ExecutorPart:  len(execRes) > 0,
+	}
+	return taskRes, execRes, reserve, create, nil
 }
 
 // config calls the workload's Config under the instance's lock, so it
@@ -365,7 +606,9 @@ func (l *Launcher) taskData(inst *stateful.Instance, t *stateful.Task, p offermg
 	if t.Role == stateful.RoleSlave {
 		d.Master = masterPeer(inst)
 	}
-	if l.needsVolume(spec) {
+	if l.needsVolume(spec) && t.Reservation != nil {
+		d.Volume = &protocol.Volume{SandboxPath: t.Reservation.ContainerPath, ContainerPath: spec.Volume}
+	} else if l.needsVolume(spec) {
 		d.Volume = &protocol.Volume{
 			HostPath:      filepath.Join(l.cfg.VolumeRoot, inst.Name, strconv.Itoa(t.Ordinal)),
 			ContainerPath: spec.Volume,
@@ -408,7 +651,7 @@ func (l *Launcher) needsVolume(spec stateful.Spec) bool {
 // executorInfo is the task's own executor. Its ID is derived from the task
 // ID, so it is new for every attempt, and the same ExecutorInfo is never
 // sent twice with different content.
-func (l *Launcher) executorInfo(t *stateful.Task, p offermgr.Placement) *mesos.ExecutorInfo {
+func (l *Launcher) executorInfo(t *stateful.Task, res mesos.Resources) *mesos.ExecutorInfo {
 	cmd := l.cfg.Executor
 	cmd.URIs = append([]mesos.CommandInfo_URI(nil), cmd.URIs...)
 	cmd.Arguments = append([]string(nil), cmd.Arguments...)
@@ -417,7 +660,7 @@ func (l *Launcher) executorInfo(t *stateful.Task, p offermgr.Placement) *mesos.E
 		ExecutorID: mesos.ExecutorID{Value: reconcile.ExecutorID(t.TaskID)},
 		Name:       ptr("stateful executor of " + t.TaskID),
 		Command:    &cmd,
-		Resources:  p.ExecutorResources,
+		Resources:  res,
 	}
 }
 

@@ -466,6 +466,15 @@ func (e *runner) launch(task mesos.TaskInfo) {
 		e.rejectTask(task, "invalid task data: "+err.Error())
 		return
 	}
+	if v := data.Volume; v != nil && v.SandboxPath != "" {
+		// A Docker bind mount and the process runtime's working directory
+		// both want the volume itself, not the sandbox's link to it.
+		p := filepath.Join(e.cfg.Sandbox, v.SandboxPath)
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		v.HostPath, v.SandboxPath = p, ""
+	}
 	spec := StartSpec{
 		TaskID:      id,
 		ExecutorID:  e.cfg.ExecutorID,

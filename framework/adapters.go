@@ -2,13 +2,17 @@ package framework
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/golang/glog"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/buffer"
+	"github.com/mesos-stateful/stateful/creator"
 	"github.com/mesos-stateful/stateful/maintainer"
 	"github.com/mesos-stateful/stateful/mesoslib"
 	"github.com/mesos-stateful/stateful/offermgr"
@@ -125,6 +129,11 @@ type events struct {
 	maintainer *maintainer.Maintainer
 	batcher    *maintainer.Batcher
 	resync     func()
+	reserved   reservations
+}
+
+func (e *events) OperationStatus(ctx context.Context, s mesos.OperationStatus) error {
+	return e.reserved.OperationStatus(ctx, s)
 }
 
 var _ mesoslib.AsyncUpdater = (*events)(nil)
@@ -169,4 +178,82 @@ func (e *events) Failure(_ context.Context, f mesoslib.Failure) {
 
 func (e *events) Error(_ context.Context, message string) {
 	glog.Errorf("framework: Mesos sent an error: %s", message)
+}
+
+// KnownReservations lists the resource IDs of every reservation a task
+// records (offermgr's Config.Known): any other reservation of the
+// framework that an offer carries is released.
+func (l liveTasks) KnownReservations() map[string]bool {
+	out := map[string]bool{}
+	for _, t := range l.store.AllTasks() {
+		if t.Reservation != nil {
+			out[t.Reservation.ResourceID] = true
+		}
+	}
+	return out
+}
+
+// releaseOpInfix separates the reservation's resource ID from the rest in
+// a release operation's ID (creator.ReleaseOpID).
+const releaseOpInfix = creator.ReleaseOpInfix
+
+// reservations records the feedback on reservation releases (mesoslib's
+// OperationHandler, through events).
+type reservations struct {
+	store   *statemgr.Store
+	enqueue func(string)
+	crash   func(point string) // Config.CrashPoint
+}
+
+// OperationStatus records what Mesos says of an UNRESERVE the launcher
+// sent with an ID: finished, the task's reservation is forgotten; failed
+// or unknown to Mesos, the ID is cleared so the release is sent again the
+// next time the reservation is offered.
+func (r reservations) OperationStatus(ctx context.Context, s mesos.OperationStatus) error {
+	id := s.GetOperationID().GetValue()
+	var forget, retry bool
+	switch s.GetState() {
+	case mesos.OPERATION_FINISHED, mesos.OPERATION_GONE_BY_OPERATOR:
+		forget = true
+	case mesos.OPERATION_ERROR, mesos.OPERATION_FAILED, mesos.OPERATION_DROPPED, mesos.OPERATION_UNKNOWN:
+		retry = true
+	default: // pending, recovering, unreachable: the answer is still to come
+		return nil
+	}
+	// A finished release frees the reservation whichever of its release
+	// operations it was: an earlier one may finish after a later one was
+	// recorded (a reconciliation answer came first).
+	resID, _, _ := strings.Cut(id, releaseOpInfix)
+	var owner *stateful.Task
+	for _, t := range r.store.AllTasks() {
+		if t.Reservation != nil && (t.Reservation.ReleaseOp == id || (forget && t.Reservation.Releasing && t.Reservation.ResourceID == resID)) {
+			owner = t
+			break
+		}
+	}
+	if owner == nil || id == "" {
+		glog.V(1).Infof("framework: feedback %s of operation %q that no task waits for", s.GetState(), id)
+		return nil
+	}
+	if r.crash != nil {
+		r.crash("release:before-record")
+	}
+	_, err := r.store.UpdateTask(ctx, owner.Instance, owner.Ordinal, func(t *stateful.Task) error {
+		if t.Reservation == nil || (t.Reservation.ReleaseOp != id && !(forget && t.Reservation.ResourceID == resID)) {
+			return nil
+		}
+		if forget {
+			glog.Infof("framework: reservation %s of %s released (%s)", t.Reservation.ResourceID, t.Name, s.GetState())
+			t.Reservation = nil
+		} else if retry {
+			glog.Warningf("framework: release of reservation %s of %s: %s %s; retrying when it is offered", t.Reservation.ResourceID, t.Name, s.GetState(), s.GetMessage())
+			t.Reservation.ReleaseOp = ""
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record feedback %s of operation %s: %w", s.GetState(), id, err)
+	}
+	r.enqueue(owner.Instance)
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/mesos-stateful/stateful/creator"
 	"github.com/mesos-stateful/stateful/httplib"
@@ -34,14 +35,17 @@ const (
 
 // Defaults of NewConfig (DESIGN §7).
 const (
-	DefaultHTTPAddr        = httplib.DefaultAddr
-	DefaultMaster          = MasterLocal
-	DefaultLocalAgents     = localmesos.DefaultAgents
-	DefaultEtcd            = EtcdEmbedded
-	DefaultDataDir         = "./stateful-data"
-	DefaultRuntime         = "auto"
-	DefaultName            = "stateful"
-	DefaultRole            = "*"
+	DefaultHTTPAddr    = httplib.DefaultAddr
+	DefaultMaster      = MasterLocal
+	DefaultLocalAgents = localmesos.DefaultAgents
+	DefaultEtcd        = EtcdEmbedded
+	DefaultDataDir     = "./stateful-data"
+	DefaultRuntime     = "auto"
+	DefaultName        = "stateful"
+	// DefaultRole "" derives the role from the name (DerivedRole), and an
+	// empty Principal is the name: reservations, which hold each
+	// ordinal's data, cannot be made for the role "*".
+	DefaultRole            = ""
 	DefaultFailoverTimeout = mesoslib.DefaultFailoverTimeout
 	DefaultExecutorHTTP    = "" // the --advertise address, else 127.0.0.1:DefaultExecutorPort
 	DefaultExecutorPort    = "5657"
@@ -78,6 +82,12 @@ type Config struct {
 	// be subscribed to Mesos. It is called from Run's goroutines, at most
 	// once per Run, and must not block. It has no flag.
 	APIReady func(addr string)
+	// CrashPoint, if not nil, is called at the points of the reservation
+	// lifecycle where a crash is most likely to leave something half done
+	// (see creator.LauncherConfig.CrashPoint, and "release:before-record"
+	// when Mesos confirms a release not yet recorded). Crash tests kill
+	// the process there; nil in production. It has no flag.
+	CrashPoint func(point string)
 	// Master is "local" (an embedded localmesos cluster) or the URL of the
 	// Mesos master, several separated by commas (--master).
 	Master string
@@ -88,6 +98,10 @@ type Config struct {
 	LocalAgents    int
 	LocalPort      int
 	LocalResources string
+	// LocalKeepTasks makes a stop leave the embedded cluster's executors
+	// and tasks running, for the next start on the same data dir to take
+	// back (--local-keep-tasks; localmesos.Config.KeepTasksOnClose).
+	LocalKeepTasks bool
 	// Etcd is "embedded" (an etcd inside this process, keeping its data in
 	// DataDir/etcd) or the client URLs of an etcd cluster, separated by
 	// commas (--etcd).
@@ -114,6 +128,9 @@ type Config struct {
 	Name      string
 	Role      string
 	Principal string
+	// Uninstall: once elected, delete every instance and tear the
+	// framework down on Mesos, then return (--uninstall).
+	Uninstall bool
 	// SecretFile holds the secret the framework authenticates to the
 	// Mesos master with, as Principal, over HTTP Basic (--secret-file, mode
 	// 0600). With --master=local the embedded master then requires exactly
@@ -278,8 +295,13 @@ func (c Config) Validate() error {
 	if err := checkName(c.Name); err != nil {
 		bad("name", "%v", err)
 	}
-	if strings.TrimSpace(c.Role) == "" {
-		bad("role", "must not be empty (\"*\" is the default role)")
+	if c.Role != "" {
+		if err := mesoslib.ValidateRole(c.Role); err != nil {
+			bad("role", "%q: %v", c.Role, err)
+		}
+	}
+	if strings.IndexFunc(c.Principal, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		bad("principal", "%q must not contain whitespace or control characters", c.Principal)
 	}
 	if c.SecretFile != "" && c.Principal == "" {
 		bad("secret-file", "needs --principal: the secret authenticates that principal")
@@ -308,6 +330,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 || c.Workers > 1024 {
 		bad("workers", "%d: want 1 to 1024", c.Workers)
+	}
+	if c.Creator.ReplaceAfter < 0 {
+		bad("replace-after", "%v must not be negative (0 turns automatic replace off)", c.Creator.ReplaceAfter)
 	}
 	if err := c.Creator.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("creator: %w", err))
@@ -404,8 +429,8 @@ func (c Config) mesosConfig(url string) mesoslib.Config {
 	m := c.Mesos
 	m.Master = url
 	m.Name = c.Name
-	m.Role = c.Role
-	m.Principal = c.Principal
+	m.Role = c.role()
+	m.Principal = c.principal()
 	m.FailoverTimeout = c.FailoverTimeout
 	return m
 }
@@ -417,8 +442,9 @@ func (c Config) localConfig(dataDir string) localmesos.Config {
 	l.Port = c.LocalPort
 	l.Resources = c.LocalResources
 	l.WorkDir = filepath.Join(dataDir, "localmesos")
+	l.KeepTasksOnClose = l.KeepTasksOnClose || c.LocalKeepTasks
 	if c.Mesos.Secret != "" {
-		l.Credentials = map[string]string{c.Principal: c.Mesos.Secret}
+		l.Credentials = map[string]string{c.principal(): c.Mesos.Secret}
 	}
 	return l
 }
@@ -436,6 +462,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.LocalAgents, "local-agents", c.LocalAgents, "agents of the embedded cluster (--master=local)")
 	fs.IntVar(&c.LocalPort, "local-port", c.LocalPort, "port of the embedded cluster's master; 0 picks a free one")
 	fs.StringVar(&c.LocalResources, "local-resources", c.LocalResources, "resources of each embedded agent, in Mesos' --resources syntax")
+	fs.BoolVar(&c.LocalKeepTasks, "local-keep-tasks", c.LocalKeepTasks, "on a stop (Ctrl-C, SIGTERM), leave the embedded cluster's tasks running for the next start on the same --data-dir to take back (default: stop them)")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, `"embedded" for an etcd inside this process, or etcd client URL(s), e.g. http://etcd-1:2379,http://etcd-2:2379`)
 	fs.StringVar(&c.EtcdCert, "etcd-cert", c.EtcdCert, "PEM client certificate for an external etcd")
 	fs.StringVar(&c.EtcdKey, "etcd-key", c.EtcdKey, "PEM key of --etcd-cert (mode 0600)")
@@ -445,8 +472,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "where the embedded etcd and embedded agents keep their data")
 	fs.StringVar(&c.Runtime, "runtime", c.Runtime, "how tasks run: auto (docker if an engine answers, else a process), docker or process")
 	fs.StringVar(&c.Name, "name", c.Name, "framework name on Mesos and in etcd")
-	fs.StringVar(&c.Role, "role", c.Role, "Mesos role the framework subscribes with")
-	fs.StringVar(&c.Principal, "principal", c.Principal, "Mesos principal of the framework")
+	fs.StringVar(&c.Role, "role", c.Role, "Mesos role the framework subscribes with and reserves each task's resources and volume for (default: derived from --name); \"*\" turns reservations off")
+	fs.StringVar(&c.Principal, "principal", c.Principal, "Mesos principal of the framework and of its reservations and volumes (default: --name)")
 	fs.StringVar(&c.SecretFile, "secret-file", c.SecretFile, "file holding the secret of --principal, to authenticate to the Mesos master (HTTP Basic; mode 0600)")
 	fs.DurationVar(&c.FailoverTimeout, "failover-timeout", c.FailoverTimeout, "how long Mesos keeps the tasks while no scheduler is connected")
 	fs.StringVar(&c.VolumeRoot, "volume-root", c.VolumeRoot, "directory on the agents holding the tasks' volumes (default <data-dir>/volumes locally, /var/lib/<name>/volumes otherwise)")
@@ -455,6 +482,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host[:port] agents fetch the binary from (serve mode; default: this host's name and the --executor-http port)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "instances reconciled at once")
 	fs.DurationVar(&c.Creator.StickyWait, "sticky-wait", c.Creator.StickyWait, "how long a relaunched task waits for the agent holding its volume")
+	fs.BoolVar(&c.Uninstall, "uninstall", c.Uninstall, "delete every instance with its reservations and volumes, then tear the framework down on Mesos and exit (as POST /v1/uninstall and statefulctl uninstall do)")
+	fs.DurationVar(&c.Creator.ReplaceAfter, "replace-after", c.Creator.ReplaceAfter, "how long a task waits for an offer of its reservation and volume (its agent unreachable or gone) before it is replaced on another agent with an empty volume; 0 never replaces")
 	fs.DurationVar(&c.Creator.CallbackTimeout, "callback-timeout", c.Creator.CallbackTimeout, "time limit of each workload callback")
 }
 
@@ -497,4 +526,29 @@ func LoadFile(fs *flag.FlagSet, path string) error {
 		}
 	}
 	return nil
+}
+
+// DerivedRole is the role a framework named name subscribes with when
+// --role is not given: the name itself, made a valid Mesos role name.
+func DerivedRole(name string) string {
+	if name == "." || name == ".." || strings.HasPrefix(name, "-") {
+		return "stateful" + name
+	}
+	return name
+}
+
+// role is the role the framework subscribes and reserves with.
+func (c Config) role() string {
+	if c.Role == "" {
+		return DerivedRole(c.Name)
+	}
+	return c.Role
+}
+
+// principal is the framework's principal, also that of its reservations.
+func (c Config) principal() string {
+	if c.Principal == "" {
+		return c.Name
+	}
+	return c.Principal
 }

@@ -175,6 +175,11 @@ func (p *subprocess) stop() {
 func (p *subprocess) logTail() string {
 	b, _ := os.ReadFile(p.logPath)
 	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		if strings.Contains(l, "fatal error") || strings.HasPrefix(l, "panic") || strings.HasPrefix(l, "F1") {
+			return strings.Join(lines[i:min(len(lines), i+25)], "\n")
+		}
+	}
 	return strings.Join(lines[max(0, len(lines)-40):], "\n")
 }
 

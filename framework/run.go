@@ -88,6 +88,10 @@ func Run(ctx context.Context, cfg Config, w stateful.Workload) (err error) {
 		if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 			err = nil
 		}
+		if errors.Is(err, mesoslib.ErrTornDown) {
+			// Only an uninstall tears down: it is a clean end.
+			err = nil
+		}
 		glog.Infof("framework %s: stopped", cfg.Name)
 	}()
 
@@ -361,6 +365,7 @@ type scheduler struct {
 	batch  *maintainer.Batcher
 	offers *offermgr.Manager
 	ctrl   *controller
+	uninst *uninstaller
 }
 
 // assemble builds every part and wires them through the interfaces they
@@ -401,6 +406,7 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
+	destroy.SetOperations(client)
 
 	s := &scheduler{cfg: cfg, lead: lead, client: client, batch: batch}
 	execCmd, err := executorCommand(cfg)
@@ -421,13 +427,18 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 		Refuse:          cfg.Offers.DeclineRefuse,
 		CallbackTimeout: cfg.Creator.CallbackTimeout,
 		ConfigWait:      creator.DefaultConfigWait,
+		Role:            cfg.role(),
+		Principal:       cfg.principal(),
+		CrashPoint:      cfg.CrashPoint,
 		Confirmed:       maint.ConfirmedRunning,
 		Ready:           func() error { return storeReady(store) },
 	}, store, w, tasks, client, locks, work.Add)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
-	offers, err := offermgr.NewManager(cfg.Offers, pendingTasks{tasks}, launcher, client, liveTasks{store})
+	ocfg := cfg.Offers
+	ocfg.Framework, ocfg.Known = cfg.Name, liveTasks{store}.KnownReservations
+	offers, err := offermgr.NewManager(ocfg, pendingTasks{tasks}, launcher, client, liveTasks{store})
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
@@ -439,8 +450,11 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 		forget: []forgetter{create, maint},
 	}
 	ev.offers, ev.maintainer, ev.batcher, ev.resync = offers, maint, batch, s.ctrl.enqueueAll
+	ev.reserved = reservations{store: store, enqueue: work.Add, crash: cfg.CrashPoint}
 
-	s.svc = &service{w: w, store: store, creator: create, destroyer: destroy, maintainer: maint, offers: offers, client: client, lead: lead, work: work, tasks: tasks}
+	s.uninst = &uninstaller{store: store, destroyer: destroy, client: client, tick: 200 * time.Millisecond}
+	s.uninst.requested.Store(cfg.Uninstall)
+	s.svc = &service{w: w, store: store, creator: create, destroyer: destroy, maintainer: maint, offers: offers, client: client, lead: lead, work: work, tasks: tasks, uninstall: s.uninst}
 	return s, nil
 }
 
@@ -474,6 +488,7 @@ func (s *scheduler) runnables() []runnable {
 		runnable{"mesos subscription", s.client.Run},
 		runnable{"offer manager", s.offers.Start},
 		runnable{"controller", s.ctrl.Start},
+		runnable{"uninstaller", s.uninst.Run},
 	)
 }
 

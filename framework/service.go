@@ -32,6 +32,17 @@ type service struct {
 	lead       *statemgr.Leadership
 	work       *buffer.WorkQueue
 	tasks      *buffer.TaskQueue[offermgr.Demand]
+	uninstall  *uninstaller
+}
+
+// Replace serves POST /v1/instances/{name}/tasks/{ordinal}/replace.
+func (s *service) Replace(ctx context.Context, name string, ordinal int) (*stateful.Instance, error) {
+	return s.creator.Replace(ctx, name, ordinal)
+}
+
+// Uninstall serves POST /v1/uninstall.
+func (s *service) Uninstall(ctx context.Context) (httplib.UninstallStatus, error) {
+	return s.uninstall.Uninstall(ctx)
 }
 
 var _ httplib.Service = (*service)(nil)
@@ -201,6 +212,28 @@ func (f *front) Destroy(ctx context.Context, name string) (*stateful.Instance, e
 	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
 	defer cancel()
 	return svc.Destroy(ctx, name)
+}
+
+var _ httplib.Lifecycle = (*front)(nil)
+
+func (f *front) Replace(ctx context.Context, name string, ordinal int) (*stateful.Instance, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.Replace(ctx, name, ordinal)
+}
+
+func (f *front) Uninstall(ctx context.Context) (httplib.UninstallStatus, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return httplib.UninstallStatus{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.Uninstall(ctx)
 }
 
 func (f *front) Get(ctx context.Context, name string) (*stateful.Instance, error) {

@@ -212,3 +212,36 @@ func (m *memService) AbortRollout(ctx context.Context, name string) (*stateful.I
 	cur.Generation++
 	return cur.Clone(), nil
 }
+
+func (m *memService) Replace(ctx context.Context, name string, ordinal int) (*stateful.Instance, error) {
+	if err := m.enter("Replace", name, true); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.instances[name]
+	if !ok {
+		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrNotFound)
+	}
+	if cur.Status == stateful.StatusDeleting {
+		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrDeleting)
+	}
+	if ordinal >= cur.TaskCount() {
+		return nil, fmt.Errorf("task %d: %w", ordinal, stateful.ErrNotFound)
+	}
+	return cur.Clone(), nil
+}
+
+func (m *memService) Uninstall(ctx context.Context) (UninstallStatus, error) {
+	if err := m.enter("Uninstall", "", true); err != nil {
+		return UninstallStatus{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := UninstallStatus{Deleting: []string{}}
+	for name, inst := range m.instances {
+		inst.Status = stateful.StatusDeleting
+		st.Deleting = append(st.Deleting, name)
+	}
+	return st, nil
+}

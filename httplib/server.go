@@ -163,6 +163,8 @@ func New(cfg Config, svc Service, reg Registry) (*Server, error) {
 	s.handle(http.MethodGet, "/v1/instances/{name}", s.getInstance)
 	s.handle(http.MethodPatch, "/v1/instances/{name}", s.patchInstance)
 	s.handle(http.MethodDelete, "/v1/instances/{name}", s.deleteInstance)
+	s.handle(http.MethodPost, "/v1/instances/{name}/tasks/{ordinal}/replace", s.replaceTask)
+	s.handle(http.MethodPost, "/v1/uninstall", s.uninstall)
 	s.handle(http.MethodPost, "/v1/instances/{name}/switchover", s.switchover)
 	s.handle(http.MethodPost, "/v1/instances/{name}/rollout/pause", s.rollout(true))
 	s.handle(http.MethodPost, "/v1/instances/{name}/rollout/resume", s.rollout(false))

@@ -42,7 +42,7 @@ type schedClient struct {
 // schedRunClient subscribes info with mesos-go's controller. It
 // acknowledges every update that carries a uuid and records all events.
 // fid, if not empty, is the framework ID to re-subscribe with.
-func schedRunClient(t *testing.T, c *Cluster, codec encoding.MediaType, info mesos.FrameworkInfo, fid string) *schedClient {
+func schedRunClient(t *testing.T, c interface{ MasterURL() string }, codec encoding.MediaType, info mesos.FrameworkInfo, fid string) *schedClient {
 	t.Helper()
 	cli := httpcli.New(
 		httpcli.Endpoint(c.MasterURL()+"/api/v1/scheduler"),

@@ -64,6 +64,7 @@ type Messenger interface {
 // Defaults of Config.
 const (
 	DefaultKillRetry       = 10 * time.Second
+	DefaultUnknownGrace    = 30 * time.Second
 	DefaultCallbackTimeout = 30 * time.Second
 )
 
@@ -74,13 +75,21 @@ type Config struct {
 	KillRetry time.Duration
 	// CallbackTimeout bounds each workload callback.
 	CallbackTimeout time.Duration
+	// UnknownGrace is how long a task Mesos calls TASK_UNKNOWN is left
+	// alone when its ordinal holds a confirmed reservation. A restarted
+	// master without a persistent registry (localmesos, Mesos with
+	// --registry=in_memory) answers TASK_UNKNOWN for every task until
+	// the agents re-register, and then reports them RUNNING: relaunching
+	// would kill them, and the relaunch could only use the reservation on
+	// that very agent anyway. 0 treats TASK_UNKNOWN as lost at once.
+	UnknownGrace time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
 // NewConfig returns the defaults.
 func NewConfig() Config {
-	return Config{KillRetry: DefaultKillRetry, CallbackTimeout: DefaultCallbackTimeout}
+	return Config{KillRetry: DefaultKillRetry, CallbackTimeout: DefaultCallbackTimeout, UnknownGrace: DefaultUnknownGrace}
 }
 
 // Maintainer records status updates, runs the running/lost callbacks and
@@ -215,9 +224,17 @@ func ignoreNotFound(err error) error {
 	return err
 }
 
+// waitUnknown is how much longer a TASK_UNKNOWN task is left alone.
+func (m *Maintainer) waitUnknown(t *stateful.Task) time.Duration {
+	return t.UpdatedAt.Add(m.cfg.UnknownGrace).Sub(m.cfg.Now())
+}
+
 // step takes the one action task t needs, if any.
 func (m *Maintainer) step(ctx context.Context, inst *stateful.Instance, t *stateful.Task) (reconcile.Result, error) {
 	switch {
+	case t.State == stateful.TaskUnknown && t.Reservation != nil && t.Reservation.Confirmed && m.waitUnknown(t) > 0:
+		glog.V(1).Infof("maintainer: %s is TASK_UNKNOWN; waiting %v for its agent to re-register", t.TaskID, m.waitUnknown(t).Round(time.Millisecond))
+		return reconcile.After(m.waitUnknown(t)), nil
 	case reconcile.Lost(t):
 		return reconcile.Result{}, m.lost(ctx, inst, t)
 	case t.Relaunch && t.State.IsLaunched():
@@ -256,9 +273,24 @@ func (m *Maintainer) lost(ctx context.Context, inst *stateful.Instance, t *state
 	}
 	taskID := t.TaskID
 	now := m.cfg.Now()
+	cameBack := false
 	queued, err := m.store.UpdateTask(ctx, inst.Name, t.Ordinal, func(x *stateful.Task) error {
-		if x.TaskID != taskID || !reconcile.Lost(x) {
+		if x.TaskID != taskID {
 			return errSkip
+		}
+		if !reconcile.Lost(x) {
+			if t.Relaunch || !x.State.IsRunning() {
+				return errSkip
+			}
+			// The attempt came back (its agent re-registered after a
+			// partition) while the Lost callback ran. What the callback
+			// decided stands (a promotion elsewhere): the attempt is
+			// notified again under the role it has now, and its Running
+			// callback re-points it (a Redis master turns slave of the
+			// new master), so it is never left as a second master.
+			x.NotifiedAttempt = 0
+			cameBack = true
+			return nil
 		}
 		msg := fmt.Sprintf("attempt %d ended: %s", x.Attempt, x.State)
 		if x.Message != "" {
@@ -275,6 +307,10 @@ func (m *Maintainer) lost(ctx context.Context, inst *stateful.Instance, t *state
 	}
 	if err != nil {
 		return err
+	}
+	if cameBack {
+		glog.Infof("maintainer: %s came back as %s while it was handled as lost; notifying it again", queued.TaskID, queued.Role)
+		return nil
 	}
 	if t.State == stateful.TaskUnreachable || t.State == stateful.TaskUnknown {
 		// Should it come back, Mesos reports it under an attempt that is

@@ -67,6 +67,9 @@ type workload struct {
 	mu    sync.Mutex
 	calls []string
 	fail  map[string]error
+	// duringMasterLost, if set, runs inside MasterLost (before the
+	// promotion), as a status update arriving meanwhile would.
+	duringMasterLost func()
 }
 
 func (w *workload) note(name string, t *stateful.Task) error {
@@ -87,6 +90,9 @@ func (w *workload) SlaveRunning(_ context.Context, _ stateful.Handle, _ *statefu
 func (w *workload) MasterLost(ctx context.Context, h stateful.Handle, inst *stateful.Instance, t *stateful.Task) error {
 	if err := w.note("MasterLost", t); err != nil {
 		return err
+	}
+	if w.duringMasterLost != nil {
+		w.duringMasterLost()
 	}
 	return stateful.DefaultMasterLost(ctx, h, inst, t)
 }
@@ -482,5 +488,50 @@ func TestReconciliationAnswerKeepsTheMessage(t *testing.T) {
 	}
 	if got, _ := f.store.Task("m", 0); got.State != stateful.TaskLost || got.Reason != "REASON_RECONCILIATION" {
 		t.Errorf("a reconciliation answer with news was not recorded: %+v", got)
+	}
+}
+
+// TestMasterBackDuringItsFailover: the master's agent is unreachable, and
+// re-registers (its task RUNNING again, same attempt) while MasterLost
+// promotes a slave. The promotion stands; the old master is not queued
+// again but notified under its new role: SlaveRunning re-points it, so it
+// is never left as a second master.
+func TestMasterBackDuringItsFailover(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, "r", false, stateful.TaskRunning, stateful.TaskRunning)
+	for _, id := range []string{"r-0.1", "r-1.1"} {
+		if err := f.m.Update(ctx, status(id, mesos.TASK_RUNNING, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.m.Reconcile(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Update(ctx, status("r-0.1", mesos.TASK_UNREACHABLE, nil)); err != nil {
+		t.Fatal(err)
+	}
+	f.w.duringMasterLost = func() {
+		if err := f.m.Update(ctx, status("r-0.1", mesos.TASK_RUNNING, nil)); err != nil {
+			t.Error(err)
+		}
+	}
+	for range 2 {
+		if _, err := f.m.Reconcile(ctx, "r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inst, _ := f.store.InstanceWithTasks("r")
+	back := inst.Tasks[0]
+	if inst.MasterOrdinal != 1 || back.Role != stateful.RoleSlave {
+		t.Fatalf("promotion lost: master ordinal %d, r-0 is %s", inst.MasterOrdinal, back.Role)
+	}
+	if back.State != stateful.TaskRunning || back.Attempt != 1 {
+		t.Errorf("r-0 after coming back: %s attempt %d, want the same attempt RUNNING", back.State, back.Attempt)
+	}
+	if got := f.w.called(); !slices.Contains(got, "SlaveRunning r-0#1") {
+		t.Errorf("calls %v: the old master was not re-pointed (no SlaveRunning for r-0#1)", got)
+	}
+	if k := f.kills.killed(); slices.Contains(k, "r-0.1") {
+		t.Errorf("killed %v: the attempt that came back is re-pointed, not killed", k)
 	}
 }

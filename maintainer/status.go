@@ -114,6 +114,11 @@ func (m *Maintainer) taskUpdate(s mesos.TaskStatus) (statemgr.TaskUpdate, error)
 			// Without a health check, running is healthy.
 			t.Healthy = true
 		}
+		if r := t.Reservation; r != nil && !r.Confirmed && (state == stateful.TaskStarting || state == stateful.TaskRunning) {
+			// The task started on it, so Mesos made it: from now on the
+			// ordinal waits for it, however long.
+			r.Confirmed = true
+		}
 		return nil
 	}}, nil
 }

@@ -209,6 +209,9 @@ func (c Config) codec() (encoding.Codec, error) {
 	return encoding.Codec{}, fmt.Errorf("codec %q: want %q or %q", c.Codec, CodecProtobuf, CodecJSON)
 }
 
+// ValidateRole reports why role is not a valid Mesos role name.
+func ValidateRole(role string) error { return validateRole(role) }
+
 // validateRole applies Mesos' role name rules (roles.cpp): "*" or one or
 // more '/'-separated segments, none empty, ".", ".." or "*", none starting
 // with '-', and no whitespace, control characters or backslashes.

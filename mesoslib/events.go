@@ -47,6 +47,10 @@ func (c *Client) eventHandler() events.Handler {
 				c.handler.Failure(ctx, Failure{AgentID: f.AgentID, ExecutorID: f.ExecutorID, Status: f.Status})
 				return nil
 			}),
+			scheduler.Event_UPDATE_OPERATION_STATUS: events.HandlerFunc(func(ctx context.Context, e *scheduler.Event) error {
+				c.operationStatus(ctx, e.GetUpdateOperationStatus().GetStatus())
+				return nil
+			}),
 			scheduler.Event_ERROR: events.HandlerFunc(c.errorEvent),
 		}),
 	}

@@ -176,6 +176,12 @@ func New(cfg Config, store FrameworkIDStore, tasks TaskLister, handler Handler) 
 		// (a 400 for a bad ACCEPT, say) into a "no leader" answer that
 		// drops the subscription. Redirects (307) are still followed.
 		httpsched.EndpointCandidates(func() string { return "" }),
+		// After the watchdog closed a stream the master had gone silent on
+		// (a partition), v0.0.11 may still count itself subscribed and
+		// answer every SUBSCRIBE "already subscribed" for good
+		// (bench/partition saw a scheduler never reconnect); a SUBSCRIBE
+		// then starts a new subscription instead.
+		httpsched.AllowReconnection(true),
 	)
 	c := newClient(cfg, store, tasks, handler, raw)
 	c.transport = transport

@@ -43,6 +43,21 @@ type Demand struct {
 	// QueuedSince is when the task was queued; the co-location wait counts
 	// from it.
 	QueuedSince time.Time
+	// ReservationID names the ordinal's reservation (its
+	// stateful.resource_id label): the demand is then placed only on the
+	// offer carrying it, with exactly its resources and volume. Unless
+	// ReservationRequired, a demand whose reservation is not offered by
+	// StickyUntil is placed like a first launch (the reservation was
+	// never confirmed to exist).
+	ReservationID       string
+	ReservationRequired bool
+	// ExecutorReserved: the reservation has an executor part, which an
+	// offer may lack for a while (until the last executor's container is
+	// gone); the demand waits for both parts.
+	ExecutorReserved bool
+	// Release asks for the reservation's DESTROY and UNRESERVE instead of
+	// a launch.
+	Release bool
 }
 
 // ExecutorDemand is the executor a task runs under. An empty ID means a
@@ -59,6 +74,12 @@ func (d *Demand) Validate() error {
 	}
 	if d.Key.Ordinal < 0 {
 		return fmt.Errorf("key: ordinal %d is negative", d.Key.Ordinal)
+	}
+	if d.Release {
+		if d.ReservationID == "" {
+			return errors.New("release: no reservation ID")
+		}
+		return nil
 	}
 	if d.QueuedSince.IsZero() {
 		// The co-location wait counts from it; a zero time would allow

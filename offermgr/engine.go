@@ -62,6 +62,13 @@ type State struct {
 	// Seed drives the shuffle of agents; the same inputs and seed give the
 	// same plan, so a logged seed replays a decision.
 	Seed uint64
+	// Framework is the value of the stateful.framework label on the
+	// framework's reservations; empty ignores every reservation.
+	Framework string
+	// Known holds the resource IDs of every reservation a task records;
+	// an offered reservation of the framework that is not in it is
+	// released. nil releases nothing.
+	Known map[string]bool
 }
 
 // Plan is the outcome of one placement pass.
@@ -108,6 +115,13 @@ type Placement struct {
 	ExecutorCharged bool
 	// Reason says why this agent was chosen.
 	Reason string
+	// Reserved is the demand's reservation as offered: Resources and
+	// ExecutorResources are then its task and executor parts, the volume
+	// included. nil for a placement on unreserved resources.
+	Reserved *Reserved
+	// Release asks for DESTROY and UNRESERVE of Reserved, no launch.
+	// Orphan: the reservation belongs to no task.
+	Release, Orphan bool
 }
 
 // Unplaced is a demand that got no agent, with the reasons.
@@ -149,6 +163,7 @@ func Place(policy Policy, offers []mesos.Offer, demands []Demand, st State) Plan
 		sticky bool
 	}
 	order := make([]queued, 0, len(demands))
+	var reserved []*Demand
 	seen := make(map[Key]bool, len(demands))
 	for i := range demands {
 		d := &demands[i]
@@ -161,8 +176,24 @@ func Place(policy Policy, offers []mesos.Offer, demands []Demand, st State) Plan
 			continue
 		}
 		seen[d.Key] = true
+		if d.ReservationID != "" {
+			reserved = append(reserved, d)
+			continue
+		}
 		order = append(order, queued{d, p.stickyActive(d)})
 	}
+	// Reservations first: they fit nowhere else, and they take nothing
+	// from the unreserved pools.
+	for _, d := range reserved {
+		m, ok, handled := p.placeReserved(d)
+		switch {
+		case !handled:
+			order = append(order, queued{d, p.stickyActive(d)})
+		case !ok:
+			plan.Unplaced = append(plan.Unplaced, Unplaced{Demand: *d, Metric: m})
+		}
+	}
+	p.releaseOrphans(st.Known)
 	// Most constrained first: a task that fits only its previous agent must
 	// not lose that agent to a task that could go anywhere.
 	sort.SliceStable(order, func(i, j int) bool {
@@ -262,6 +293,8 @@ type pass struct {
 	shapes    map[shape]*shapeCache
 	metric    metricBuilder
 	mark      uint64
+	// reserved are the framework's reservations in the offers, by id.
+	reserved map[string]*reservedIn
 }
 
 func newPass(policy Policy, offers []mesos.Offer, st State) *pass {
@@ -272,6 +305,7 @@ func newPass(policy Policy, offers []mesos.Offer, st State) *pass {
 		hosts:     map[string][]*agentInfo{},
 		execCount: map[string]int{},
 		shapes:    map[shape]*shapeCache{},
+		reserved:  map[string]*reservedIn{},
 	}
 	byKey := map[string]*bucket{}
 	seenOffer := make(map[string]bool, len(offers))
@@ -307,6 +341,9 @@ func newPass(policy Policy, offers []mesos.Offer, st State) *pass {
 		b.offerIDs = append(b.offerIDs, o.ID)
 		for j := range o.Resources {
 			r := &o.Resources[j]
+			if p.collectReserved(b, r, st.Framework) {
+				continue
+			}
 			res, ok := usableReservation(r)
 			if !ok {
 				continue
@@ -651,11 +688,7 @@ func (p *pass) commit(info *demandInfo, c candidate, relaxed bool) {
 		reason += fmt.Sprintf("; shares the agent with %s: no agent without a task of %s fit after waiting %v",
 			keyList(siblings), d.Key.Instance, p.policy.CoLocateAfter)
 	}
-	b := c.b
-	if b.launch == nil {
-		b.launch = &Launch{AgentID: mesos.AgentID{Value: a.id}, Hostname: a.hostname, OfferIDs: b.offerIDs}
-	}
-	b.launch.Placements = append(b.launch.Placements, Placement{
+	p.addToLaunch(c.b, Placement{
 		Demand:            *d,
 		AgentID:           mesos.AgentID{Value: a.id},
 		Hostname:          a.hostname,

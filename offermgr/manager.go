@@ -92,6 +92,12 @@ type Config struct {
 	// Seed seeds the agent shuffle of every pass (pass N uses Seed+N, and
 	// the seed is logged at -v=2); 0 picks a random one.
 	Seed uint64
+	// Framework is the stateful.framework label of the framework's
+	// reservations (State.Framework); empty ignores reservations.
+	Framework string
+	// Known returns the resource IDs of the reservations tasks record
+	// (State.Known); nil releases no reservation nobody owns.
+	Known func() map[string]bool
 }
 
 // Defaults of NewConfig.
@@ -165,8 +171,14 @@ type Manager struct {
 	idleFiltered bool // offers were declined with IdleRefuse since the last REVIVE
 	reviveWanted bool
 	lastRevive   time.Time
-	known        map[Key]bool // keys pending in the previous pass
-	passes       uint64
+	// knownCount is how many reservations tasks recorded at the last
+	// pass; orphanHunt is set when it fell (a task with a reservation was
+	// forgotten: scale-down, replace), so offers are wanted once even with
+	// nothing queued, to release what nobody owns any more.
+	knownCount int
+	orphanHunt bool
+	known      map[Key]bool // keys pending in the previous pass
+	passes     uint64
 }
 
 // NewManager returns a Manager; it validates cfg and its dependencies.
@@ -326,10 +338,28 @@ func (m *Manager) pass(ctx context.Context) {
 	}
 	m.mu.Unlock()
 
+	var reserved map[string]bool
+	if m.cfg.Known != nil {
+		reserved = m.cfg.Known()
+		if len(reserved) < m.knownCount {
+			m.orphanHunt = true
+		}
+		m.knownCount = len(reserved)
+	}
 	pending := m.queue.Pending()
 	if len(pending) == 0 {
 		m.known = nil
 		m.explain.retain(nil)
+		if m.orphanHunt {
+			if len(offers) == 0 {
+				if m.subscribed() {
+					m.revive(ctx, now, 0)
+				}
+				return
+			}
+			m.orphanHunt = false
+			offers = m.releaseOrphans(ctx, now, offers, reserved)
+		}
 		if len(offers) > 0 {
 			glog.V(2).Infof("offermgr: nothing queued, declining %d offers for %v", len(offers), m.cfg.IdleRefuse)
 			m.decline(ctx, offerIDs(offers), m.cfg.IdleRefuse)
@@ -371,7 +401,8 @@ func (m *Manager) pass(ctx context.Context) {
 	}
 
 	seed := m.cfg.Seed + m.passes
-	plan := Place(m.cfg.Policy, offers, pending, State{Now: now, Running: m.running.ByAgent(), Seed: seed})
+	st := State{Now: now, Running: m.running.ByAgent(), Seed: seed, Framework: m.cfg.Framework, Known: reserved}
+	plan := Place(m.cfg.Policy, offers, pending, st)
 	placed := 0
 	for _, l := range plan.Launches {
 		placed += len(l.Placements)
@@ -397,6 +428,32 @@ func (m *Manager) pass(ctx context.Context) {
 func (m *Manager) subscribed() bool {
 	c, ok := m.caller.(connection)
 	return !ok || c.Connected()
+}
+
+// releaseOrphans releases the reservations in offers that no task owns,
+// with nothing else queued, and returns the offers it did not use.
+func (m *Manager) releaseOrphans(ctx context.Context, now time.Time, offers []mesos.Offer, known map[string]bool) []mesos.Offer {
+	plan := Place(m.cfg.Policy, offers, nil, State{Now: now, Seed: m.cfg.Seed + m.passes, Framework: m.cfg.Framework, Known: known})
+	if len(plan.Launches) == 0 {
+		return offers
+	}
+	used := map[string]bool{}
+	for _, l := range plan.Launches {
+		for _, id := range l.OfferIDs {
+			used[id.Value] = true
+		}
+		if err := m.launcher.Launch(ctx, l); err != nil {
+			glog.Errorf("offermgr: releasing reservations on agent %s failed, declining its offers: %v", l.AgentID.Value, err)
+			m.decline(ctx, l.OfferIDs, m.cfg.DeclineRefuse)
+		}
+	}
+	var rest []mesos.Offer
+	for _, o := range offers {
+		if !used[o.ID.Value] {
+			rest = append(rest, o)
+		}
+	}
+	return rest
 }
 
 // revive sends REVIVE unless one was sent less than ReviveInterval ago;

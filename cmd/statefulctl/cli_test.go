@@ -561,3 +561,37 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestReservationsReplaceUninstall: get shows each task's reservation and
+// volume; replace and uninstall reach the API, and bad arguments do not.
+func TestReservationsReplaceUninstall(t *testing.T) {
+	api := startAPI(t)
+	inst := runningInstance("cache1")
+	inst.Spec.Disk = 512
+	inst.Tasks[0].Reservation = &stateful.Reservation{ResourceID: "cache1-0.x", PersistenceID: "cache1-0.x", AgentID: "agent-0", Host: "127.0.0.2", DiskMB: 512, ContainerPath: "stateful-volume", Confirmed: true}
+	inst.Tasks[1].Reservation = &stateful.Reservation{ResourceID: "cache1-1.y", PersistenceID: "cache1-1.y", AgentID: "agent-1", DiskMB: 512, ContainerPath: "stateful-volume", Confirmed: true, Releasing: true}
+	inst.Tasks[2].HostVolume, inst.Tasks[2].StickyAgentID = true, "agent-2"
+	api.svc.put(inst)
+	r := cli(t, api.url, "", "get", "cache1")
+	expect(t, r, exitOK, nil, nil)
+	for _, re := range []*regexp.Regexp{
+		regexp.MustCompile(`TASK +AGENT +HOST +PERSISTENCE-ID +SIZE +CONTAINER-PATH +STATE\n`),
+		regexp.MustCompile(`cache1-0 +agent-0 +127\.0\.0\.2 +cache1-0\.x +512 MB +stateful-volume +reserved\n`),
+		regexp.MustCompile(`cache1-1 +agent-1 +- +cache1-1\.y +512 MB +stateful-volume +releasing\n`),
+		regexp.MustCompile(`cache1-2 +agent-2 .*host directory`),
+	} {
+		if !re.MatchString(r.stdout) {
+			t.Errorf("get does not match %s: %v", re, r)
+		}
+	}
+
+	expect(t, cli(t, api.url, "", "replace", "cache1", "cache1-2"), exitOK, []string{"cache1 replacing cache1-2"}, nil)
+	expect(t, cli(t, api.url, "", "replace", "cache1", "7"), exitError, nil, []string{"not found"})
+	expect(t, cli(t, api.url, "", "replace", "cache1", "other-1"), exitUsage, nil, []string{"not one of instance cache1"})
+	expect(t, cli(t, api.url, "", "replace", "cache1"), exitUsage, nil, nil)
+	expect(t, cli(t, api.url, "", "uninstall"), exitUsage, nil, []string{"-yes"})
+	expect(t, cli(t, api.url, "", "uninstall", "-yes"), exitOK, []string{"deleting 0 instances"}, nil)
+	if got, want := api.svc.mutationLog(), []string{"Replace cache1 2", "Replace cache1 7", "Uninstall"}; !slices.Equal(got, want) {
+		t.Errorf("the API got %v, want %v", got, want)
+	}
+}

@@ -263,6 +263,44 @@ func setupDelete(fs *flag.FlagSet) action {
 	}
 }
 
+func setupReplace(fs *flag.FlagSet) action {
+	return func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
+		name, err := instanceName(fs, args[0])
+		if err != nil {
+			return err
+		}
+		ordinal, err := taskOrdinal(name, args[1])
+		if err != nil {
+			return usageError(fs, "%v", err)
+		}
+		rctx, cancel := a.request(ctx)
+		defer cancel()
+		inst, err := a.api.Replace(rctx, name, ordinal)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "%s replacing %s\n", inst.Name, stateful.TaskName(name, ordinal))
+		return nil
+	}
+}
+
+func setupUninstall(fs *flag.FlagSet) action {
+	yes := fs.Bool("yes", false, "confirm: every instance and all its data is deleted")
+	return func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
+		if !*yes {
+			return usageError(fs, "uninstall deletes every instance and its data; give -yes to confirm")
+		}
+		rctx, cancel := a.request(ctx)
+		defer cancel()
+		st, err := a.api.Uninstall(rctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(a.stdout, st.Message)
+		return nil
+	}
+}
+
 func setupWait(fs *flag.FlagSet) action {
 	status := fs.String("status", string(stateful.StatusRunning), "the status to wait for: CREATING, RUNNING, UPDATING, SCALING, DEGRADED or DELETING")
 	timeout := fs.Duration("timeout", defaultWaitTimeout, "how long to wait")

@@ -206,3 +206,21 @@ func runningInstance(name string) *stateful.Instance {
 	}
 	return inst
 }
+
+func (m *memService) Replace(_ context.Context, name string, ordinal int) (*stateful.Instance, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mutations = append(m.mutations, fmt.Sprintf("Replace %s %d", name, ordinal))
+	cur, ok := m.instances[name]
+	if !ok || ordinal >= len(cur.Tasks) {
+		return nil, fmt.Errorf("instance %q task %d: %w", name, ordinal, stateful.ErrNotFound)
+	}
+	return cur.Clone(), nil
+}
+
+func (m *memService) Uninstall(context.Context) (httplib.UninstallStatus, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mutations = append(m.mutations, "Uninstall")
+	return httplib.UninstallStatus{Deleting: []string{}, Message: "deleting 0 instances"}, nil
+}

@@ -95,7 +95,44 @@ func writeInstance(w io.Writer, inst *stateful.Instance, now time.Time) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	return writeTasks(w, inst, now)
+	if err := writeTasks(w, inst, now); err != nil {
+		return err
+	}
+	return writeVolumes(w, inst)
+}
+
+// writeVolumes prints each task's reservation and persistent volume, if
+// any task has one.
+func writeVolumes(w io.Writer, inst *stateful.Instance) error {
+	any := false
+	for _, t := range inst.Tasks {
+		any = any || t.Reservation != nil || t.HostVolume
+	}
+	if !any {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := newTable(w)
+	tw.row("TASK	AGENT	HOST	PERSISTENCE-ID	SIZE	CONTAINER-PATH	STATE")
+	for _, t := range inst.Tasks {
+		r := t.Reservation
+		switch {
+		case r != nil:
+			state := "reserved"
+			switch {
+			case r.Releasing:
+				state = "releasing"
+			case !r.Confirmed:
+				state = "reserving"
+			}
+			tw.row("%s	%s	%s	%s	%s MB	%s	%s", t.Name, r.AgentID, orDash(r.Host), orDash(r.PersistenceID), num(r.DiskMB), orDash(r.ContainerPath), state)
+		case t.HostVolume:
+			tw.row("%s	%s	%s	-	-	-	host directory (created before reservations)", t.Name, orDash(t.StickyAgentID), orDash(t.StickyHost))
+		default:
+			tw.row("%s	-	-	-	-	-	none yet", t.Name)
+		}
+	}
+	return tw.flush()
 }
 
 // writeTasks prints the task table.

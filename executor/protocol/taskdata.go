@@ -98,7 +98,11 @@ type Peer struct {
 // scheduler so that a relaunch on the same agent finds its data again.
 type Volume struct {
 	// HostPath is an absolute path on the agent.
-	HostPath string `json:"host_path"`
+	HostPath string `json:"host_path,omitempty"`
+	// SandboxPath, instead of HostPath, names the volume by where Mesos
+	// put it: relative to the executor's sandbox (a persistent volume's
+	// container_path). The executor resolves it to HostPath at launch.
+	SandboxPath string `json:"sandbox_path,omitempty"`
 	// ContainerPath is where the docker runtime mounts HostPath. The
 	// process runtime uses HostPath directly.
 	ContainerPath string `json:"container_path,omitempty"`
@@ -390,7 +394,14 @@ func (d *TaskData) Validate() error {
 }
 
 func (v *Volume) validate(runtime string) error {
-	if !cleanAbs(v.HostPath) {
+	if v.SandboxPath != "" {
+		if v.HostPath != "" {
+			return fieldErr("volume.sandbox_path", "set either host_path or sandbox_path, not both")
+		}
+		if filepath.IsAbs(v.SandboxPath) || !filepath.IsLocal(v.SandboxPath) || strings.ContainsRune(v.SandboxPath, 0) {
+			return fieldErr("volume.sandbox_path", "must be a relative path inside the sandbox, got %q", v.SandboxPath)
+		}
+	} else if !cleanAbs(v.HostPath) {
 		return fieldErr("volume.host_path", "must be a clean absolute path, got %q", v.HostPath)
 	}
 	if v.HostPath == "/" {

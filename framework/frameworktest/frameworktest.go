@@ -30,6 +30,7 @@ func Config(master, dataDir string) framework.Config {
 	cfg.ExecutorMode = framework.ExecutorPath
 	cfg.ExecutorStatsInterval = time.Second
 	cfg.Creator.StickyWait = 2 * time.Second
+	cfg.Creator.ReplaceAfter = 5 * time.Second
 	cfg.Creator.RelaunchBackoff = 100 * time.Millisecond
 	cfg.Creator.RelaunchMaxBackoff = time.Second
 	cfg.Creator.KillRetry = time.Second

@@ -34,6 +34,14 @@ func (r *Redis) MasterLost(ctx context.Context, h stateful.Handle, inst *statefu
 	tasks := h.Tasks(inst)
 	next := masterOf(inst, tasks)
 	if next == nil || sameTask(next, lost) {
+		if mayStillRun(lost.State) {
+			// The lost master may still serve clients (see fence.go);
+			// once fenced, the slaves' offsets no longer move, so the
+			// successor chosen next has every acknowledged write.
+			if err := r.fence(ctx, h, inst, lost); err != nil {
+				return fmt.Errorf("instance %s: fail over from %s: %w", inst.Name, lost.Name, err)
+			}
+		}
 		var err error
 		next, err = r.chooseSuccessor(ctx, h, tasks, lost)
 		if err != nil {

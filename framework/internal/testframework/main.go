@@ -7,6 +7,10 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/golang/glog"
@@ -46,7 +50,43 @@ func main() {
 		if path := os.Getenv(testworkload.APIAddrFileEnv); path != "" {
 			c.APIReady = func(addr string) { writeAddr(path, addr) }
 		}
+		if v := os.Getenv(CrashAtEnv); v != "" {
+			c.CrashPoint = crashAt(v)
+		}
 	})
+}
+
+// CrashAtEnv, as POINT:N, kills the process with SIGKILL the N-th time it
+// reaches the crash point POINT (framework.Config.CrashPoint).
+const CrashAtEnv = "STATEFUL_TEST_CRASH_AT"
+
+func crashAt(v string) func(string) {
+	i := strings.LastIndexByte(v, ':')
+	if i < 0 {
+		glog.Fatalf("testframework: %s=%q: want POINT:N", CrashAtEnv, v)
+	}
+	point, n := v[:i], v[i+1:]
+	want, err := strconv.Atoi(n)
+	if err != nil || want < 1 {
+		glog.Fatalf("testframework: %s=%q: want POINT:N", CrashAtEnv, v)
+	}
+	var mu sync.Mutex
+	seen := 0
+	return func(p string) {
+		if p != point {
+			return
+		}
+		mu.Lock()
+		seen++
+		hit := seen == want
+		mu.Unlock()
+		if hit {
+			glog.Errorf("testframework: crashing at %s (hit %d)", p, want)
+			glog.Flush()
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+	}
 }
 
 // writeAddr writes addr to path through a rename, so that a reader never

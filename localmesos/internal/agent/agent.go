@@ -67,6 +67,10 @@ type Config struct {
 	// ExecutorHeartbeatInterval between HEARTBEAT events on an executor's
 	// subscription; Mesos hard-codes 30mins.
 	ExecutorHeartbeatInterval time.Duration
+	// MasterRoutes, when set, is served under /wire/ on the agent's
+	// address: the master's messages when the master runs in another
+	// process (see wirehttp).
+	MasterRoutes http.Handler
 }
 
 func (c *Config) setDefaults() {

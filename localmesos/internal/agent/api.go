@@ -113,6 +113,9 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("/state", a.serveState)
 	mux.HandleFunc("/slave(1)/state", a.serveState)
 	mux.HandleFunc("/metrics/snapshot", a.serveMetrics)
+	if a.cfg.MasterRoutes != nil {
+		mux.Handle("/wire/", a.cfg.MasterRoutes)
+	}
 	return mux
 }
 
