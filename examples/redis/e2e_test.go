@@ -451,7 +451,9 @@ func TestWalkthroughDocker(t *testing.T) {
 
 	kill := func(t *testing.T, _ *redistest.Env, master *stateful.Task) {
 		t.Helper()
-		list, err := cli.List(ctx, map[string]string{dockerlib.LabelTaskID: master.TaskID})
+		// Task IDs are only unique within a framework: the executor's tests,
+		// run in parallel by go test ./..., start a cache1-0.1 of their own.
+		list, err := cli.List(ctx, map[string]string{dockerlib.LabelTaskID: master.TaskID, dockerlib.LabelFramework: redistest.FrameworkName})
 		if err != nil || len(list) != 1 {
 			t.Fatalf("the master's container: %v, %v", list, err)
 		}
