@@ -513,7 +513,10 @@ func TestSchedulerClientCustomExecutor(t *testing.T) {
 	o := sc.offer()
 	sc.launch(o, task(o, "t1"))
 	sc.awaitUpdate("t1", mesos.TASK_FINISHED)
-	o = sc.offer()
+	// The launch's leftovers (1.85 cpus) may have been offered before t1's
+	// resources came back in an offer of their own; declined, they come
+	// back together.
+	o = sc.wholeOffer(1.9)
 	cpus := 0.0
 	for _, r := range o.Resources {
 		if r.Name == "cpus" {
