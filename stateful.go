@@ -41,6 +41,20 @@ type Instance struct {
 	// MS). It moves on failover; the task documents' roles agree with it.
 	// Unused for C, whose peers are all masters.
 	MasterOrdinal int `json:"master_ordinal"`
+	// Switchover is a planned change of master that was asked for
+	// (POST /v1/instances/{name}/switchover) or that a rolling spec change
+	// started for the master's turn; nil when none is pending. It is
+	// stored, so a scheduler restart carries it on.
+	Switchover *Switchover `json:"switchover,omitempty"`
+	// RolloutPaused holds a rolling spec change where it is: no further
+	// task is relaunched until it is resumed.
+	RolloutPaused bool `json:"rollout_paused,omitempty"`
+	// PreviousSpec is the spec before the last spec change, and
+	// SpecGeneration the generation that change made: tasks of an older
+	// generation still run PreviousSpec, which aborting the rollout
+	// restores.
+	PreviousSpec   *Spec `json:"previous_spec,omitempty"`
+	SpecGeneration int64 `json:"spec_generation,omitempty"`
 	// Message explains the status, e.g. why the instance is DEGRADED.
 	Message   string    `json:"message,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
@@ -51,6 +65,23 @@ type Instance struct {
 	// document.
 	Tasks []*Task `json:"tasks,omitempty"`
 }
+
+// Switchover is a pending planned change of master.
+type Switchover struct {
+	// To is the ordinal to promote; -1 lets the toolkit pick the healthy
+	// slave that has replicated the most.
+	To int `json:"to"`
+	// Reason is "requested" (an operator asked) or "update" (the master's
+	// turn in a rolling spec change).
+	Reason      string    `json:"reason"`
+	RequestedAt time.Time `json:"requested_at,omitzero"`
+}
+
+// Reasons of a Switchover.
+const (
+	SwitchoverRequested = "requested"
+	SwitchoverUpdate    = "update"
+)
 
 // TaskCount returns how many tasks the instance should have.
 func (inst *Instance) TaskCount() int { return inst.Masters + inst.Slaves }
@@ -86,6 +117,14 @@ func (inst *Instance) Clone() *Instance {
 	}
 	c := *inst
 	c.Spec = inst.Spec.Clone()
+	if inst.Switchover != nil {
+		so := *inst.Switchover
+		c.Switchover = &so
+	}
+	if inst.PreviousSpec != nil {
+		ps := inst.PreviousSpec.Clone()
+		c.PreviousSpec = &ps
+	}
 	if inst.Tasks != nil {
 		c.Tasks = make([]*Task, len(inst.Tasks))
 		for i, t := range inst.Tasks {
@@ -287,6 +326,9 @@ type Task struct {
 	// Healthy is the last health verdict of the executor (false until the
 	// first passing check).
 	Healthy bool `json:"healthy"`
+	// HealthMessage is why the last health verdict was unhealthy (the
+	// failing check's error); empty while healthy.
+	HealthMessage string `json:"health_message,omitempty"`
 	// TaskID is the Mesos task ID of the current attempt,
 	// <instance>-<ordinal>.<attempt>; empty before the first launch.
 	TaskID string `json:"task_id"`
@@ -336,6 +378,10 @@ type Task struct {
 	// once the attempt has ended the task is queued again without
 	// MasterLost/SlaveLost.
 	Relaunch bool `json:"relaunch,omitempty"`
+	// Planned is set while an attempt relaunched on purpose (Relaunch) is
+	// on its way back, until it is RUNNING and healthy: its absence is
+	// planned work (status UPDATING), not a fault (DEGRADED).
+	Planned bool `json:"planned,omitempty"`
 }
 
 // NewTask returns a QUEUED task of inst with the given ordinal and role.
@@ -362,6 +408,7 @@ func (t *Task) Requeue(now time.Time) {
 	}
 	t.State = TaskQueued
 	t.Healthy = false
+	t.HealthMessage = ""
 	t.AgentID, t.Host = "", ""
 	t.Ports = nil
 	t.Stats = nil

@@ -31,8 +31,17 @@ const (
 	StatusCreating InstanceStatus = "CREATING"
 	// StatusRunning: every expected task is RUNNING (and healthy).
 	StatusRunning InstanceStatus = "RUNNING"
-	// StatusDegraded: a task is being replaced (e.g. after a failover).
+	// StatusDegraded: a task is missing or unhealthy by a fault (it ended,
+	// its agent was lost, it failed its health check) and is being
+	// replaced.
 	StatusDegraded InstanceStatus = "DEGRADED"
+	// StatusUpdating: planned work is under way and nothing else is amiss:
+	// a spec change is being rolled out, a switchover or a relaunch a
+	// callback asked for.
+	StatusUpdating InstanceStatus = "UPDATING"
+	// StatusScaling: tasks are being added or removed after a scale
+	// change, and nothing else is amiss.
+	StatusScaling InstanceStatus = "SCALING"
 	// StatusDeleting: a destroy was accepted; tasks are being killed.
 	StatusDeleting InstanceStatus = "DELETING"
 )
@@ -40,7 +49,7 @@ const (
 // Valid reports whether s is one of the known statuses.
 func (s InstanceStatus) Valid() bool {
 	switch s {
-	case StatusCreating, StatusRunning, StatusDegraded, StatusDeleting:
+	case StatusCreating, StatusRunning, StatusDegraded, StatusUpdating, StatusScaling, StatusDeleting:
 		return true
 	}
 	return false

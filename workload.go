@@ -145,12 +145,78 @@ type InstanceValidator interface {
 	ValidateInstance(inst *Instance) error
 }
 
+// Redacted is what the REST API shows instead of each value of a spec's
+// env to a read-only token: env is where workloads keep secrets.
+const Redacted = "<redacted>"
+
+// SpecPolicy is an optional interface of a Workload: it decides which spec
+// fields an API request may set, e.g. refusing "command" (which runs any
+// program on every agent) or allowing only known images. The REST API calls
+// it on every create and PATCH request that gives spec fields, before
+// anything is changed: given lists the spec fields the request sets, by
+// JSON name ("image", "command", "env"...), and requested holds their
+// values (other fields zero; a field reset with null is listed and zero).
+// Return a *ValidationError naming the field ("spec.command"), answered
+// 400; any other error is answered 400 naming "spec". It must not block.
+// What the workload's own Defaults set is not checked: a workload may fix
+// the command and image in Defaults and refuse them in requests.
+type SpecPolicy interface {
+	AllowSpec(given []string, requested Spec) error
+}
+
 // HealthChecker is an optional interface of a Workload: a check the executor
 // runs on every health interval in addition to the spec's health check (or
 // instead of it, when the spec has none). A nil error is healthy. It runs in
 // the executor process like StatsReporter.Stats.
 type HealthChecker interface {
 	CheckHealth(ctx context.Context, task *Task, exec ExecFunc) error
+}
+
+// Initializer is an optional interface of a Workload: Init hands the
+// workload the Handle once per leadership term, when the scheduler has
+// assembled its parts and before it calls any other callback of that term.
+// It is how Config (which receives no Handle) reads the stored tasks, e.g. a
+// slave's master when inst.Tasks is empty. The Handle stays valid for the
+// term; a later term calls Init again with its own. Init must not block.
+type Initializer interface {
+	Init(h Handle)
+}
+
+// Switchoverer is an optional interface of a Workload: a planned change of
+// master (an operator's switchover, or the master's turn in a rolling spec
+// change) without losing acknowledged writes. Switchover is called while
+// from (the master) and to (a slave) both run and are healthy; it stops from
+// taking writes, waits until to has replicated everything from acknowledged,
+// makes to the master, and points from and the other running slaves at to.
+// Once it returns nil the toolkit records the promotion (Handle.Promote) and
+// tells the executors their new roles. Like every callback it must be
+// idempotent: after an error or a scheduler restart it is called again with
+// the same from and to, possibly after some steps were done.
+//
+// Without it, a spec change relaunches the master in place (its clients
+// wait for it) and POST /v1/instances/{name}/switchover is refused.
+type Switchoverer interface {
+	Switchover(ctx context.Context, h Handle, inst *Instance, from, to *Task) error
+}
+
+// VolumeInitializer is an optional interface of a Workload: InitVolume
+// prepares a task's volume once, before the task's process first starts on
+// it, e.g. initialises a database directory, or clones the master's data
+// into a new or replaced replica's volume. It runs in the executor, where
+// the volume is: volume is its path on the agent; task describes the task
+// (its role, host and ports); master is the instance's master as it was when
+// this slave was launched (name, host, ports), nil for a master or peer or
+// when the master was not placed yet. Exec is not available: the task's
+// process has not started.
+//
+// Once InitVolume returns nil the toolkit marks the volume and never calls
+// it again for it (relaunches on the same agent keep their data). An error
+// fails the attempt (TASK_FAILED with the error) and the next attempt calls
+// it again, so it must cope with what an interrupted call left behind. ctx
+// ends when the task is killed. Without a volume in the spec it is not
+// called.
+type VolumeInitializer interface {
+	InitVolume(ctx context.Context, task *Task, volume string, master *Task) error
 }
 
 // Well-known Task.Stats keys.

@@ -30,14 +30,25 @@ const maxBody = 64 << 20
 
 // Client calls one scheduler's REST API. It is safe for concurrent use.
 type Client struct {
-	base *url.URL
-	http *http.Client
+	base  *url.URL
+	http  *http.Client
+	token string
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithToken sends token as the bearer token of every request (the API's
+// --api-tokens). The token is never part of an error.
+func WithToken(token string) Option {
+	return func(c *Client) { c.token = token }
 }
 
 // New returns a client of the API at base (e.g. http://127.0.0.1:5656).
-// httpClient nil means http.DefaultClient; callers bound each call with its
+// httpClient nil means http.DefaultClient (for HTTPS with a private CA,
+// pass one whose transport trusts it); callers bound each call with its
 // context.
-func New(base string, httpClient *http.Client) (*Client, error) {
+func New(base string, httpClient *http.Client, opts ...Option) (*Client, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, fmt.Errorf("API address %q: %w", base, err)
@@ -56,7 +67,11 @@ func New(base string, httpClient *http.Client) (*Client, error) {
 	if httpClient == nil {
 		httpClient = http.DefaultClient
 	}
-	return &Client{base: u, http: httpClient}, nil
+	c := &Client{base: u, http: httpClient}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
 
 // Base returns the API address the client calls.
@@ -79,6 +94,13 @@ func (e *Error) Error() string {
 		msg += " (field " + e.Field + ")"
 	}
 	return msg
+}
+
+// IsUnauthorized reports whether err is the API's 401 (no token, or one
+// it does not know) or 403 (a read-only token for a change).
+func IsUnauthorized(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden)
 }
 
 // IsNotFound reports whether err is the API's 404.
@@ -239,6 +261,9 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (int, []
 		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -279,4 +304,42 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "") + "..."
+}
+
+// Switchover asks for the master of the named MS instance to move to the
+// slave with ordinal to, or to the slave that has replicated the most when
+// to is nil, without losing acknowledged writes.
+func (c *Client) Switchover(ctx context.Context, name string, to *int) (*stateful.Instance, error) {
+	var inst stateful.Instance
+	body := struct {
+		To *int `json:"to,omitempty"`
+	}{to}
+	if err := c.call(ctx, http.MethodPost, instancePath(name)+"/switchover", body, http.StatusAccepted, &inst); err != nil {
+		return nil, err
+	}
+	return &inst, nil
+}
+
+// PauseRollout holds the named instance's rolling spec change where it is
+// (paused), or lets it go on.
+func (c *Client) PauseRollout(ctx context.Context, name string, paused bool) (*stateful.Instance, error) {
+	action := "/rollout/resume"
+	if paused {
+		action = "/rollout/pause"
+	}
+	var inst stateful.Instance
+	if err := c.call(ctx, http.MethodPost, instancePath(name)+action, nil, http.StatusAccepted, &inst); err != nil {
+		return nil, err
+	}
+	return &inst, nil
+}
+
+// AbortRollout stops the named instance's rolling spec change and goes back
+// to the spec before it.
+func (c *Client) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
+	var inst stateful.Instance
+	if err := c.call(ctx, http.MethodPost, instancePath(name)+"/rollout/abort", nil, http.StatusAccepted, &inst); err != nil {
+		return nil, err
+	}
+	return &inst, nil
 }

@@ -232,6 +232,9 @@ func (c *Creator) Update(ctx context.Context, name string, generation int64, sla
 		old := w.Generation
 		w.Generation++
 		if newSpec != nil {
+			// Kept so that the rollout can be aborted.
+			prev := w.Spec.Clone()
+			w.PreviousSpec, w.SpecGeneration = &prev, w.Generation
 			w.Spec = newSpec.Clone()
 			return c.workloadAccepts(w)
 		}

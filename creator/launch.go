@@ -362,6 +362,9 @@ func (l *Launcher) taskData(inst *stateful.Instance, t *stateful.Task, p offermg
 	if len(p.Ports) > 0 {
 		d.Ports = maps.Clone(p.Ports)
 	}
+	if t.Role == stateful.RoleSlave {
+		d.Master = masterPeer(inst)
+	}
 	if l.needsVolume(spec) {
 		d.Volume = &protocol.Volume{
 			HostPath:      filepath.Join(l.cfg.VolumeRoot, inst.Name, strconv.Itoa(t.Ordinal)),
@@ -431,4 +434,23 @@ func shellJoin(args []string) string {
 		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return strings.Join(quoted, " ")
+}
+
+// masterPeer is where inst's master runs, for a slave's launch (a workload
+// seeds a fresh volume from it); nil when it is not placed.
+func masterPeer(inst *stateful.Instance) *protocol.Peer {
+	for _, m := range inst.Tasks {
+		if m.Role != stateful.RoleMaster || m.Ordinal != inst.MasterOrdinal || m.Host == "" || !m.State.IsLaunched() {
+			continue
+		}
+		peer := &protocol.Peer{Name: m.Name, Host: m.Host}
+		if len(m.Ports) > 0 {
+			peer.Ports = make(map[string]uint32, len(m.Ports))
+			for name, port := range m.Ports {
+				peer.Ports[name] = uint32(port)
+			}
+		}
+		return peer
+	}
+	return nil
 }

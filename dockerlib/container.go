@@ -21,7 +21,8 @@ func (c *Client) Run(ctx context.Context, spec ContainerSpec) (string, error) {
 		return "", err
 	}
 	for _, m := range spec.Mounts {
-		if err := os.MkdirAll(m.HostPath, 0o755); err != nil {
+		// Not world-readable: a volume holds the task's data.
+		if err := os.MkdirAll(m.HostPath, 0o750); err != nil {
 			return "", fmt.Errorf("run image %s: create mount source: %w", spec.Image, err)
 		}
 	}

@@ -73,7 +73,7 @@ type PortBinding struct {
 // Mount binds a host directory into the container.
 type Mount struct {
 	// HostPath is an absolute path on the engine's host; Run creates it
-	// (mode 0755) when missing. dockerlib talks to a local engine, so this is
+	// (mode 0750) when missing. dockerlib talks to a local engine, so this is
 	// also a path on the caller's machine.
 	HostPath string
 	// ContainerPath is the absolute path inside the container.

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/golang/glog"
@@ -70,6 +71,9 @@ type Options struct {
 	// interval; a task is healthy only when both pass (see
 	// HealthProvider). May be nil.
 	Health HealthProvider
+	// InitVolume prepares a fresh volume before a task's process first
+	// starts on it (see VolumeInitHook); may be nil.
+	InitVolume VolumeInitHook
 	// StatsInterval is how often each task's stats are sent; 0 means
 	// DefaultStatsInterval, negative disables stats.
 	StatsInterval time.Duration
@@ -96,6 +100,9 @@ func Run(ctx context.Context, opts Options) error {
 			_ = f.Value.Set(strconv.Itoa(opts.LogVerbosity))
 		}
 	}
+	// Tasks inherit the executor's umask: what they write (a database's
+	// files, logs) is not readable by other users of the agent.
+	syscall.Umask(taskUmask)
 	var cfg config.Config
 	if opts.Config != nil {
 		cfg = *opts.Config
@@ -218,8 +225,14 @@ func newRunner(cfg config.Config, opts Options) (*runner, error) {
 	return e, nil
 }
 
+// taskUmask is the umask of the executor and its tasks: files 0640,
+// directories 0750 at most.
+const taskUmask = 0o027
+
 func openAppend(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	// Task output may echo secrets from its environment: owner and group
+	// only.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("executor: sandbox output: %w", err)
 	}
@@ -463,7 +476,7 @@ func (e *runner) launch(task mesos.TaskInfo) {
 		Stdout:      e.stdout,
 		Stderr:      e.stderr,
 	}
-	mon := newTaskMon(spec, policyGrace(task), e.resolveRuntime, e, taskHooks{stats: e.opts.Stats, health: e.opts.Health}, monitorConfig{StatsInterval: e.opts.StatsInterval})
+	mon := newTaskMon(spec, policyGrace(task), e.resolveRuntime, e, taskHooks{stats: e.opts.Stats, health: e.opts.Health, initVolume: e.opts.InitVolume}, monitorConfig{StatsInterval: e.opts.StatsInterval})
 
 	e.mu.Lock()
 	e.tasks[id] = mon
@@ -679,13 +692,25 @@ func (e *runner) Message(m protocol.Message) {
 	glog.V(2).Infof("executor: sent %s message (%d bytes)", m.MessageType(), len(b))
 }
 
-// handleMessage acts on a framework message from the scheduler and always
-// answers: an exec_result, or an error for anything it cannot act on.
+// handleMessage acts on a framework message from the scheduler. It answers
+// an exec with an exec_result, and anything it cannot act on with an
+// error; a set_role is not answered (the next stats report shows it).
 func (e *runner) handleMessage(ctx context.Context, data []byte) {
 	m, err := protocol.DecodeMessage(data)
 	if err != nil {
 		glog.Warningf("executor: bad framework message: %v", err)
 		e.Message(&protocol.ErrorReply{ID: protocol.MessageID(data), Error: err.Error()})
+		return
+	}
+	if sr, ok := m.(*protocol.SetRole); ok {
+		e.mu.Lock()
+		mon := e.tasks[sr.TaskID]
+		e.mu.Unlock()
+		if mon == nil {
+			glog.V(1).Infof("executor: role %s for task %s, which is not running here", sr.Role, sr.TaskID)
+			return
+		}
+		mon.SetRole(sr.Role)
 		return
 	}
 	ex, ok := m.(*protocol.Exec)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -56,11 +58,22 @@ func (f HealthProviderFunc) WorkloadHealth(ctx context.Context, task TaskHandle)
 	return f(ctx, task)
 }
 
-// taskHooks are the workload's in-process additions to a TaskMon; either
-// may be nil.
+// VolumeInitHook prepares a task's fresh volume (its host path) before the
+// task's process first starts on it. It is called once per volume: the
+// TaskMon marks the volume after it returns nil, and an error fails the
+// task (the next attempt calls it again). ctx ends when the task is killed.
+// task.Exec is unavailable: nothing runs yet.
+type VolumeInitHook func(ctx context.Context, task TaskHandle, volume string) error
+
+// volumeMarker is the file whose presence says a volume was initialised.
+const volumeMarker = ".stateful-initialized"
+
+// taskHooks are the workload's in-process additions to a TaskMon; any may
+// be nil.
 type taskHooks struct {
-	stats  StatsProvider
-	health HealthProvider
+	stats      StatsProvider
+	health     HealthProvider
+	initVolume VolumeInitHook
 }
 
 // TaskHandle is what a StatsProvider or HealthProvider may use of a
@@ -73,6 +86,19 @@ type TaskHandle struct {
 	// Host is the agent address the task's ports are bound to.
 	Host     string
 	workload Workload
+	role     func() string
+}
+
+// Role returns the role the task holds now: the launch's (Data.Role) until
+// the scheduler reports a promotion or demotion.
+func (t TaskHandle) Role() string {
+	if t.role != nil {
+		return t.role()
+	}
+	if t.Data != nil {
+		return t.Data.Role
+	}
+	return ""
 }
 
 // Addr returns host:port of the task's named port, "" if it has none.
@@ -86,6 +112,9 @@ func (t TaskHandle) Addr(portName string) string {
 
 // Exec runs a command inside the task.
 func (t TaskHandle) Exec(ctx context.Context, cmd ...string) (ExecOutput, error) {
+	if t.workload == nil {
+		return ExecOutput{ExitCode: -1}, errors.New("the task's process has not started")
+	}
 	return t.workload.Exec(ctx, cmd)
 }
 
@@ -146,6 +175,11 @@ type TaskMon struct {
 	runtimeName string
 	state       mesos.TaskState
 	healthy     *bool
+	role        string
+	// refresh asks the stats and health loops for a report at once (after
+	// a role change); one pending request is enough.
+	refreshStats  chan struct{}
+	refreshHealth chan struct{}
 }
 
 // newTaskMon prepares a TaskMon; killGrace is the task's kill policy grace,
@@ -168,7 +202,35 @@ func newTaskMon(spec StartSpec, killGrace time.Duration, resolve runtimeResolver
 		killGrace:   killGrace,
 		policyGrace: killGrace,
 		state:       mesos.TASK_STAGING,
+		role:        spec.Data.Role,
+
+		refreshStats:  make(chan struct{}, 1),
+		refreshHealth: make(chan struct{}, 1),
 	}
+}
+
+// SetRole records the role the scheduler says the task holds now, and has
+// stats and health checked at once with it, so that the role shown and the
+// checks that depend on it (a slave's replication link) follow a promotion
+// without waiting for an interval.
+func (m *TaskMon) SetRole(role string) {
+	m.mu.Lock()
+	changed := m.role != role
+	m.role = role
+	m.mu.Unlock()
+	if !changed {
+		return
+	}
+	glog.Infof("task %s: role is now %s", m.taskID, role)
+	m.poke(m.refreshStats)
+	m.poke(m.refreshHealth)
+}
+
+// Role returns the task's current role.
+func (m *TaskMon) Role() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.role
 }
 
 // Done is closed when Run has returned.
@@ -207,7 +269,19 @@ func (m *TaskMon) Exec(ctx context.Context, cmd []string) (ExecOutput, error) {
 	if w == nil {
 		return ExecOutput{ExitCode: -1}, errors.New("the task has not started yet")
 	}
-	return w.Exec(ctx, cmd)
+	out, err := w.Exec(ctx, cmd)
+	// The scheduler's commands are how a workload changes a task's role
+	// (REPLICAOF ...): report the figures they change at once.
+	m.poke(m.refreshStats)
+	return out, err
+}
+
+// poke makes a pending request on c; one is enough.
+func (m *TaskMon) poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // Run starts the task and watches it until it ends.
@@ -236,7 +310,7 @@ func (m *TaskMon) Run(ctx context.Context) {
 		stopWatching()
 		wg.Wait()
 	}()
-	handle := TaskHandle{ID: m.taskID, Data: m.data, Host: m.spec.Host, workload: w}
+	handle := TaskHandle{ID: m.taskID, Data: m.data, Host: m.spec.Host, workload: w, role: m.Role}
 	if m.cfg.StatsInterval > 0 {
 		wg.Add(1)
 		go func() {
@@ -255,7 +329,7 @@ func (m *TaskMon) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			checker.loop(watchCtx, m.cfg.StartupCheckInterval, results)
+			checker.loop(watchCtx, m.cfg.StartupCheckInterval, m.refreshHealth, results)
 		}()
 		grace := time.NewTimer(checker.health.GraceOrDefault())
 		defer grace.Stop()
@@ -395,6 +469,9 @@ func (m *TaskMon) start(ctx context.Context) (Workload, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := m.initVolume(startCtx); err != nil {
+		return nil, err
+	}
 	glog.Infof("task %s: starting with the %s runtime", m.taskID, rt.Name())
 	w, err := rt.Start(startCtx, m.spec)
 
@@ -411,6 +488,44 @@ func (m *TaskMon) start(ctx context.Context) (Workload, error) {
 		glog.V(1).Infof("task %s: kill requested during start", m.taskID)
 	}
 	return w, nil
+}
+
+// initVolume runs the workload's volume hook on a volume that was never
+// initialised, and marks it once the hook has succeeded.
+func (m *TaskMon) initVolume(ctx context.Context) error {
+	if m.hooks.initVolume == nil || m.data.Volume == nil {
+		return nil
+	}
+	dir := m.data.Volume.HostPath
+	marker := filepath.Join(dir, volumeMarker)
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("volume %s: %w", dir, err)
+	}
+	glog.Infof("task %s: initialising its fresh volume %s", m.taskID, dir)
+	start := time.Now()
+	task := TaskHandle{ID: m.taskID, Data: m.data, Host: m.spec.Host, role: m.Role}
+	if err := callVolumeHook(ctx, m.hooks.initVolume, task, dir); err != nil {
+		return fmt.Errorf("initialising the volume: %w", err)
+	}
+	if err := os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o640); err != nil {
+		return fmt.Errorf("volume %s: marking it initialised: %w", dir, err)
+	}
+	glog.Infof("task %s: volume initialised in %v", m.taskID, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// callVolumeHook runs the hook; a panic becomes an error.
+func callVolumeHook(ctx context.Context, hook VolumeInitHook, task TaskHandle, dir string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			glog.Errorf("task %s: the workload's volume initialisation panicked: %v\n%s", task.ID, r, debug.Stack())
+			err = fmt.Errorf("panicked: %v", r)
+		}
+	}()
+	return hook(ctx, task, dir)
 }
 
 func (m *TaskMon) isKilling() bool {
@@ -507,6 +622,7 @@ func (m *TaskMon) statsLoop(ctx context.Context, task TaskHandle) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-m.refreshStats:
 		}
 		m.rep.Message(m.collectStats(ctx, task))
 	}
@@ -520,6 +636,7 @@ func (m *TaskMon) collectStats(ctx context.Context, task TaskHandle) *protocol.S
 		Time:       time.Now().UTC(),
 		State:      m.state.String(),
 		Healthy:    m.healthy,
+		Role:       m.role,
 	}
 	m.mu.Unlock()
 	// A slow source must not hold stats back for long; Docker takes about
@@ -552,6 +669,10 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
+// firstStartupCheck is the wait after a task's first failed health check;
+// it doubles up to monitorConfig.StartupCheckInterval until one passes.
+const firstStartupCheck = 50 * time.Millisecond
+
 // healthResult is one health check's outcome; err nil means healthy.
 type healthResult struct{ err error }
 
@@ -567,11 +688,17 @@ type healthChecker struct {
 	ports    map[string]uint32
 }
 
-// loop checks at the health interval (capped at startupInterval until the
-// first success) and sends every result until ctx ends.
-func (c healthChecker) loop(ctx context.Context, startupInterval time.Duration, out chan<- healthResult) {
+// loop checks at once, then at the health interval (until the first
+// success at firstStartupCheck doubling up to startupInterval; at once when
+// refresh fires) and sends every result
+// until ctx ends.
+func (c healthChecker) loop(ctx context.Context, startupInterval time.Duration, refresh <-chan struct{}, out chan<- healthResult) {
 	interval := c.health.IntervalOrDefault()
 	passed := false
+	// Until the first success the checks come quickly (most processes
+	// listen within a fraction of a second), backing off to
+	// startupInterval so a slow starter is not checked needlessly often.
+	startupWait := min(firstStartupCheck, startupInterval)
 	for {
 		err := c.check(ctx)
 		if ctx.Err() != nil {
@@ -584,8 +711,9 @@ func (c healthChecker) loop(ctx context.Context, startupInterval time.Duration, 
 			return
 		}
 		wait := interval
-		if !passed && startupInterval < wait {
-			wait = startupInterval
+		if !passed {
+			wait = min(wait, startupWait)
+			startupWait = min(2*startupWait, startupInterval)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -593,6 +721,8 @@ func (c healthChecker) loop(ctx context.Context, startupInterval time.Duration, 
 			t.Stop()
 			return
 		case <-t.C:
+		case <-refresh:
+			t.Stop()
 		}
 	}
 }

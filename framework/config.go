@@ -43,7 +43,8 @@ const (
 	DefaultName            = "stateful"
 	DefaultRole            = "*"
 	DefaultFailoverTimeout = mesoslib.DefaultFailoverTimeout
-	DefaultExecutorHTTP    = ":5657"
+	DefaultExecutorHTTP    = "" // the --advertise address, else 127.0.0.1:DefaultExecutorPort
+	DefaultExecutorPort    = "5657"
 	DefaultWorkers         = 4
 	DefaultResyncInterval  = time.Minute
 	DefaultRetryBackoff    = 500 * time.Millisecond
@@ -59,6 +60,18 @@ type Config struct {
 	// HTTPAddr is where the REST API listens (--http). Its port may be 0
 	// for any free one; APIReady then learns which.
 	HTTPAddr string
+	// APITokens is the file of the bearer tokens the REST API accepts
+	// (--api-tokens; format in httplib.ParseTokens, mode 0600). Empty
+	// turns authentication off, which Validate allows only on a loopback
+	// HTTPAddr unless InsecureNoAuth is set (--insecure-no-auth).
+	APITokens      string
+	InsecureNoAuth bool
+	// TLSCert and TLSKey make the REST API speak HTTPS (--tls-cert,
+	// --tls-key, the key file mode 0600); TLSClientCA additionally requires
+	// client certificates signed by a CA in that file (--tls-client-ca).
+	TLSCert     string
+	TLSKey      string
+	TLSClientCA string
 	// APIReady, if not nil, is called with the address the REST API
 	// listens on (host:port, with the actual port) once it accepts
 	// connections: after this scheduler was elected leader, before it may
@@ -79,6 +92,16 @@ type Config struct {
 	// DataDir/etcd) or the client URLs of an etcd cluster, separated by
 	// commas (--etcd).
 	Etcd string
+	// EtcdCert, EtcdKey and EtcdCA are the client certificate, its key
+	// (mode 0600) and the CA certificates of an external etcd served over
+	// https (--etcd-cert, --etcd-key, --etcd-ca). EtcdUser and
+	// EtcdPasswordFile (mode 0600) authenticate to it as an etcd user
+	// (--etcd-user, --etcd-password-file).
+	EtcdCert         string
+	EtcdKey          string
+	EtcdCA           string
+	EtcdUser         string
+	EtcdPasswordFile string
 	// DataDir holds the embedded etcd's data, the embedded agents' work
 	// directories and (locally) the tasks' volumes (--data-dir).
 	DataDir string
@@ -91,6 +114,11 @@ type Config struct {
 	Name      string
 	Role      string
 	Principal string
+	// SecretFile holds the secret the framework authenticates to the
+	// Mesos master with, as Principal, over HTTP Basic (--secret-file, mode
+	// 0600). With --master=local the embedded master then requires exactly
+	// these credentials.
+	SecretFile string
 	// FailoverTimeout is how long Mesos keeps the tasks running while no
 	// scheduler of the framework is connected (--failover-timeout).
 	FailoverTimeout time.Duration
@@ -107,8 +135,10 @@ type Config struct {
 	// "auto" is path with the embedded cluster and serve otherwise.
 	ExecutorMode string
 	// ExecutorHTTP is where the binary is served in serve mode
-	// (--executor-http); Advertise is the host[:port] agents fetch it from
-	// (--advertise; default: this host's name and ExecutorHTTP's port).
+	// (--executor-http; default: the Advertise address, else
+	// 127.0.0.1:5657, never every interface unless asked to); Advertise is
+	// the host[:port] agents fetch it from (--advertise; default:
+	// ExecutorHTTP, or this host's name if that is every interface).
 	ExecutorHTTP string
 	Advertise    string
 	// ExecutorBinary is the binary agents start as the executor; empty
@@ -191,10 +221,18 @@ func (c Config) Validate() error {
 	bad := func(flag, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
 	}
-	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+	if host, port, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("http", "%q is not host:port", c.HTTPAddr)
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		bad("http", "%q has no valid port", c.HTTPAddr)
+	} else if c.APITokens == "" && !c.InsecureNoAuth && !IsLoopback(host) {
+		bad("http", "%q is reachable from other hosts and no --api-tokens are given: refusing to serve the API without authentication (give --api-tokens FILE, listen on 127.0.0.1, or set --insecure-no-auth if this is really wanted)", c.HTTPAddr)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert", "--tls-cert and --tls-key go together")
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		bad("tls-client-ca", "needs --tls-cert and --tls-key")
 	}
 	if !c.local() {
 		if err := checkURLs(c.Master); err != nil {
@@ -216,6 +254,19 @@ func (c Config) Validate() error {
 			bad("etcd", "want %q or etcd client URL(s): %v", EtcdEmbedded, err)
 		}
 	}
+	if c.Etcd == EtcdEmbedded {
+		for flag, v := range map[string]string{"etcd-cert": c.EtcdCert, "etcd-key": c.EtcdKey, "etcd-ca": c.EtcdCA, "etcd-user": c.EtcdUser, "etcd-password-file": c.EtcdPasswordFile} {
+			if v != "" {
+				bad(flag, "is for an external etcd (--etcd URLs); the embedded one makes its own credentials")
+			}
+		}
+	}
+	if (c.EtcdCert == "") != (c.EtcdKey == "") {
+		bad("etcd-cert", "--etcd-cert and --etcd-key go together")
+	}
+	if (c.EtcdUser == "") != (c.EtcdPasswordFile == "") {
+		bad("etcd-user", "--etcd-user and --etcd-password-file go together")
+	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data-dir", "must not be empty")
 	}
@@ -230,6 +281,9 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.Role) == "" {
 		bad("role", "must not be empty (\"*\" is the default role)")
 	}
+	if c.SecretFile != "" && c.Principal == "" {
+		bad("secret-file", "needs --principal: the secret authenticates that principal")
+	}
 	if c.FailoverTimeout <= 0 {
 		bad("failover-timeout", "%v must be positive: with 0 Mesos kills every task the moment the scheduler disconnects", c.FailoverTimeout)
 	}
@@ -242,7 +296,7 @@ func (c Config) Validate() error {
 		bad("executor-mode", "%q: want auto, path or serve", c.ExecutorMode)
 	}
 	if c.serveExecutor() {
-		if _, _, err := net.SplitHostPort(c.ExecutorHTTP); err != nil {
+		if _, _, err := net.SplitHostPort(c.ExecutorHTTP); c.ExecutorHTTP != "" && err != nil {
 			bad("executor-http", "%q is not host:port", c.ExecutorHTTP)
 		}
 		if c.Advertise != "" && strings.ContainsAny(c.Advertise, "/ ") {
@@ -292,6 +346,17 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("status batch: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// IsLoopback reports whether host (of a listen address) is reachable only
+// from this machine: "localhost" or a loopback IP. An empty host (every
+// interface) and any other name are not.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func checkURLs(list string) error {
@@ -352,6 +417,9 @@ func (c Config) localConfig(dataDir string) localmesos.Config {
 	l.Port = c.LocalPort
 	l.Resources = c.LocalResources
 	l.WorkDir = filepath.Join(dataDir, "localmesos")
+	if c.Mesos.Secret != "" {
+		l.Credentials = map[string]string{c.Principal: c.Mesos.Secret}
+	}
 	return l
 }
 
@@ -359,20 +427,31 @@ func (c Config) localConfig(dataDir string) localmesos.Config {
 // bound to c's fields: parsing fs sets them.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "address of the REST API")
+	fs.StringVar(&c.APITokens, "api-tokens", c.APITokens, `file of the REST API's bearer tokens, one "TOKEN read|admin" per line (mode 0600); empty: no authentication (loopback --http only)`)
+	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", c.InsecureNoAuth, "serve the REST API without authentication on a non-loopback --http address")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) of the REST API; with --tls-key the API speaks HTTPS")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert (mode 0600)")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CA certificate(s): require REST API clients to present a certificate signed by one")
 	fs.StringVar(&c.Master, "master", c.Master, `"local" for an embedded Mesos cluster, or the Mesos master's URL(s), e.g. http://mesos-master:5050`)
 	fs.IntVar(&c.LocalAgents, "local-agents", c.LocalAgents, "agents of the embedded cluster (--master=local)")
 	fs.IntVar(&c.LocalPort, "local-port", c.LocalPort, "port of the embedded cluster's master; 0 picks a free one")
 	fs.StringVar(&c.LocalResources, "local-resources", c.LocalResources, "resources of each embedded agent, in Mesos' --resources syntax")
 	fs.StringVar(&c.Etcd, "etcd", c.Etcd, `"embedded" for an etcd inside this process, or etcd client URL(s), e.g. http://etcd-1:2379,http://etcd-2:2379`)
+	fs.StringVar(&c.EtcdCert, "etcd-cert", c.EtcdCert, "PEM client certificate for an external etcd")
+	fs.StringVar(&c.EtcdKey, "etcd-key", c.EtcdKey, "PEM key of --etcd-cert (mode 0600)")
+	fs.StringVar(&c.EtcdCA, "etcd-ca", c.EtcdCA, "PEM CA certificate(s) to verify an external etcd's https endpoints with")
+	fs.StringVar(&c.EtcdUser, "etcd-user", c.EtcdUser, "etcd user to authenticate to an external etcd as")
+	fs.StringVar(&c.EtcdPasswordFile, "etcd-password-file", c.EtcdPasswordFile, "file holding the password of --etcd-user (mode 0600)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "where the embedded etcd and embedded agents keep their data")
 	fs.StringVar(&c.Runtime, "runtime", c.Runtime, "how tasks run: auto (docker if an engine answers, else a process), docker or process")
 	fs.StringVar(&c.Name, "name", c.Name, "framework name on Mesos and in etcd")
 	fs.StringVar(&c.Role, "role", c.Role, "Mesos role the framework subscribes with")
 	fs.StringVar(&c.Principal, "principal", c.Principal, "Mesos principal of the framework")
+	fs.StringVar(&c.SecretFile, "secret-file", c.SecretFile, "file holding the secret of --principal, to authenticate to the Mesos master (HTTP Basic; mode 0600)")
 	fs.DurationVar(&c.FailoverTimeout, "failover-timeout", c.FailoverTimeout, "how long Mesos keeps the tasks while no scheduler is connected")
 	fs.StringVar(&c.VolumeRoot, "volume-root", c.VolumeRoot, "directory on the agents holding the tasks' volumes (default <data-dir>/volumes locally, /var/lib/<name>/volumes otherwise)")
 	fs.StringVar(&c.ExecutorMode, "executor-mode", c.ExecutorMode, "how agents get the executor: path (run this binary's path), serve (fetch it from this scheduler over HTTP) or auto (path with --master=local, serve otherwise)")
-	fs.StringVar(&c.ExecutorHTTP, "executor-http", c.ExecutorHTTP, "address this scheduler serves its binary on, for agents to fetch (serve mode)")
+	fs.StringVar(&c.ExecutorHTTP, "executor-http", c.ExecutorHTTP, "address this scheduler serves its binary on, for agents to fetch (serve mode; default: the --advertise address, else 127.0.0.1:5657)")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host[:port] agents fetch the binary from (serve mode; default: this host's name and the --executor-http port)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "instances reconciled at once")
 	fs.DurationVar(&c.Creator.StickyWait, "sticky-wait", c.Creator.StickyWait, "how long a relaunched task waits for the agent holding its volume")

@@ -137,3 +137,59 @@ func TestDesignFlagsExist(t *testing.T) {
 		}
 	}
 }
+
+// TestNoAuthOnlyOnLoopback: an API other hosts can reach is refused without
+// tokens, naming the flags that would make it acceptable.
+func TestNoAuthOnlyOnLoopback(t *testing.T) {
+	for _, addr := range []string{":5656", "0.0.0.0:5656", "[::]:5656", "10.1.2.3:5656", "scheduler.example.com:5656"} {
+		cfg := NewConfig()
+		cfg.HTTPAddr = addr
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "--insecure-no-auth") || !strings.Contains(err.Error(), "--api-tokens") {
+			t.Errorf("--http %s without tokens: %v, want a refusal naming --api-tokens and --insecure-no-auth", addr, err)
+		}
+		cfg.InsecureNoAuth = true
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("--http %s --insecure-no-auth: %v", addr, err)
+		}
+		cfg.InsecureNoAuth, cfg.APITokens = false, "/etc/stateful/tokens"
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("--http %s --api-tokens: %v", addr, err)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:5656", "127.9.9.9:0", "[::1]:5656", "localhost:5656"} {
+		cfg := NewConfig()
+		cfg.HTTPAddr = addr
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("--http %s without tokens: %v", addr, err)
+		}
+	}
+	cfg := NewConfig()
+	cfg.TLSCert = "cert.pem"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--tls-key") {
+		t.Errorf("--tls-cert without --tls-key: %v", err)
+	}
+	cfg = NewConfig()
+	cfg.TLSClientCA = "ca.pem"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--tls-client-ca") {
+		t.Errorf("--tls-client-ca without a certificate: %v", err)
+	}
+}
+
+func TestBinaryAddrs(t *testing.T) {
+	host, _ := os.Hostname()
+	for _, tc := range []struct{ listen, advertise, wantListen, wantAdvertise string }{
+		{"", "", "127.0.0.1:5657", "127.0.0.1:5657"},
+		{"", "sched.example.com", "sched.example.com:5657", "sched.example.com:5657"},
+		{"", "10.0.0.5:7000", "10.0.0.5:7000", "10.0.0.5:7000"},
+		{"10.0.0.5:6000", "", "10.0.0.5:6000", "10.0.0.5:6000"},
+		{":6000", "", ":6000", host + ":6000"},
+		{"0.0.0.0:6000", "sched", "0.0.0.0:6000", "sched:6000"},
+	} {
+		listen, advertise, err := binaryAddrs(tc.listen, tc.advertise)
+		if err != nil || listen != tc.wantListen || advertise != tc.wantAdvertise {
+			t.Errorf("--executor-http %q --advertise %q: listen %q, advertise %q, %v; want %q, %q",
+				tc.listen, tc.advertise, listen, advertise, err, tc.wantListen, tc.wantAdvertise)
+		}
+	}
+}

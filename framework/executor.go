@@ -67,24 +67,14 @@ func newBinaryServer(cfg Config) (*binaryServer, mesos.CommandInfo, error) {
 		return nil, mesos.CommandInfo{}, fmt.Errorf("framework: executor binary: %w", err)
 	}
 	name := filepath.Base(cfg.ExecutorBinary)
+	listen, advertise, err := binaryAddrs(cfg.ExecutorHTTP, cfg.Advertise)
+	if err != nil {
+		return nil, mesos.CommandInfo{}, err
+	}
 	b := &binaryServer{
-		addr: cfg.ExecutorHTTP,
+		addr: listen,
 		path: "/executor/" + hex.EncodeToString(h.Sum(nil))[:16] + "/" + name,
 		file: cfg.ExecutorBinary,
-	}
-	_, port, _ := net.SplitHostPort(cfg.ExecutorHTTP) // validated
-	advertise := cfg.Advertise
-	switch {
-	case advertise == "":
-		host, err := os.Hostname()
-		if err != nil {
-			return nil, mesos.CommandInfo{}, fmt.Errorf("framework: --advertise not given and no hostname: %w", err)
-		}
-		advertise = net.JoinHostPort(host, port)
-	default:
-		if _, _, err := net.SplitHostPort(advertise); err != nil {
-			advertise = net.JoinHostPort(advertise, port)
-		}
 	}
 	url := "http://" + advertise + b.path
 	yes, no := true, false
@@ -97,6 +87,41 @@ func newBinaryServer(cfg Config) (*binaryServer, mesos.CommandInfo, error) {
 	}
 	glog.Infof("framework: agents fetch the executor from %s", url)
 	return b, cmd, nil
+}
+
+// binaryAddrs returns where the binary is served and the host:port agents
+// fetch it from, given --executor-http and --advertise (either may be
+// empty). The server listens only where agents are told to connect: the
+// advertised address, or loopback when nothing is said (agents on this
+// host); every interface only when --executor-http says so.
+func binaryAddrs(listen, advertise string) (string, string, error) {
+	port := DefaultExecutorPort
+	if listen != "" {
+		_, port, _ = net.SplitHostPort(listen) // validated
+	}
+	if advertise != "" {
+		if _, _, err := net.SplitHostPort(advertise); err != nil {
+			advertise = net.JoinHostPort(advertise, port)
+		}
+	}
+	switch {
+	case listen == "" && advertise != "":
+		listen = advertise
+	case listen == "":
+		listen = net.JoinHostPort("127.0.0.1", port)
+	}
+	if advertise == "" {
+		host, _, _ := net.SplitHostPort(listen)
+		if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+			return listen, listen, nil
+		}
+		name, err := os.Hostname()
+		if err != nil {
+			return "", "", fmt.Errorf("framework: --advertise not given and no hostname: %w", err)
+		}
+		advertise = net.JoinHostPort(name, port)
+	}
+	return listen, advertise, nil
 }
 
 // Run serves the binary until ctx ends.
@@ -146,6 +171,9 @@ func runExecutor(ctx context.Context, w stateful.Workload, statsInterval time.Du
 	if c, ok := w.(stateful.HealthChecker); ok {
 		opts.Health = healthProvider(c)
 	}
+	if vi, ok := w.(stateful.VolumeInitializer); ok {
+		opts.InitVolume = volumeInit(vi)
+	}
 	return executor.Run(ctx, opts)
 }
 
@@ -163,6 +191,27 @@ func healthProvider(c stateful.HealthChecker) executor.HealthProvider {
 	})
 }
 
+// volumeInit runs the workload's InitVolume in the executor, with the
+// master the scheduler named in the task's data.
+func volumeInit(vi stateful.VolumeInitializer) executor.VolumeInitHook {
+	return func(ctx context.Context, th executor.TaskHandle, volume string) error {
+		var master *stateful.Task
+		if d := th.Data; d != nil && d.Master != nil {
+			master = &stateful.Task{Name: d.Master.Name, Host: d.Master.Host, Role: stateful.RoleMaster, State: stateful.TaskRunning}
+			if inst, ordinal, err := stateful.ParseTaskName(d.Master.Name); err == nil {
+				master.Instance, master.Ordinal = inst, ordinal
+			}
+			if len(d.Master.Ports) > 0 {
+				master.Ports = make(map[string]int, len(d.Master.Ports))
+				for name, p := range d.Master.Ports {
+					master.Ports[name] = int(p)
+				}
+			}
+		}
+		return vi.InitVolume(ctx, executorTask(th), volume, master)
+	}
+}
+
 // taskExec runs commands inside the executor's own task.
 func taskExec(th executor.TaskHandle) stateful.ExecFunc {
 	return func(ctx context.Context, cmd []string) (stateful.ExecResult, error) {
@@ -178,8 +227,8 @@ func executorTask(th executor.TaskHandle) *stateful.Task {
 	if id, err := stateful.ParseTaskID(th.ID); err == nil {
 		t.Instance, t.Ordinal, t.Attempt, t.Name = id.Instance, id.Ordinal, id.Attempt, id.TaskName()
 	}
+	t.Role = stateful.Role(th.Role())
 	if d := th.Data; d != nil {
-		t.Role = stateful.Role(d.Role)
 		if len(d.Ports) > 0 {
 			t.Ports = make(map[string]int, len(d.Ports))
 			for name, p := range d.Ports {

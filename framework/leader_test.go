@@ -10,6 +10,7 @@ import (
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/framework"
 	"github.com/mesos-stateful/stateful/framework/internal/testworkload"
+	"github.com/mesos-stateful/stateful/statemgr"
 	"github.com/mesos-stateful/stateful/statemgr/statemgrtest"
 )
 
@@ -25,6 +26,7 @@ func TestLeadership(t *testing.T) {
 	config := func() framework.Config {
 		cfg := testConfig(t, cluster.MasterURL(), t.TempDir())
 		cfg.Etcd = strings.Join(etcd.Endpoints(), ",")
+		cfg.EtcdUser, cfg.EtcdPasswordFile = statemgr.EmbeddedUser, etcd.PasswordFile()
 		return cfg
 	}
 	w := testworkload.New()

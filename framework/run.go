@@ -2,12 +2,14 @@ package framework
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/golang/glog"
@@ -24,6 +26,7 @@ import (
 	"github.com/mesos-stateful/stateful/feed"
 	"github.com/mesos-stateful/stateful/httplib"
 	"github.com/mesos-stateful/stateful/internal/reconcile"
+	"github.com/mesos-stateful/stateful/internal/secretfile"
 	"github.com/mesos-stateful/stateful/localmesos"
 	"github.com/mesos-stateful/stateful/maintainer"
 	"github.com/mesos-stateful/stateful/mesoslib"
@@ -207,14 +210,36 @@ func resolve(cfg Config) (Config, error) {
 		return cfg, fmt.Errorf("framework: data dir: %w", err)
 	}
 	cfg.DataDir = dir
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	// The data dir holds etcd's data (every instance's env, passwords)
+	// and generated secrets: only this user may enter it.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return cfg, fmt.Errorf("framework: data dir: %w", err)
+	}
+	if err := privateDir(dir); err != nil {
+		return cfg, fmt.Errorf("framework: --data-dir %s: %w", dir, err)
 	}
 	if cfg.VolumeRoot == "" {
 		if cfg.local() {
 			cfg.VolumeRoot = filepath.Join(dir, "volumes")
 		} else {
 			cfg.VolumeRoot = filepath.Join("/var/lib", cfg.Name, "volumes")
+		}
+	}
+	if cfg.SecretFile != "" {
+		if cfg.Mesos.Secret, err = secretfile.ReadLine(cfg.SecretFile); err != nil {
+			return cfg, fmt.Errorf("framework: --secret-file: %w", err)
+		}
+	}
+	if cfg.APITokens != "" {
+		if cfg.API.Tokens, err = httplib.LoadTokens(cfg.APITokens); err != nil {
+			return cfg, fmt.Errorf("framework: --api-tokens: %w", err)
+		}
+	} else {
+		glog.Warningf("framework %s: the REST API has no authentication (no --api-tokens): anyone who reaches %s may create and destroy instances", cfg.Name, cfg.HTTPAddr)
+	}
+	if cfg.TLSCert != "" {
+		if cfg.API.TLS, err = httplib.LoadTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA); err != nil {
+			return cfg, fmt.Errorf("framework: --tls-cert: %w", err)
 		}
 	}
 	if cfg.ExecutorBinary == "" {
@@ -228,6 +253,29 @@ func resolve(cfg Config) (Config, error) {
 		cfg.ExecutorBinary = exe
 	}
 	return cfg, nil
+}
+
+// privateDir makes sure only this user may enter dir: a directory of ours
+// that others may enter is tightened to 0700; a shared one (sticky, like
+// /tmp) or another user's is refused rather than changed.
+func privateDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	perm := st.Mode().Perm()
+	if perm&0o077 == 0 {
+		return nil
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if st.Mode()&os.ModeSticky != 0 || !ok || int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("mode %04o lets other users in, and it is not this user's own directory to change: give a directory of its own, mode 0700", perm)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	glog.Infof("framework: data dir %s was mode %04o; now 0700", dir, perm)
+	return nil
 }
 
 // openEtcd connects to etcd, starting the embedded one if asked to.
@@ -251,6 +299,40 @@ func openEtcd(ctx context.Context, cfg Config) (*clientv3.Client, func(), error)
 	for _, u := range strings.Split(cfg.Etcd, ",") {
 		endpoints = append(endpoints, strings.TrimSpace(u))
 	}
+	ecfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second}
+	if cfg.EtcdUser != "" {
+		password, err := secretfile.ReadLine(cfg.EtcdPasswordFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("framework: --etcd-password-file: %w", err)
+		}
+		ecfg.Username, ecfg.Password = cfg.EtcdUser, password
+	}
+	if cfg.EtcdCert != "" || cfg.EtcdCA != "" {
+		tcfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.EtcdCA != "" {
+			pool, err := httplib.LoadCAs(cfg.EtcdCA)
+			if err != nil {
+				return nil, nil, fmt.Errorf("framework: --etcd-ca: %w", err)
+			}
+			tcfg.RootCAs = pool
+		}
+		if cfg.EtcdCert != "" {
+			certPEM, err := os.ReadFile(cfg.EtcdCert)
+			if err != nil {
+				return nil, nil, fmt.Errorf("framework: --etcd-cert: %w", err)
+			}
+			keyPEM, err := secretfile.Read(cfg.EtcdKey)
+			if err != nil {
+				return nil, nil, fmt.Errorf("framework: --etcd-key: %w", err)
+			}
+			cert, err := tls.X509KeyPair(certPEM, keyPEM)
+			if err != nil {
+				return nil, nil, fmt.Errorf("framework: --etcd-cert %s and --etcd-key %s: %w", cfg.EtcdCert, cfg.EtcdKey, err)
+			}
+			tcfg.Certificates = []tls.Certificate{cert}
+		}
+		ecfg.TLS = tcfg
+	}
 	// Not tied to ctx: the client must outlive the shutdown of the parts
 	// (the leadership ends only when the store closes, last).
 	// The client's own log is kept to errors: while etcd is away it would
@@ -261,7 +343,8 @@ func openEtcd(ctx context.Context, cfg Config) (*clientv3.Client, func(), error)
 	if err != nil {
 		return nil, nil, fmt.Errorf("framework: etcd client log: %w", err)
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: logger})
+	ecfg.Logger = logger
+	c, err := clientv3.New(ecfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("framework: etcd %s: %w", cfg.Etcd, err)
 	}
@@ -299,6 +382,9 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 	maint, err := maintainer.New(mcfg, store, w, kill, messenger{client}, work.Add)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
+	}
+	if i, ok := w.(stateful.Initializer); ok {
+		i.Init(maint.Handle())
 	}
 	batch, err := maintainer.NewBatcher(maint, cfg.StatusBatch)
 	if err != nil {

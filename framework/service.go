@@ -38,12 +38,47 @@ var _ httplib.Service = (*service)(nil)
 
 func (s *service) Defaults() stateful.Spec { return s.w.Defaults() }
 
+// AllowSpec applies the workload's stateful.SpecPolicy, if it has one.
+func (s *service) AllowSpec(given []string, requested stateful.Spec) error {
+	if p, ok := s.w.(stateful.SpecPolicy); ok {
+		return p.AllowSpec(given, requested)
+	}
+	return nil
+}
+
 func (s *service) Create(ctx context.Context, inst *stateful.Instance) (*stateful.Instance, error) {
 	return s.creator.Create(ctx, inst)
 }
 
+// Update answers with the instance as GET shows it, stats included.
 func (s *service) Update(ctx context.Context, name string, patch httplib.Patch) (*stateful.Instance, error) {
-	return s.creator.Update(ctx, name, patch.Generation, patch.Slaves, patch.Spec)
+	if _, err := s.creator.Update(ctx, name, patch.Generation, patch.Slaves, patch.Spec); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, name)
+}
+
+var _ httplib.PlanService = (*service)(nil)
+
+func (s *service) Switchover(ctx context.Context, name string, to *int) (*stateful.Instance, error) {
+	if _, err := s.maintainer.RequestSwitchover(ctx, name, to); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, name)
+}
+
+func (s *service) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
+	if _, err := s.maintainer.AbortRollout(ctx, name); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, name)
+}
+
+func (s *service) SetRolloutPaused(ctx context.Context, name string, paused bool) (*stateful.Instance, error) {
+	if _, err := s.maintainer.SetRolloutPaused(ctx, name, paused); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, name)
 }
 
 func (s *service) Destroy(ctx context.Context, name string) (*stateful.Instance, error) {
@@ -195,4 +230,38 @@ func (f *front) Health(ctx context.Context) []httplib.Problem {
 // confirmed by a leader of this process).
 func (f *front) ReadsStale() (time.Time, bool) {
 	return f.store.Confirmed(), f.cur.Load() == nil || f.store.Stale()
+}
+
+var _ httplib.PlanService = (*front)(nil)
+
+// Switchover, SetRolloutPaused and AbortRollout are changes: made only
+// while this scheduler leads, like Update.
+func (f *front) Switchover(ctx context.Context, name string, to *int) (*stateful.Instance, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.Switchover(ctx, name, to)
+}
+
+func (f *front) SetRolloutPaused(ctx context.Context, name string, paused bool) (*stateful.Instance, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.SetRolloutPaused(ctx, name, paused)
+}
+
+func (f *front) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
+	svc, err := f.writer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return svc.AbortRollout(ctx, name)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -488,3 +489,44 @@ func syntaxError(err error, dec *json.Decoder) error {
 
 // echo shortens client text repeated in an error message.
 func echo(s string) string { return truncate(s, maxEcho) }
+
+// checkPolicy asks the workload's policy, if the service has one, whether
+// a request may set the spec fields in raw (the request's "spec" object).
+func checkPolicy(svc Service, raw json.RawMessage) error {
+	policy, ok := svc.(stateful.SpecPolicy)
+	if !ok || len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	var given map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &given); err != nil {
+		return &stateful.ValidationError{Field: "spec", Msg: fmt.Sprintf("invalid: %v", err)}
+	}
+	if len(given) == 0 {
+		return nil
+	}
+	var requested stateful.Spec
+	if err := decodeStrict(raw, &requested); err != nil {
+		return err
+	}
+	keys := slices.Sorted(maps.Keys(given))
+	err := policy.AllowSpec(keys, requested)
+	if err == nil {
+		return nil
+	}
+	if _, ok := stateful.AsValidationError(err); ok {
+		return err
+	}
+	return &stateful.ValidationError{Field: "spec", Msg: err.Error()}
+}
+
+// createSpec returns the "spec" object of a create request body that
+// passed checkSchema.
+func createSpec(body []byte) json.RawMessage {
+	var req struct {
+		Spec json.RawMessage `json:"spec"`
+	}
+	if json.Unmarshal(body, &req) != nil {
+		return nil
+	}
+	return req.Spec
+}

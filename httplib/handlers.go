@@ -26,6 +26,9 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	inst, err := decodeCreate(body, s.svc.Defaults())
+	if err == nil {
+		err = checkPolicy(s.svc, createSpec(body))
+	}
 	if err != nil {
 		s.fail(w, r, "", err)
 		return
@@ -59,6 +62,11 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		list = []*stateful.Instance{} // [] rather than null
 	}
 	s.markStale(w)
+	if requestInfoOf(r).role != RoleAdmin {
+		for _, inst := range list {
+			redact(inst)
+		}
+	}
 	s.reply(w, r, http.StatusOK, list)
 }
 
@@ -76,6 +84,9 @@ func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sortTasks(inst)
+	if requestInfoOf(r).role != RoleAdmin {
+		redact(inst)
+	}
 	s.markStale(w)
 	s.reply(w, r, http.StatusOK, inst)
 }
@@ -102,6 +113,21 @@ func (s *Server) markStale(w http.ResponseWriter) {
 	h.Set("Warning", `110 - "Response is Stale"`)
 }
 
+// Redacted replaces the values of the spec's env in answers to read-only
+// tokens: env is where workloads keep secrets (passwords) for their tasks.
+const Redacted = stateful.Redacted
+
+// redact hides inst's secrets. The instance is the caller's copy (the
+// Service contract), so it is changed in place.
+func redact(inst *stateful.Instance) {
+	if inst == nil {
+		return
+	}
+	for k := range inst.Spec.Env {
+		inst.Spec.Env[k] = Redacted
+	}
+}
+
 // patchInstance: PATCH /v1/instances/{name}. The body alone is checked
 // first; then the instance is read, the change computed against it and
 // validated as a whole, and handed to the service guarded by the generation
@@ -116,6 +142,9 @@ func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, err := parsePatch(body, name)
+	if err == nil {
+		err = checkPolicy(s.svc, req.Spec)
+	}
 	if err != nil {
 		s.fail(w, r, "", err)
 		return

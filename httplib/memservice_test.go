@@ -157,3 +157,58 @@ func (m *memService) snapshot() (map[string]*stateful.Instance, []string) {
 	}
 	return out, slices.Clone(m.mutations)
 }
+
+var _ PlanService = (*memService)(nil)
+
+func (m *memService) Switchover(ctx context.Context, name string, to *int) (*stateful.Instance, error) {
+	if err := m.enter("Switchover", name, true); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.instances[name]
+	if !ok {
+		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrNotFound)
+	}
+	if cur.Type != stateful.TypeMasterSlave {
+		return nil, &stateful.ValidationError{Field: "type", Msg: "only an MS instance switches over"}
+	}
+	target := -1
+	if to != nil {
+		target = *to
+	}
+	cur.Switchover = &stateful.Switchover{To: target, Reason: stateful.SwitchoverRequested}
+	return cur.Clone(), nil
+}
+
+func (m *memService) SetRolloutPaused(ctx context.Context, name string, paused bool) (*stateful.Instance, error) {
+	if err := m.enter("SetRolloutPaused", name, true); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.instances[name]
+	if !ok {
+		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrNotFound)
+	}
+	cur.RolloutPaused = paused
+	return cur.Clone(), nil
+}
+
+func (m *memService) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
+	if err := m.enter("AbortRollout", name, true); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.instances[name]
+	if !ok {
+		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrNotFound)
+	}
+	if cur.PreviousSpec == nil {
+		return nil, &stateful.ValidationError{Msg: "no rolling spec change to abort"}
+	}
+	cur.Spec, cur.PreviousSpec = *cur.PreviousSpec, nil
+	cur.Generation++
+	return cur.Clone(), nil
+}

@@ -153,6 +153,20 @@ func TestOpenAPIResponsesAreTheAPIs(t *testing.T) {
 		{route: "GET /v1/instances/{name}", path: "/v1/instances/cache1", setup: failing("Get", errDiskOnFire), want: 500},
 		{route: "GET /v1/instances/{name}", path: "/v1/instances/cache1", setup: failing("Get", unavailable()), want: 503},
 
+		{route: "POST /v1/instances/{name}/switchover", path: "/v1/instances/cache1/switchover", want: 202},
+		{route: "POST /v1/instances/{name}/switchover", path: "/v1/instances/cache1/switchover", body: `{"to": 1}`, want: 202},
+		{route: "POST /v1/instances/{name}/switchover", path: "/v1/instances/cache1/switchover", body: `{"to": -1}`, want: 400},
+		{route: "POST /v1/instances/{name}/switchover", path: "/v1/instances/nope/switchover", want: 404},
+		{route: "POST /v1/instances/{name}/rollout/pause", path: "/v1/instances/cache1/rollout/pause", want: 202},
+		{route: "POST /v1/instances/{name}/rollout/pause", path: "/v1/instances/nope/rollout/pause", want: 404},
+		{route: "POST /v1/instances/{name}/rollout/resume", path: "/v1/instances/cache1/rollout/resume", want: 202},
+		{route: "POST /v1/instances/{name}/rollout/resume", path: "/v1/instances/nope/rollout/resume", want: 404},
+		{route: "POST /v1/instances/{name}/rollout/abort", path: "/v1/instances/cache1/rollout/abort", want: 400},
+		{route: "POST /v1/instances/{name}/rollout/abort", path: "/v1/instances/nope/rollout/abort", want: 404},
+		{route: "POST /v1/instances/{name}/rollout/abort", path: "/v1/instances/cache1/rollout/abort", setup: func(m *memService) {
+			spec := m.instances["cache1"].Spec.Clone()
+			m.instances["cache1"].PreviousSpec = &spec
+		}, want: 202},
 		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/cache1", body: `{"slaves": 3}`, want: 202},
 		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/cache1", body: `{"slaves": 3}`, ctype: "application/merge-patch+json", want: 202},
 		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/cache1", body: `{"slaves": -1}`, want: 400},

@@ -13,6 +13,7 @@ package httplib
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -65,6 +66,13 @@ type Config struct {
 	// EventHeartbeat is how often an idle GET /v1/events stream gets a
 	// heartbeat comment.
 	EventHeartbeat time.Duration
+	// Tokens are the bearer tokens the API accepts; nil turns
+	// authentication off (every request may do everything). With tokens,
+	// every route but the health check needs one: a read token for GET, an
+	// admin token for anything else.
+	Tokens *Tokens
+	// TLS, if not nil, makes Run and Serve speak HTTPS with it.
+	TLS *tls.Config
 }
 
 // NewConfig returns the defaults: 127.0.0.1:5656, 1 MiB bodies, 30 s per
@@ -155,12 +163,17 @@ func New(cfg Config, svc Service, reg Registry) (*Server, error) {
 	s.handle(http.MethodGet, "/v1/instances/{name}", s.getInstance)
 	s.handle(http.MethodPatch, "/v1/instances/{name}", s.patchInstance)
 	s.handle(http.MethodDelete, "/v1/instances/{name}", s.deleteInstance)
-	s.handle(http.MethodGet, "/v1/health", s.health)
+	s.handle(http.MethodPost, "/v1/instances/{name}/switchover", s.switchover)
+	s.handle(http.MethodPost, "/v1/instances/{name}/rollout/pause", s.rollout(true))
+	s.handle(http.MethodPost, "/v1/instances/{name}/rollout/resume", s.rollout(false))
+	s.handle(http.MethodPost, "/v1/instances/{name}/rollout/abort", s.abortRollout)
+	s.handleAccess(http.MethodGet, "/v1/health", accessOpen, s.health)
 	s.handle(http.MethodGet, "/v1/events", s.streamEvents)
 	s.handle(http.MethodGet, "/v1/openapi.json", s.openAPI)
-	s.handle(http.MethodGet, "/ui", s.uiRedirect)
-	s.handle(http.MethodGet, "/ui/", s.uiFile)
-	s.handle(http.MethodGet, "/ui/{file}", s.uiFile)
+	// The dashboard's files hold no data: the page asks for a token.
+	s.handleAccess(http.MethodGet, "/ui", accessOpen, s.uiRedirect)
+	s.handleAccess(http.MethodGet, "/ui/", accessOpen, s.uiFile)
+	s.handleAccess(http.MethodGet, "/ui/{file}", accessOpen, s.uiFile)
 	s.handle(http.MethodGet, "/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
 		ErrorLog: glogPrinter{}, ErrorHandling: promhttp.ContinueOnError,
 	}).ServeHTTP)
@@ -171,10 +184,19 @@ func New(cfg Config, svc Service, reg Registry) (*Server, error) {
 	return s, nil
 }
 
+// handle routes method and path to h, for read tokens if the method is GET
+// and admin tokens otherwise.
 func (s *Server) handle(method, path string, h http.HandlerFunc) {
+	s.handleAccess(method, path, accessFor(method), h)
+}
+
+// handleAccess routes method and path to h for requests with need.
+func (s *Server) handleAccess(method, path string, need access, h http.HandlerFunc) {
 	named := func(w http.ResponseWriter, r *http.Request) {
-		if info, ok := r.Context().Value(infoKey{}).(*requestInfo); ok {
-			info.route = path
+		info := requestInfoOf(r)
+		info.route = path
+		if !authorize(w, r, need, info.role, info.valid) {
+			return
 		}
 		h(w, r)
 	}
@@ -216,9 +238,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	base, endStreams := withShutdown()
 	srv.BaseContext = func(net.Listener) context.Context { return base }
 	srv.RegisterOnShutdown(endStreams)
+	scheme := "http"
+	if s.cfg.TLS != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	glog.Infof("httplib: serving the REST API on http://%s", ln.Addr())
+	auth := "no authentication"
+	if s.cfg.Tokens != nil {
+		auth = "bearer tokens"
+	}
+	if s.cfg.TLS != nil && s.cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert {
+		auth += " and client certificates"
+	}
+	glog.Infof("httplib: serving the REST API on %s://%s (%s)", scheme, ln.Addr(), auth)
 
 	select {
 	case err := <-served:
@@ -237,18 +271,33 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// requestInfo carries what the outer middleware learns from the router.
+// requestInfo carries what the outer middleware learns from the router,
+// and the caller's role to the handlers.
 type requestInfo struct {
 	route string
+	// role is the bearer token's; valid is false if a token was sent that
+	// is not one.
+	role  Role
+	valid bool
 }
 
 type infoKey struct{}
+
+// requestInfoOf returns r's requestInfo; a request that did not come
+// through Server.serve (there is none) has no rights.
+func requestInfoOf(r *http.Request) *requestInfo {
+	if info, ok := r.Context().Value(infoKey{}).(*requestInfo); ok {
+		return info
+	}
+	return &requestInfo{}
+}
 
 // serve wraps the router: it recovers panics into a 500, counts and times
 // the request and writes the access log.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	info := &requestInfo{route: "unmatched"}
+	info.role, info.valid = s.authenticate(r)
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {
 		p := recover()
@@ -268,7 +317,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		elapsed := time.Since(start)
 		s.metrics.observe(info.route, r.Method, code, elapsed)
 		if glog.V(1) {
-			glog.Infof("httplib: %s %q %d %s", r.Method, r.URL.Path, code, elapsed.Round(time.Microsecond))
+			// Never the Authorization header: the role says who called.
+			glog.Infof("httplib: %s %q %d %s role=%s", r.Method, r.URL.Path, code, elapsed.Round(time.Microsecond), info.role)
 		}
 		if p != nil {
 			panic(http.ErrAbortHandler)
@@ -278,10 +328,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	// Which routes exist is no business of a caller without a token.
+	info := requestInfoOf(r)
+	if !authorize(w, r, accessRead, info.role, info.valid) {
+		return
+	}
 	writeError(w, http.StatusNotFound, fmt.Sprintf("no such route: %s %s", r.Method, echo(r.URL.Path)), "")
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	info := requestInfoOf(r)
+	if !authorize(w, r, accessRead, info.role, info.valid) {
+		return
+	}
 	allowed := s.allowedMethods(r)
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	writeError(w, http.StatusMethodNotAllowed,

@@ -11,6 +11,7 @@
 package localmesos
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,13 +21,16 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/golang/glog"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/mesos-stateful/stateful/internal/secretfile"
 	"github.com/mesos-stateful/stateful/localmesos/internal/agent"
+	"github.com/mesos-stateful/stateful/localmesos/internal/basicauth"
 	"github.com/mesos-stateful/stateful/localmesos/internal/master"
 )
 
@@ -76,6 +80,12 @@ type Config struct {
 	// recover, as a stopped Mesos agent leaves them. By default Close
 	// stops every task.
 	KeepTasksOnClose bool
+	// Credentials maps principals to secrets (see LoadCredentials). If not
+	// empty, the master requires HTTP Basic authentication as Mesos does
+	// with --credentials and --authenticate_http_frameworks (and
+	// _readonly, _readwrite): on the scheduler API, /master/state and
+	// /admin/*; a wrong or missing secret is a 401 with a Basic challenge.
+	Credentials map[string]string
 
 	HeartbeatInterval             time.Duration
 	AllocationInterval            time.Duration
@@ -201,7 +211,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		cfg.WorkDir = c.tmpDir
 		c.cfg.WorkDir = c.tmpDir
 	}
-	if err = os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+	if err = os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
 		return c, fmt.Errorf("localmesos: work dir: %w", err)
 	}
 	c.listener, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
@@ -220,13 +230,20 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		// The agent's status update retry interval also paces operation
 		// status retries, as on a Mesos agent.
 		OperationStatusRetryInterval: cfg.StatusUpdateRetryInterval,
+		Credentials:                  cfg.Credentials,
 	})
 	if err != nil {
 		return c, fmt.Errorf("localmesos: master: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", c.master.Handler())
-	c.adminRoutes(mux)
+	// Fault injection is for tests on this machine: served on a loopback
+	// master, or behind the credentials.
+	if ip := net.ParseIP(cfg.Host); (ip != nil && ip.IsLoopback()) || len(cfg.Credentials) > 0 {
+		admin := http.NewServeMux()
+		c.adminRoutes(admin)
+		mux.Handle("/admin/", basicauth.Credentials(cfg.Credentials).Require(basicauth.RealmReadWrite, admin))
+	}
 	// No WriteTimeout: scheduler subscriptions are endless streams.
 	c.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	// Not c: a failed Start sets its result to nil.
@@ -486,6 +503,46 @@ func (c *Cluster) detachAgents(agents []*agent.Agent) {
 		}()
 	}
 	wg.Wait()
+}
+
+// LoadCredentials reads a credentials file in Mesos' JSON format,
+// {"credentials": [{"principal": "p", "secret": "s"}, ...]}, which must be
+// mode 0600.
+func LoadCredentials(path string) (map[string]string, error) {
+	data, err := secretfile.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	var file struct {
+		Credentials []struct {
+			Principal *string `json:"principal"`
+			Secret    *string `json:"secret"`
+		} `json:"credentials"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&file); err != nil {
+		return nil, fmt.Errorf("credentials file %s: want {\"credentials\": [{\"principal\": ..., \"secret\": ...}]}: %w", path, err)
+	}
+	creds := map[string]string{}
+	for i, c := range file.Credentials {
+		switch {
+		case c.Principal == nil || *c.Principal == "":
+			return nil, fmt.Errorf("credentials file %s: credential %d has no principal", path, i)
+		case c.Secret == nil || *c.Secret == "":
+			return nil, fmt.Errorf("credentials file %s: principal %q has no secret", path, *c.Principal)
+		case strings.Contains(*c.Principal, ":"):
+			return nil, fmt.Errorf("credentials file %s: principal %q has a ':', which HTTP Basic cannot carry", path, *c.Principal)
+		}
+		if _, dup := creds[*c.Principal]; dup {
+			return nil, fmt.Errorf("credentials file %s: principal %q is listed twice", path, *c.Principal)
+		}
+		creds[*c.Principal] = *c.Secret
+	}
+	if len(creds) == 0 {
+		return nil, fmt.Errorf("credentials file %s: no credentials", path)
+	}
+	return creds, nil
 }
 
 // adminRoutes serves fault injection over HTTP:

@@ -102,7 +102,9 @@ func (h handle) Promote(ctx context.Context, inst *stateful.Instance, task *stat
 	if inst == nil || task == nil {
 		return errors.New("promote: no instance or task")
 	}
+	var changed []*stateful.Task
 	_, err := h.m.store.UpdateInstance(ctx, inst.Name, func(w *stateful.Instance) error {
+		changed = changed[:0]
 		if w.Status == stateful.StatusDeleting {
 			return stateful.ErrDeleting
 		}
@@ -124,9 +126,11 @@ func (h handle) Promote(ctx context.Context, inst *stateful.Instance, task *stat
 		for _, t := range w.Tasks {
 			if t.Role == stateful.RoleMaster {
 				t.Role = stateful.RoleSlave
+				changed = append(changed, t)
 			}
 		}
 		target.Role = stateful.RoleMaster
+		changed = append(changed, target)
 		w.MasterOrdinal = target.Ordinal
 		return nil
 	})
@@ -137,6 +141,9 @@ func (h handle) Promote(ctx context.Context, inst *stateful.Instance, task *stat
 		return err
 	}
 	glog.Infof("maintainer: instance %s: %s promoted to master", inst.Name, task.Name)
+	for _, t := range changed {
+		h.m.tellRole(ctx, t)
+	}
 	h.m.enqueue(inst.Name)
 	return nil
 }

@@ -264,7 +264,9 @@ func (m *Maintainer) lost(ctx context.Context, inst *stateful.Instance, t *state
 		if x.Message != "" {
 			msg += ": " + x.Message
 		}
+		planned := x.Relaunch
 		x.Requeue(now)
+		x.Planned = planned
 		x.Message = msg
 		return nil
 	})
@@ -305,6 +307,7 @@ func (m *Maintainer) running(ctx context.Context, inst *stateful.Instance, t *st
 			return errSkip
 		}
 		x.NotifiedAttempt = x.Attempt
+		x.Planned = false
 		return nil
 	})
 	if errors.Is(err, errSkip) || errors.Is(err, stateful.ErrNotFound) {
@@ -313,10 +316,14 @@ func (m *Maintainer) running(ctx context.Context, inst *stateful.Instance, t *st
 	return err
 }
 
-// roll relaunches one task launched under an older generation of the spec,
-// once every task of the instance runs and is healthy: slaves first (the
-// highest ordinal first), the master last. The next task follows when the
-// relaunched one is healthy again.
+// roll carries planned work one step further, once every task of the
+// instance runs and is healthy: a pending switchover first; then a spec
+// change, one task launched under an older generation at a time, slaves
+// first (the highest ordinal first). The master's turn is a switchover to
+// the most up-to-date slave when the workload can do one
+// (stateful.Switchoverer), so that it is then relaunched as a slave;
+// otherwise the master is relaunched in place. The next task follows when
+// the relaunched one is healthy again. A paused rollout relaunches nothing.
 func (m *Maintainer) roll(ctx context.Context, name string) (reconcile.Result, error) {
 	inst, err := m.store.InstanceWithTasks(name)
 	if err != nil {
@@ -325,13 +332,16 @@ func (m *Maintainer) roll(ctx context.Context, name string) (reconcile.Result, e
 	if inst.Status == stateful.StatusDeleting || !allHealthy(inst) {
 		return reconcile.Result{}, nil
 	}
+	if inst.Switchover != nil {
+		return reconcile.Result{}, m.switchover(ctx, inst)
+	}
 	var stale []*stateful.Task
 	for _, t := range inst.Tasks {
 		if t.Generation < inst.Generation {
 			stale = append(stale, t)
 		}
 	}
-	if len(stale) == 0 {
+	if len(stale) == 0 || inst.RolloutPaused {
 		return reconcile.Result{}, nil
 	}
 	slices.SortFunc(stale, func(a, b *stateful.Task) int {
@@ -341,11 +351,216 @@ func (m *Maintainer) roll(ctx context.Context, name string) (reconcile.Result, e
 		return cmp.Compare(b.Ordinal, a.Ordinal)
 	})
 	t := stale[0]
+	if _, ok := m.w.(stateful.Switchoverer); ok && inst.Type == stateful.TypeMasterSlave && t.Role == stateful.RoleMaster {
+		if to := stateful.ChooseSuccessor(m.WithStats(inst.Tasks), t); to != nil && to.Healthy {
+			glog.Infof("maintainer: rolling instance %s to generation %d: switching the master over from %s to %s first", name, inst.Generation, t.Name, to.Name)
+			return reconcile.Result{}, m.requestSwitchover(ctx, name, to.Ordinal, stateful.SwitchoverUpdate)
+		}
+	}
 	glog.Infof("maintainer: rolling instance %s to generation %d: relaunching %s (generation %d)", name, inst.Generation, t.TaskID, t.Generation)
 	if err := m.relaunch(ctx, t.Instance, t.Ordinal, t.TaskID); err != nil {
 		return reconcile.Result{}, err
 	}
 	return reconcile.After(m.cfg.KillRetry), nil
+}
+
+// requestSwitchover stores a switchover to ordinal to (-1: the best
+// slave) and enqueues the instance, which carries it out.
+func (m *Maintainer) requestSwitchover(ctx context.Context, name string, to int, reason string) error {
+	now := m.cfg.Now()
+	_, err := m.store.UpdateInstance(ctx, name, func(w *stateful.Instance) error {
+		if w.Status == stateful.StatusDeleting {
+			return stateful.ErrDeleting
+		}
+		w.Switchover = &stateful.Switchover{To: to, Reason: reason, RequestedAt: now}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.enqueue(name)
+	return nil
+}
+
+// switchover carries out inst's pending switchover: the workload's
+// Switchover, then the promotion is recorded and the request cleared. A
+// request that cannot be carried out (no such slave, the workload cannot
+// switch over) is dropped with a note in the instance's message.
+func (m *Maintainer) switchover(ctx context.Context, inst *stateful.Instance) error {
+	req := *inst.Switchover
+	tasks := m.WithStats(inst.Tasks)
+	var from, to *stateful.Task
+	for _, t := range tasks {
+		if t.Role == stateful.RoleMaster && t.Ordinal == inst.MasterOrdinal {
+			from = t
+		}
+		if t.Ordinal == req.To {
+			to = t
+		}
+	}
+	if req.To < 0 && from != nil {
+		to = stateful.ChooseSuccessor(tasks, from)
+	}
+	so, ok := m.w.(stateful.Switchoverer)
+	var why string
+	switch {
+	case !ok:
+		why = "the workload cannot switch over"
+	case from == nil:
+		why = "the instance has no master"
+	case to == nil:
+		why = "no running slave to switch over to"
+	case to.Ordinal == from.Ordinal:
+		why = to.Name + " is already the master"
+	case to.Role != stateful.RoleSlave:
+		why = to.Name + " is not a slave"
+	}
+	if why != "" {
+		glog.Infof("maintainer: instance %s: switchover dropped: %s", inst.Name, why)
+		return m.clearSwitchover(ctx, inst.Name, req, "switchover not done: "+why)
+	}
+	if req.To < 0 {
+		// Fix the choice first, so that a retry or a restart carries on
+		// with the same slave.
+		_, err := m.store.UpdateInstance(ctx, inst.Name, func(w *stateful.Instance) error {
+			if w.Switchover == nil || *w.Switchover != req {
+				return errSkip
+			}
+			w.Switchover.To = to.Ordinal
+			return nil
+		})
+		if err != nil && !errors.Is(err, errSkip) {
+			return err
+		}
+		m.enqueue(inst.Name)
+		return nil
+	}
+	glog.Infof("maintainer: instance %s: switching over from %s to %s (%s)", inst.Name, from.Name, to.Name, req.Reason)
+	err := reconcile.Call(ctx, m.cfg.CallbackTimeout, "Switchover", inst.Name, func(ctx context.Context) error {
+		return so.Switchover(ctx, m.Handle(), inst.Clone(), from.Clone(), to.Clone())
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.Handle().Promote(ctx, inst, to); err != nil {
+		return fmt.Errorf("switchover of %s: record %s as master: %w", inst.Name, to.Name, err)
+	}
+	glog.Infof("maintainer: instance %s: switched over from %s to %s", inst.Name, from.Name, to.Name)
+	return m.clearSwitchover(ctx, inst.Name, req, "")
+}
+
+func (m *Maintainer) clearSwitchover(ctx context.Context, name string, req stateful.Switchover, note string) error {
+	_, err := m.store.UpdateInstance(ctx, name, func(w *stateful.Instance) error {
+		if w.Switchover == nil || *w.Switchover != req {
+			return errSkip
+		}
+		w.Switchover = nil
+		if note != "" {
+			w.Message = note
+		}
+		return nil
+	})
+	if errors.Is(err, errSkip) {
+		err = nil
+	}
+	m.enqueue(name)
+	return ignoreNotFound(err)
+}
+
+// RequestSwitchover asks for a switchover of the named MS instance's master
+// to ordinal to, or to the best slave when to is nil; the maintainer carries
+// it out once every task is healthy. It is refused (a ValidationError) for
+// an instance that is not MS, a workload without Switchover, and an ordinal
+// that is not a slave's.
+func (m *Maintainer) RequestSwitchover(ctx context.Context, name string, to *int) (*stateful.Instance, error) {
+	if _, ok := m.w.(stateful.Switchoverer); !ok {
+		return nil, &stateful.ValidationError{Msg: "this framework's workload cannot switch over (it does not implement stateful.Switchoverer)"}
+	}
+	now := m.cfg.Now()
+	target := -1
+	if to != nil {
+		target = *to
+	}
+	inst, err := m.store.UpdateInstance(ctx, name, func(w *stateful.Instance) error {
+		if w.Status == stateful.StatusDeleting {
+			return stateful.ErrDeleting
+		}
+		if w.Type != stateful.TypeMasterSlave {
+			return &stateful.ValidationError{Field: "type", Msg: fmt.Sprintf("only an MS instance switches over, %s is %s", name, w.Type)}
+		}
+		if target >= 0 {
+			var found *stateful.Task
+			for _, t := range w.Tasks {
+				if t.Ordinal == target {
+					found = t
+				}
+			}
+			if found == nil || found.Role != stateful.RoleSlave {
+				return &stateful.ValidationError{Field: "to", Msg: fmt.Sprintf("ordinal %d is not a slave of %s", target, name)}
+			}
+		}
+		w.Switchover = &stateful.Switchover{To: target, Reason: stateful.SwitchoverRequested, RequestedAt: now}
+		return nil
+	})
+	if err == nil {
+		m.enqueue(name)
+	}
+	return inst, err
+}
+
+// AbortRollout stops the named instance's rolling spec change and goes back
+// to the spec before it: the tasks not updated yet are left as they are
+// (they run that spec), the ones already updated are rolled back the same
+// way, one at a time. It is refused (a ValidationError) when no rollout is
+// under way.
+func (m *Maintainer) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
+	inst, err := m.store.UpdateInstance(ctx, name, func(w *stateful.Instance) error {
+		if w.Status == stateful.StatusDeleting {
+			return stateful.ErrDeleting
+		}
+		rolling := false
+		for _, t := range w.Tasks {
+			rolling = rolling || t.Generation < w.Generation
+		}
+		if !rolling || w.PreviousSpec == nil {
+			return &stateful.ValidationError{Msg: fmt.Sprintf("instance %s has no rolling spec change to abort", name)}
+		}
+		next := w.Generation + 1
+		for _, t := range w.Tasks {
+			if t.Generation < w.SpecGeneration {
+				t.Generation = next
+			}
+		}
+		w.Spec = w.PreviousSpec.Clone()
+		w.PreviousSpec = nil
+		w.Generation, w.SpecGeneration = next, next
+		w.RolloutPaused = false
+		if w.Switchover != nil && w.Switchover.Reason == stateful.SwitchoverUpdate {
+			w.Switchover = nil
+		}
+		return nil
+	})
+	if err == nil {
+		glog.Infof("maintainer: instance %s: rollout aborted; back to the previous spec (generation %d)", name, inst.Generation)
+		m.enqueue(name)
+	}
+	return inst, err
+}
+
+// SetRolloutPaused pauses or resumes the rolling spec change of the named
+// instance.
+func (m *Maintainer) SetRolloutPaused(ctx context.Context, name string, paused bool) (*stateful.Instance, error) {
+	inst, err := m.store.UpdateInstance(ctx, name, func(w *stateful.Instance) error {
+		if w.Status == stateful.StatusDeleting {
+			return stateful.ErrDeleting
+		}
+		w.RolloutPaused = paused
+		return nil
+	})
+	if err == nil {
+		m.enqueue(name)
+	}
+	return inst, err
 }
 
 // allHealthy reports whether the instance has exactly its expected tasks,
@@ -419,11 +634,29 @@ func (m *Maintainer) updateStatus(ctx context.Context, name string) error {
 	return ignoreNotFound(err)
 }
 
+// newOrdinal reports whether t has never been up and its first attempt
+// has not failed: an ordinal a scale change added.
+func newOrdinal(t *stateful.Task) bool {
+	if t.NotifiedAttempt > 0 {
+		return false
+	}
+	switch t.State {
+	case stateful.TaskQueued:
+		return t.Attempt == 0
+	case stateful.TaskStaging, stateful.TaskStarting, stateful.TaskRunning:
+		return t.Attempt == 1
+	}
+	return false
+}
+
 func deriveStatus(inst *stateful.Instance) (stateful.InstanceStatus, string) {
 	want := inst.TaskCount()
 	surplus := reconcile.Surplus(inst)
 	ready := 0
 	var notes []string
+	// Why tasks are missing decides between UPDATING, SCALING and
+	// DEGRADED: any fault makes the instance DEGRADED.
+	updating, fault := false, false
 	for _, t := range inst.Tasks {
 		if surplus[t.Ordinal] {
 			continue
@@ -431,6 +664,14 @@ func deriveStatus(inst *stateful.Instance) (stateful.InstanceStatus, string) {
 		if t.State.IsRunning() && t.Healthy && !t.Relaunch {
 			ready++
 			continue
+		}
+		switch {
+		case t.Relaunch || t.Planned:
+			updating = true
+		case newOrdinal(t):
+			// added by a scale change, on its way up
+		default:
+			fault = true
 		}
 		if len(notes) < 3 {
 			note := t.Name + " " + string(t.State)
@@ -443,8 +684,33 @@ func deriveStatus(inst *stateful.Instance) (stateful.InstanceStatus, string) {
 			notes = append(notes, note)
 		}
 	}
+	stale := 0
+	for _, t := range inst.Tasks {
+		if !surplus[t.Ordinal] && t.Generation < inst.Generation {
+			stale++
+		}
+	}
+	var plan string
+	switch {
+	case inst.Switchover != nil:
+		plan = "switchover pending"
+		if inst.Switchover.To >= 0 {
+			plan = "switching over to " + stateful.TaskName(inst.Name, inst.Switchover.To)
+		}
+	case stale > 0 && inst.RolloutPaused:
+		plan = fmt.Sprintf("rollout of generation %d paused: %d of %d tasks updated", inst.Generation, want-stale, want)
+	case stale > 0:
+		plan = fmt.Sprintf("rolling out generation %d: %d of %d tasks updated", inst.Generation, want-stale, want)
+	}
 	if ready == want && len(surplus) == 0 {
+		if plan != "" {
+			return stateful.StatusUpdating, plan
+		}
 		return stateful.StatusRunning, ""
+	}
+	if plan != "" {
+		updating = true
+		notes = append([]string{plan}, notes...)
 	}
 	msg := fmt.Sprintf("%d of %d tasks running", ready, want)
 	if len(surplus) > 0 {
@@ -453,8 +719,15 @@ func deriveStatus(inst *stateful.Instance) (stateful.InstanceStatus, string) {
 	if len(notes) > 0 {
 		msg += ": " + strings.Join(notes, ", ")
 	}
-	if inst.Status == stateful.StatusCreating {
+	switch {
+	case inst.Status == stateful.StatusCreating:
 		return stateful.StatusCreating, msg
+	case fault:
+		return stateful.StatusDegraded, msg
+	case updating:
+		return stateful.StatusUpdating, msg
+	case ready < want || len(surplus) > 0:
+		return stateful.StatusScaling, msg
 	}
 	return stateful.StatusDegraded, msg
 }

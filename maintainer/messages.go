@@ -5,12 +5,14 @@ import (
 	"maps"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/golang/glog"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/executor/protocol"
+	"github.com/mesos-stateful/stateful/internal/reconcile"
 )
 
 // Stats keys the maintainer adds to a task's workload figures.
@@ -45,6 +47,7 @@ func (m *Maintainer) Message(_ context.Context, agentID mesos.AgentID, executorI
 		}
 	case *protocol.Stats:
 		m.recordStats(msg)
+		m.checkRole(msg)
 	default:
 		glog.V(1).Infof("maintainer: ignoring %s message from executor %s", msg.MessageType(), executorID.Value)
 	}
@@ -71,6 +74,47 @@ func (m *Maintainer) recordStats(s *protocol.Stats) {
 	}
 	m.stats.put(id.Instance, id.Ordinal, s.TaskID, figures, keepWorkload)
 	glog.V(2).Infof("maintainer: stats of %s: %v", s.TaskID, figures)
+}
+
+// checkRole tells the executor of a stats report its task's role again
+// when the report shows another: the set_role sent at the promotion may
+// have been lost, or the task was launched just before it.
+func (m *Maintainer) checkRole(s *protocol.Stats) {
+	if s.Role == "" {
+		return
+	}
+	id, err := stateful.ParseTaskID(s.TaskID)
+	if err != nil {
+		return
+	}
+	t, err := m.store.Task(id.Instance, id.Ordinal)
+	if err != nil || t.TaskID != s.TaskID || string(t.Role) == s.Role {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), roleSendTimeout)
+	defer cancel()
+	m.tellRole(ctx, t)
+}
+
+// roleSendTimeout bounds sending one set_role message.
+const roleSendTimeout = 5 * time.Second
+
+// tellRole sends t's role to its executor, best effort: stats reports
+// show whether it arrived (checkRole).
+func (m *Maintainer) tellRole(ctx context.Context, t *stateful.Task) {
+	if !t.State.IsLaunched() || t.AgentID == "" {
+		return
+	}
+	data, err := protocol.EncodeMessage(&protocol.SetRole{TaskID: t.TaskID, Role: string(t.Role)})
+	if err != nil {
+		glog.Errorf("maintainer: encode set_role for %s: %v", t.TaskID, err)
+		return
+	}
+	if err := m.messenger.Message(ctx, t.AgentID, reconcile.ExecutorID(t.TaskID), data); err != nil {
+		glog.V(1).Infof("maintainer: set_role %s for %s (sent again after its next stats report): %v", t.Role, t.TaskID, err)
+		return
+	}
+	glog.V(1).Infof("maintainer: told %s it is %s", t.TaskID, t.Role)
 }
 
 // WithStats returns the tasks with the latest figures of their current

@@ -104,6 +104,10 @@ func (m *Maintainer) taskUpdate(s mesos.TaskStatus) (statemgr.TaskUpdate, error)
 		switch {
 		case s.Healthy != nil:
 			t.Healthy = *s.Healthy
+			t.HealthMessage = ""
+			if !t.Healthy {
+				t.HealthMessage = s.GetMessage()
+			}
 		case state != stateful.TaskRunning:
 			t.Healthy = false
 		case !hasHealthCheck:

@@ -58,6 +58,10 @@ type Config struct {
 	Principal string
 	Hostname  string
 	WebUIURL  string
+	// Secret, with Principal, authenticates every call to the master with
+	// HTTP Basic (Mesos' --authenticate_http_frameworks). Empty: no
+	// authentication. Never logged.
+	Secret string
 	// FailoverTimeout is how long Mesos keeps the framework's tasks
 	// running while no scheduler is subscribed. It must be positive: zero
 	// means Mesos kills every task the moment the scheduler disconnects,
@@ -126,6 +130,12 @@ func (c Config) Validate() error {
 	}
 	if strings.TrimSpace(c.Name) == "" {
 		return errors.New("name: must not be empty")
+	}
+	if c.Secret != "" && c.Principal == "" {
+		return errors.New("secret: needs a principal")
+	}
+	if strings.Contains(c.Principal, ":") && c.Secret != "" {
+		return fmt.Errorf("principal %q: HTTP Basic cannot carry a ':' in it", c.Principal)
 	}
 	if strings.TrimSpace(c.User) == "" {
 		return errors.New("user: must not be empty")

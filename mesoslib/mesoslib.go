@@ -168,7 +168,7 @@ func New(cfg Config, store FrameworkIDStore, tasks TaskLister, handler Handler) 
 	httpClient := httpcli.New(
 		httpcli.Endpoint(endpoints[0]),
 		httpcli.Codec(codec),
-		httpcli.Do(httpcli.With(httpcli.RoundTripper(transport))),
+		httpcli.Do(httpcli.With(httpcli.RoundTripper(basicAuth(transport, cfg.Principal, cfg.Secret)))),
 		httpcli.WrapDoer(masters.wrap),
 	)
 	raw := httpsched.NewCaller(httpClient,
@@ -180,6 +180,26 @@ func New(cfg Config, store FrameworkIDStore, tasks TaskLister, handler Handler) 
 	c := newClient(cfg, store, tasks, handler, raw)
 	c.transport = transport
 	return c, nil
+}
+
+// basicAuth returns rt, adding HTTP Basic credentials to every request if
+// there is a secret.
+func basicAuth(rt http.RoundTripper, principal, secret string) http.RoundTripper {
+	if secret == "" {
+		return rt
+	}
+	return basicAuthTransport{rt, principal, secret}
+}
+
+type basicAuthTransport struct {
+	base              http.RoundTripper
+	principal, secret string
+}
+
+func (t basicAuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context()) // a RoundTripper must not change its request
+	req.SetBasicAuth(t.principal, t.secret)
+	return t.base.RoundTrip(req)
 }
 
 // newClient wires a Client around raw, the caller that talks to Mesos.

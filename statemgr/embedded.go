@@ -12,11 +12,14 @@ import (
 	"time"
 
 	"github.com/golang/glog"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
 	"go.uber.org/zap"
+
+	"github.com/mesos-stateful/stateful/internal/secretfile"
 )
 
 // DefaultEmbeddedStartTimeout bounds StartEmbedded when ctx has no earlier
@@ -33,12 +36,29 @@ const embeddedCloseTimeout = 15 * time.Second
 // --etcd=embedded and for tests. It listens on loopback only, on ports the
 // kernel picks, and keeps its data in the directory given to StartEmbedded,
 // so a later StartEmbedded on the same directory sees the same state.
+//
+// Loopback is not enough: any local user (or a task on this host) could
+// connect and read every instance's env. So etcd's authentication is on:
+// the only user is root, whose password is generated at the first start and
+// kept in PasswordFile (mode 0600, in the 0700 data directory). A unix
+// socket was the alternative; it would leave the data open to anything
+// running as this user (including process-runtime tasks), and etcd's peer
+// listener would still need TCP.
 type Embedded struct {
-	etcd      *embed.Etcd
-	client    *clientv3.Client
-	endpoints []string
-	closeOnce sync.Once
+	etcd         *embed.Etcd
+	client       *clientv3.Client
+	endpoints    []string
+	passwordFile string
+	closeOnce    sync.Once
 }
+
+// EmbeddedUser is the etcd user the embedded server's clients authenticate
+// as.
+const EmbeddedUser = "root"
+
+// PasswordFileName is the file in the embedded etcd's data directory that
+// holds EmbeddedUser's password.
+const PasswordFileName = "root-password"
 
 // StartEmbedded starts an embedded etcd keeping its data in dir (created
 // 0700 if missing) and returns once it serves clients. etcd's own log goes,
@@ -75,11 +95,29 @@ func StartEmbedded(ctx context.Context, dir string) (_ *Embedded, err error) {
 	if moved != "" {
 		glog.Warningf("statemgr: embedded etcd in %s: the member had never committed anything (a crash during its first start); moved it to %s and starting a fresh one", dir, moved)
 	}
+	passwordFile := filepath.Join(dir, PasswordFileName)
+	password, err := secretfile.LoadOrCreate(passwordFile)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
 	cfg := embed.NewConfig()
+	// The password is 192 random bits: bcrypt's cost buys nothing against
+	// guessing it, and every client connection pays it.
+	cfg.BcryptCost = 4 // bcrypt.MinCost
 	cfg.Name = "stateful"
 	cfg.Dir = dir
 	cfg.LogLevel = "warn"
 	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
+	// etcd's logger would create its log 0644; what it logs is no one
+	// else's business.
+	logFile, err := os.OpenFile(cfg.LogOutputs[0], os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	logFile.Close()
+	if err := os.Chmod(cfg.LogOutputs[0], 0o600); err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
 	// Port 0 everywhere: the kernel picks free ports, so parallel tests and a
 	// running framework never collide. The member's recorded peer URL stays
 	// the constant ":0" URL, so a restart on the same directory with other
@@ -122,16 +160,66 @@ func StartEmbedded(ctx context.Context, dir string) (_ *Embedded, err error) {
 	for _, l := range e.Clients {
 		endpoints = append(endpoints, "http://"+l.Addr().String())
 	}
+	if err := enableAuth(ctx, e, endpoints, password); err != nil {
+		return nil, fmt.Errorf("start embedded etcd in %s: enabling authentication: %w", dir, err)
+	}
 	client, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
 		Logger:      e.GetLogger().Named("client"),
+		Username:    EmbeddedUser,
+		Password:    password,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd in %s: client: %w", dir, err)
 	}
-	return &Embedded{etcd: e, client: client, endpoints: endpoints}, nil
+	return &Embedded{etcd: e, client: client, endpoints: endpoints, passwordFile: passwordFile}, nil
 }
+
+// enableAuth turns etcd's authentication on with EmbeddedUser and password,
+// unless it is on already (every start after the first). Each step is
+// repeatable, so a crash half-way is finished by the next start.
+func enableAuth(ctx context.Context, e *embed.Etcd, endpoints []string, password string) error {
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
+		Logger:      e.GetLogger().Named("auth-setup"),
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := c.AuthStatus(ctx)
+	if errors.Is(err, rpctypes.ErrUserEmpty) {
+		return nil // on: even the status wants a user
+	}
+	if err != nil {
+		return fmt.Errorf("auth status: %w", err)
+	}
+	if st.Enabled {
+		return nil
+	}
+	if _, err := c.UserAdd(ctx, EmbeddedUser, password); errors.Is(err, rpctypes.ErrUserAlreadyExist) {
+		_, err = c.UserChangePassword(ctx, EmbeddedUser, password)
+		if err != nil {
+			return fmt.Errorf("setting the %s password: %w", EmbeddedUser, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("adding user %s: %w", EmbeddedUser, err)
+	}
+	if _, err := c.UserGrantRole(ctx, EmbeddedUser, "root"); err != nil {
+		return fmt.Errorf("granting %s the root role: %w", EmbeddedUser, err)
+	}
+	if _, err := c.AuthEnable(ctx); err != nil {
+		return fmt.Errorf("auth enable: %w", err)
+	}
+	return nil
+}
+
+// PasswordFile is the file holding EmbeddedUser's password, for another
+// client of this server (e.g. a second scheduler given --etcd-user and
+// --etcd-password-file).
+func (e *Embedded) PasswordFile() string { return e.passwordFile }
 
 // Client returns a client connected to the embedded server. It belongs to
 // the Embedded: Close closes it.

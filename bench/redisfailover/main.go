@@ -4,7 +4,11 @@
 // new master accepts a write (or, with -lose host, from the moment its
 // agent is removed). Beside them it prints Redis' own figures on a
 // bare local pair, the floor any failover is built on: a REPLICAOF NO ONE
-// round trip, and kill-to-write when the failure is acted on at once.
+// round trip, and kill-to-write when the failure is acted on at once. Each
+// run also changes the instance's spec while a client writes through the
+// master GET names (SET + WAIT 1) and prints how long the rolling update
+// took, the client's longest gap between acknowledged writes, and how many
+// acknowledged writes the master lacks afterwards.
 //
 //	go run ./bench/redisfailover [-runs 5] [-slaves 2] [-keys 1000] [-runtime process|docker] [-lose process|host]
 //
@@ -18,6 +22,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +39,7 @@ import (
 	"github.com/golang/glog"
 
 	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/client"
 	"github.com/mesos-stateful/stateful/dockerlib"
 	"github.com/mesos-stateful/stateful/examples/redis/redisimage"
 	"github.com/mesos-stateful/stateful/examples/redis/redistest"
@@ -46,17 +52,20 @@ import (
 // benchImage is the image -runtime docker builds and runs.
 const benchImage = "stateful-test/redis-example:latest"
 
-func newWorkload() *workload.Redis {
-	w, err := workload.New(workload.Options{})
+// newWorkload is the Redis example's workload running command (the
+// default if empty); requests may not set the command themselves. The
+// benchmark's image is allowed.
+func newWorkload(command string) *workload.Redis {
+	w, err := workload.New(workload.Options{Command: command, AllowedImages: []string{workload.DefaultImage, benchImage}})
 	if err != nil {
-		panic(err) // the zero Options are valid
+		panic(err) // valid Options
 	}
 	return w
 }
 
 func main() {
 	if executor.IsExecutorInvocation(os.Args) {
-		framework.Main(newWorkload())
+		framework.Main(newWorkload(""))
 	}
 	runs := flag.Int("runs", 5, "instances created and failed over")
 	slaves := flag.Int("slaves", 2, "slaves per instance")
@@ -90,6 +99,11 @@ func main() {
 type sample struct {
 	healthy, synced                time.Duration // from POST
 	shown, written, healed, resync time.Duration // from the loss
+	// A rolling spec change under a client writing through the master
+	// GET names: how long it took, the longest time between two
+	// acknowledged writes, and how many acknowledged writes were lost.
+	rolled, rollGap     time.Duration
+	rollLost, rollAcked int
 }
 
 func run(work string, runs, slaves, keys int, runtime, command string, interval float64, lose string) error {
@@ -103,8 +117,7 @@ func run(work string, runs, slaves, keys int, runtime, command string, interval 
 
 	var docker *dockerlib.Client
 	spec := map[string]any{
-		"command": command,
-		"health":  map[string]any{"tcp": workload.PortName, "interval_s": interval, "timeout_s": min(interval, 3)},
+		"health": map[string]any{"tcp": workload.PortName, "interval_s": interval, "timeout_s": min(interval, 3)},
 	}
 	if runtime == "docker" {
 		var err error
@@ -135,7 +148,7 @@ func run(work string, runs, slaves, keys int, runtime, command string, interval 
 			}
 		}
 		var err error
-		env, err = redistest.Start(ctx, redistest.Options{Runtime: runtime, WorkDir: filepath.Join(work, fmt.Sprintf("cluster%d", i)), Workload: newWorkload()})
+		env, err = redistest.Start(ctx, redistest.Options{Runtime: runtime, WorkDir: filepath.Join(work, fmt.Sprintf("cluster%d", i)), Workload: newWorkload(command)})
 		return err
 	}
 	if err := cluster(0); err != nil {
@@ -179,11 +192,21 @@ func run(work string, runs, slaves, keys int, runtime, command string, interval 
 	row("master lost → first write accepted by the new master", func(s sample) time.Duration { return s.written })
 	row("master lost → instance RUNNING again", func(s sample) time.Duration { return s.healed })
 	row("master lost → replaced slave synced from the new master", func(s sample) time.Duration { return s.resync })
+	row("rolling update (PATCH mem) → every task updated, RUNNING", func(s sample) time.Duration { return s.rolled })
+	row("rolling update: longest gap between acknowledged writes", func(s sample) time.Duration { return s.rollGap })
 	for _, f := range floor {
 		med, lo, hi := stats(f.d)
 		fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t\n", f.name, med, lo, hi)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	lost, acked := 0, 0
+	for _, s := range samples {
+		lost, acked = lost+s.rollLost, acked+s.rollAcked
+	}
+	fmt.Printf("\nrolling updates: %d of %d writes acknowledged by WAIT 1 lost (a client writing through the master GET names, SET + WAIT 1)\n", lost, acked)
+	return nil
 }
 
 func stats(d []time.Duration) (median, lo, hi time.Duration) {
@@ -214,7 +237,7 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 	}
 	s.synced = time.Since(posted)
 
-	if err := writeKeys(ctx, redistest.Addr(master), keys, slaves); err != nil {
+	if err := writeKeys(ctx, redistest.Server(inst, master), keys, slaves); err != nil {
 		return s, err
 	}
 
@@ -222,7 +245,7 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 	if lose == "host" {
 		err = env.Cluster.RemoveAgent(master.AgentID)
 	} else {
-		err = kill(ctx, docker, master)
+		err = kill(ctx, docker, inst, master)
 	}
 	if err != nil {
 		return s, err
@@ -240,11 +263,11 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 		return s, err
 	}
 	s.shown = time.Since(killed)
-	if err := firstWrite(ctx, redistest.Addr(next)); err != nil {
+	if err := firstWrite(ctx, redistest.Server(inst, next)); err != nil {
 		return s, err
 	}
 	s.written = time.Since(killed)
-	if n, err := resp.Do(ctx, redistest.Addr(next), "DBSIZE"); err != nil || n.(int64) < int64(keys) {
+	if n, err := resp.Do(ctx, redistest.Server(inst, next), "DBSIZE"); err != nil || n.(int64) < int64(keys) {
 		return s, fmt.Errorf("the new master has %v keys of %d (%v)", n, keys, err)
 	}
 	inst, err = env.WaitHealthy(ctx, name)
@@ -256,6 +279,10 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 		return s, err
 	}
 	s.resync = time.Since(killed)
+
+	if err := rollingUpdate(ctx, env, name, &s); err != nil {
+		return s, err
+	}
 
 	if err := env.Delete(ctx, name); err != nil {
 		return s, err
@@ -269,8 +296,8 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 
 // writeKeys writes n keys on addr and waits until replicas slaves have
 // them all (WAIT covers the writes of its own connection).
-func writeKeys(ctx context.Context, addr string, n, replicas int) error {
-	c, err := resp.Dial(ctx, addr)
+func writeKeys(ctx context.Context, srv resp.Server, n, replicas int) error {
+	c, err := resp.Dial(ctx, srv)
 	if err != nil {
 		return err
 	}
@@ -293,9 +320,9 @@ func waitSynced(ctx context.Context, inst *stateful.Instance, master *stateful.T
 		if t.Role != stateful.RoleSlave {
 			continue
 		}
-		addr := redistest.Addr(t)
+		srv := redistest.Server(inst, t)
 		err := redistest.Poll(ctx, t.Name+" synced", func() (bool, string) {
-			reply, err := resp.Do(ctx, addr, "INFO", "replication")
+			reply, err := resp.Do(ctx, srv, "INFO", "replication")
 			if err != nil {
 				return false, err.Error()
 			}
@@ -311,9 +338,9 @@ func waitSynced(ctx context.Context, inst *stateful.Instance, master *stateful.T
 }
 
 // firstWrite retries a SET until the server accepts it.
-func firstWrite(ctx context.Context, addr string) error {
-	return redistest.Poll(ctx, "a write accepted at "+addr, func() (bool, string) {
-		reply, err := resp.Do(ctx, addr, "SET", "after-failover", "1")
+func firstWrite(ctx context.Context, srv resp.Server) error {
+	return redistest.Poll(ctx, "a write accepted at "+srv.Addr, func() (bool, string) {
+		reply, err := resp.Do(ctx, srv, "SET", "after-failover", "1")
 		return err == nil && reply == "OK", fmt.Sprint(reply, err)
 	})
 }
@@ -321,7 +348,7 @@ func firstWrite(ctx context.Context, addr string) error {
 // kill SIGKILLs the master's redis-server: its container, or its process
 // (checked to be the server on the master's address, the title Redis gives
 // itself).
-func kill(ctx context.Context, docker *dockerlib.Client, master *stateful.Task) error {
+func kill(ctx context.Context, docker *dockerlib.Client, inst *stateful.Instance, master *stateful.Task) error {
 	if docker != nil {
 		list, err := docker.List(ctx, map[string]string{dockerlib.LabelTaskID: master.TaskID})
 		if err != nil || len(list) != 1 {
@@ -329,11 +356,12 @@ func kill(ctx context.Context, docker *dockerlib.Client, master *stateful.Task) 
 		}
 		return docker.Kill(ctx, list[0].ID, "SIGKILL")
 	}
-	return killServer(ctx, redistest.Addr(master))
+	return killServer(ctx, redistest.Server(inst, master))
 }
 
-func killServer(ctx context.Context, addr string) error {
-	reply, err := resp.Do(ctx, addr, "INFO", "server")
+func killServer(ctx context.Context, srv resp.Server) error {
+	addr := srv.Addr
+	reply, err := resp.Do(ctx, srv, "INFO", "server")
 	if err != nil {
 		return err
 	}
@@ -375,15 +403,15 @@ func redisFloor(ctx context.Context, work string, runs int) ([]figure, error) {
 			defer p.stop()
 			defer r.stop()
 			start := time.Now()
-			if err := killServer(ctx, p.addr); err != nil {
+			if err := killServer(ctx, resp.Server{Addr: p.addr}); err != nil {
 				return err
 			}
 			t0 := time.Now()
-			if reply, err := resp.Do(ctx, r.addr, "REPLICAOF", "NO", "ONE"); err != nil || reply != "OK" {
+			if reply, err := resp.Do(ctx, resp.Server{Addr: r.addr}, "REPLICAOF", "NO", "ONE"); err != nil || reply != "OK" {
 				return fmt.Errorf("REPLICAOF NO ONE: %v, %v", reply, err)
 			}
 			promote.d = append(promote.d, time.Since(t0))
-			if err := firstWrite(ctx, r.addr); err != nil {
+			if err := firstWrite(ctx, resp.Server{Addr: r.addr}); err != nil {
 				return err
 			}
 			failover.d = append(failover.d, time.Since(start))
@@ -422,7 +450,7 @@ func startPair(ctx context.Context, dir string) (master, replica *server, err er
 		return nil, nil, err
 	}
 	err = redistest.Poll(ctx, "the replica to sync", func() (bool, string) {
-		reply, err := resp.Do(ctx, replica.addr, "INFO", "replication")
+		reply, err := resp.Do(ctx, resp.Server{Addr: replica.addr}, "INFO", "replication")
 		s, _ := reply.(string)
 		return err == nil && workload.ParseInfo(s).LinkUp(), fmt.Sprint(err)
 	})
@@ -450,7 +478,7 @@ func startServer(ctx context.Context, dir string, args ...string) (*server, erro
 	}
 	s := &server{cmd: cmd, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	err = redistest.Poll(ctx, "redis-server at "+s.addr, func() (bool, string) {
-		reply, err := resp.Do(ctx, s.addr, "PING")
+		reply, err := resp.Do(ctx, resp.Server{Addr: s.addr}, "PING")
 		return err == nil && reply == "PONG", fmt.Sprint(err)
 	})
 	if err != nil {
@@ -458,4 +486,54 @@ func startServer(ctx context.Context, dir string, args ...string) (*server, erro
 		return nil, errors.Join(err, errors.New("redis-server did not answer"))
 	}
 	return s, nil
+}
+
+// rollingUpdate changes the instance's spec while a client writes through
+// the master GET names, and records how long the rollout took, the client's
+// longest gap between acknowledged writes and the acknowledged writes the
+// master lacks afterwards.
+func rollingUpdate(ctx context.Context, env *redistest.Env, name string, s *sample) error {
+	inst, _, err := env.Get(ctx, name)
+	if err != nil || inst == nil {
+		return fmt.Errorf("get %s: %v", name, err)
+	}
+	w := env.StartWriter(ctx, name)
+	defer w.Stop()
+	err = redistest.Poll(ctx, "the writer's first acknowledged write", func() (bool, string) {
+		acked, _, _ := w.Result()
+		return len(acked) > 0, ""
+	})
+	if err != nil {
+		return err
+	}
+	spec, _ := json.Marshal(map[string]any{"mem": inst.Spec.Mem + 16})
+	start := time.Now()
+	if _, err := env.Client().Update(ctx, name, client.PatchRequest{Spec: spec}); err != nil {
+		return err
+	}
+	err = redistest.Poll(ctx, "every task updated and RUNNING", func() (bool, string) {
+		got, _, err := env.Get(ctx, name)
+		if err != nil || got == nil || !redistest.AllHealthy(got) {
+			return false, fmt.Sprint(err)
+		}
+		inst = got
+		for _, t := range got.Tasks {
+			if t.Generation != got.Generation {
+				return false, redistest.Describe(got)
+			}
+		}
+		return true, ""
+	})
+	if err != nil {
+		return err
+	}
+	s.rolled = time.Since(start)
+	w.Stop()
+	acked, gap, _ := w.Result()
+	lost, err := w.Lost(ctx, redistest.Server(inst, redistest.Master(inst)))
+	if err != nil {
+		return err
+	}
+	s.rollGap, s.rollLost, s.rollAcked = gap, len(lost), len(acked)
+	return nil
 }

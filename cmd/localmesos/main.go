@@ -31,6 +31,7 @@ func main() {
 	flag.StringVar(&cfg.Resources, "resources", localmesos.DefaultResources, "resources of each agent, in Mesos' --resources syntax (the ports range is divided among agents)")
 	flag.StringVar(&cfg.WorkDir, "work-dir", "./localmesos-data", "directory for sandboxes and agent state (a restart on the same directory recovers the agents)")
 	flag.BoolVar(&cfg.KeepTasksOnClose, "keep-tasks", false, "on Ctrl-C or SIGTERM, leave the executors and tasks of checkpointing frameworks running for the next start on --work-dir to recover (default: stop every task)")
+	credentials := flag.String("credentials", "", `require HTTP Basic authentication from frameworks and operators, with the principals and secrets of this file (Mesos' format: {"credentials": [{"principal": "p", "secret": "s"}]}, mode 0600)`)
 	// glog logs to files by default; a command run by hand wants stderr.
 	if f := flag.Lookup("logtostderr"); f != nil {
 		_ = f.Value.Set("true")
@@ -43,6 +44,14 @@ func main() {
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "localmesos: %v\n", err)
 		os.Exit(2)
+	}
+	if *credentials != "" {
+		creds, err := localmesos.LoadCredentials(*credentials)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "localmesos: --credentials: %v\n", err)
+			os.Exit(2)
+		}
+		cfg.Credentials = creds
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

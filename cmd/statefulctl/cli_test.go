@@ -95,7 +95,7 @@ func TestUsageErrorsSendNothing(t *testing.T) {
 		{[]string{"scale", "cache1"}, "-slaves is required"},
 		{[]string{"update", "cache1"}, "nothing to change"},
 		{[]string{"delete", "cache1", "-wait", "-timeout", "-1s"}, "-timeout must be positive"},
-		{[]string{"wait", "cache1", "-status", "READY"}, `-status "READY": want CREATING, RUNNING, DEGRADED or DELETING`},
+		{[]string{"wait", "cache1", "-status", "READY"}, `-status "READY": want CREATING, RUNNING, UPDATING, SCALING, DEGRADED or DELETING`},
 		{[]string{"wait", "cache1", "-interval", "0s"}, "-interval must be positive"},
 		{[]string{"master"}, "want NAME"},
 		{[]string{"addr", "cache1"}, "want NAME and ORDINAL"},

@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -262,7 +264,7 @@ func setupDelete(fs *flag.FlagSet) action {
 }
 
 func setupWait(fs *flag.FlagSet) action {
-	status := fs.String("status", string(stateful.StatusRunning), "the status to wait for: CREATING, RUNNING, DEGRADED or DELETING")
+	status := fs.String("status", string(stateful.StatusRunning), "the status to wait for: CREATING, RUNNING, UPDATING, SCALING, DEGRADED or DELETING")
 	timeout := fs.Duration("timeout", defaultWaitTimeout, "how long to wait")
 	interval := fs.Duration("interval", defaultInterval, "time between polls")
 	return func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
@@ -272,7 +274,7 @@ func setupWait(fs *flag.FlagSet) action {
 		}
 		want := stateful.InstanceStatus(strings.ToUpper(*status))
 		if !want.Valid() {
-			return usageError(fs, "-status %q: want CREATING, RUNNING, DEGRADED or DELETING", *status)
+			return usageError(fs, "-status %q: want CREATING, RUNNING, UPDATING, SCALING, DEGRADED or DELETING", *status)
 		}
 		if err := checkWaitFlags(fs, *timeout, *interval); err != nil {
 			return err
@@ -310,6 +312,42 @@ func setupMaster(fs *flag.FlagSet) action {
 			return err
 		}
 		return a.printTask(inst, task, *taskID, args[1:])
+	}
+}
+
+// setupEnv prints the instance's env: where workloads keep what clients
+// need, such as the Redis example's REDIS_PASSWORD. Read-only tokens get
+// the values redacted, which is said rather than printed.
+func setupEnv(fs *flag.FlagSet) action {
+	return func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
+		name, err := instanceName(fs, args[0])
+		if err != nil {
+			return err
+		}
+		inst, err := a.get(ctx, name)
+		if err != nil {
+			return err
+		}
+		keys := slices.Sorted(maps.Keys(inst.Spec.Env))
+		if len(args) > 1 {
+			if _, ok := inst.Spec.Env[args[1]]; !ok {
+				return fmt.Errorf("instance %s has no env %s", name, args[1])
+			}
+			keys = []string{args[1]}
+		}
+		for _, k := range keys {
+			if inst.Spec.Env[k] == stateful.Redacted {
+				return fmt.Errorf("the API redacts instance %s's env for this token: an admin token is needed", name)
+			}
+		}
+		for _, k := range keys {
+			if len(args) > 1 {
+				fmt.Fprintln(a.stdout, inst.Spec.Env[k])
+			} else {
+				fmt.Fprintf(a.stdout, "%s=%s\n", k, inst.Spec.Env[k])
+			}
+		}
+		return nil
 	}
 }
 
@@ -443,4 +481,65 @@ func instanceName(fs *flag.FlagSet, s string) (string, error) {
 		return "", usageError(fs, "instance name %v", err)
 	}
 	return s, nil
+}
+
+func setupSwitchover(fs *flag.FlagSet) action {
+	to := fs.Int("to", -1, "the ordinal of the slave to promote (default: the one that has replicated the most)")
+	wait := fs.Bool("wait", false, "wait until the switchover is done and the instance RUNNING")
+	timeout := fs.Duration("timeout", defaultWaitTimeout, "with -wait: how long to wait")
+	interval := fs.Duration("interval", defaultInterval, "with -wait: time between polls")
+	return func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
+		name, err := instanceName(fs, args[0])
+		if err != nil {
+			return err
+		}
+		if err := checkWaitFlags(fs, *timeout, *interval); err != nil {
+			return err
+		}
+		var target *int
+		if *to >= 0 {
+			target = to
+		}
+		rctx, cancel := a.request(ctx)
+		defer cancel()
+		inst, err := a.api.Switchover(rctx, name, target)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "%s %s: switchover requested\n", inst.Name, inst.Status)
+		if !*wait {
+			return nil
+		}
+		return a.poll(ctx, name, "to have switched over", *timeout, *interval, func(inst *stateful.Instance, err error) (bool, error) {
+			if err != nil {
+				return false, err
+			}
+			return inst.Switchover == nil && reached(inst, stateful.StatusRunning), nil
+		})
+	}
+}
+
+func setupRollout(fs *flag.FlagSet) action {
+	return func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
+		name, err := instanceName(fs, args[0])
+		if err != nil {
+			return err
+		}
+		rctx, cancel := a.request(ctx)
+		defer cancel()
+		var inst *stateful.Instance
+		switch args[1] {
+		case "pause", "resume":
+			inst, err = a.api.PauseRollout(rctx, name, args[1] == "pause")
+		case "abort":
+			inst, err = a.api.AbortRollout(rctx, name)
+		default:
+			return usageError(fs, "want pause, resume or abort, got %q", args[1])
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "%s %s (rollout paused: %t)\n", inst.Name, inst.Status, inst.RolloutPaused)
+		return nil
+	}
 }

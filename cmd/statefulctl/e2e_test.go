@@ -19,7 +19,9 @@ import (
 )
 
 func newRedisWorkload() *workload.Redis {
-	w, err := workload.New(workload.Options{})
+	// No 5 s wait before a master syncs its slaves, to keep the test
+	// short.
+	w, err := workload.New(workload.Options{Command: "redis-server --repl-diskless-sync-delay 0"})
 	if err != nil {
 		panic(err)
 	}
@@ -86,9 +88,8 @@ func TestRedisThroughTheBinary(t *testing.T) {
 		return r
 	}
 
-	// Health checked every second, and no 5 s wait before a master syncs
-	// its slaves, to keep the test short.
-	spec := `{"command": "redis-server --repl-diskless-sync-delay 0", "health": {"tcp": "redis", "interval_s": 1, "timeout_s": 1}}`
+	// Health checked every second, to keep the test short.
+	spec := `{"health": {"tcp": "redis", "interval_s": 1, "timeout_s": 1}}`
 	expect(t, ctl("create", "cache1", "-type", "MS", "-slaves", "2", "-spec", spec), exitOK, []string{"Status:      CREATING"}, nil)
 	expect(t, ctl("create", "cache1", "-type", "MS"), exitError, nil, []string{`409 Conflict: instance "cache1" already exists`})
 
@@ -113,7 +114,17 @@ func TestRedisThroughTheBinary(t *testing.T) {
 	if m := redistest.Master(inst); m == nil || redistest.Addr(m) != addr {
 		t.Fatalf("master printed %s; the API says %s", addr, redistest.Describe(inst))
 	}
-	reply, err := resp.Do(ctx, addr, "INFO", "replication")
+	// The password, as an operator gets it for redis-cli.
+	r = ctl("env", "cache1", workload.PasswordEnv)
+	expect(t, r, exitOK, nil, nil)
+	srv := resp.Server{Addr: addr, Password: strings.TrimSpace(r.stdout)}
+	if srv.Password == "" || srv.Password != inst.Spec.Env[workload.PasswordEnv] {
+		t.Fatalf("env printed %q, the API says %q", r.stdout, inst.Spec.Env[workload.PasswordEnv])
+	}
+	if _, err := resp.Do(ctx, resp.Server{Addr: addr}, "INFO", "replication"); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("INFO without the password: %v, want NOAUTH", err)
+	}
+	reply, err := resp.Do(ctx, srv, "INFO", "replication")
 	if err != nil {
 		t.Fatalf("INFO at the printed master %s: %v", addr, err)
 	}
@@ -129,7 +140,7 @@ func TestRedisThroughTheBinary(t *testing.T) {
 		t.Errorf("after delete -wait GET cache1 is %d (%v)", code, err)
 	}
 	err = redistest.Poll(ctx, "the master's server to be gone", func() (bool, string) {
-		reply, err := resp.Do(ctx, addr, "PING")
+		reply, err := resp.Do(ctx, srv, "PING")
 		return err != nil, fmt.Sprintf("%s answers %v", addr, reply)
 	})
 	if err != nil {

@@ -7,6 +7,9 @@
 //	redis-cli -h HOST -p PORT    # HOST PORT from: statefulctl master cache1
 //
 // The API is at -api (default http://127.0.0.1:5656, or $STATEFUL_API).
+// A bearer token for it comes from -token, -token-file or $STATEFUL_TOKEN;
+// an https API is verified with the CA certificates of -ca (default: the
+// system's), and -cert/-key present a client certificate.
 // Exit status: 0 done, 1 the API refused or the operation failed (or timed
 // out), 2 the command line is wrong.
 package main
@@ -36,6 +39,7 @@ const (
 const (
 	defaultAPI     = "http://127.0.0.1:5656"
 	envAPI         = "STATEFUL_API"
+	envToken       = "STATEFUL_TOKEN"
 	defaultTimeout = 10 * time.Second
 )
 
@@ -81,9 +85,12 @@ func commands() []command {
 		{"scale", "NAME -slaves N", "change an instance's number of slaves", 1, 1, "NAME", setupScale},
 		{"update", "NAME [-spec JSON | -spec-file FILE] [-slaves N]", "change an instance's spec (rolled out task by task)", 1, 1, "NAME", setupUpdate},
 		{"delete", "NAME [-wait] [-timeout D]", "destroy an instance", 1, 1, "NAME", setupDelete},
+		{"switchover", "NAME [-to ORDINAL] [-wait] [-timeout D]", "move the master role of an MS instance to a slave, without losing acknowledged writes", 1, 1, "NAME", setupSwitchover},
+		{"rollout", "NAME pause|resume|abort", "pause, resume or abort (back to the previous spec) an instance's rolling spec change", 2, 2, "NAME and pause|resume|abort", setupRollout},
 		{"wait", "NAME [-status S] [-timeout D] [-interval D]", "wait until an instance has a status (RUNNING: and every task healthy)", 1, 1, "NAME", setupWait},
 		{"master", "NAME [PORTNAME] [-task-id]", "print HOST PORT of the task holding the master role", 1, 2, "NAME", setupMaster},
 		{"addr", "NAME ORDINAL|TASK [PORTNAME] [-task-id]", "print HOST PORT of a task", 2, 3, "NAME and ORDINAL", setupAddr},
+		{"env", "NAME [KEY]", "print an instance's env (KEY=VALUE lines), or one value, e.g. a password; needs an admin token when the API has tokens", 1, 2, "NAME", setupEnv},
 		{"health", "", "show whether the scheduler is healthy", 0, 0, "", setupHealth},
 		{"events", "[NAME] [-json]", "follow state changes and failovers as they happen (until interrupted)", 0, 1, "", setupEvents},
 	}
@@ -102,6 +109,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	global.StringVar(&api, "api", api, "the REST API's address (also $"+envAPI+")")
 	timeout := global.Duration("timeout", defaultTimeout, "bound on each request to the API")
+	var conn connFlags
+	conn.register(global)
 	// Asked for, the usage goes to stdout; after a mistake, to stderr
 	// (where flag has just said what is wrong).
 	global.Usage = func() {}
@@ -134,7 +143,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		usage(global)
 		return exitUsage
 	}
-	c, err := client.New(apiURL(api), nil)
+	httpClient, opts, err := conn.client(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "statefulctl: %v\n", err)
+		return exitUsage
+	}
+	c, err := client.New(apiURL(api), httpClient, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "statefulctl: -api: %v\n", err)
 		usage(global)
@@ -175,6 +189,8 @@ func explain(err error, c *client.Client, timeout time.Duration) error {
 		return fmt.Errorf("%w\n(nothing answers at %s: is the framework running? set -api or $%s)", err, c.Base(), envAPI)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%w\n(no answer from %s within -timeout %v)", err, c.Base(), timeout)
+	case client.IsUnauthorized(err):
+		return fmt.Errorf("%w\n(give an API token with -token, -token-file or $%s; changes need an admin token)", err, envToken)
 	}
 	return err
 }
@@ -195,7 +211,7 @@ func usageTo(w io.Writer, global *flag.FlagSet) {
 	out := global.Output()
 	global.SetOutput(w)
 	defer global.SetOutput(out)
-	fmt.Fprint(w, "usage: statefulctl [-api URL] [-timeout D] COMMAND [ARGS]\n\ncommands:\n")
+	fmt.Fprint(w, "usage: statefulctl [-api URL] [-token T | -token-file F] [-ca FILE] [-timeout D] COMMAND [ARGS]\n\ncommands:\n")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}

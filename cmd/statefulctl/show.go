@@ -197,6 +197,9 @@ func note(t *stateful.Task) string {
 	case (t.State != stateful.TaskRunning || !t.Healthy) && t.Message != "":
 		parts = append(parts, t.Message)
 	}
+	if t.HealthMessage != "" && t.HealthMessage != t.Message {
+		parts = append(parts, "health: "+t.HealthMessage)
+	}
 	if e := t.Stats[statsError]; e != "" {
 		parts = append(parts, "stats: "+e)
 	}

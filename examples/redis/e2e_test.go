@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -45,8 +46,18 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// newWorkload is the example's workload as the tests run it: the command
+// leaves out the 5 s a master waits for more replicas before a sync, to
+// keep the tests short; the docker tests' image is allowed.
 func newWorkload() *workload.Redis {
-	w, err := workload.New(workload.Options{})
+	return newWorkloadWith(workload.Options{
+		Command:       "redis-server --repl-diskless-sync-delay 0",
+		AllowedImages: []string{workload.DefaultImage, testImage},
+	})
+}
+
+func newWorkloadWith(opts workload.Options) *workload.Redis {
+	w, err := workload.New(opts)
 	if err != nil {
 		panic(err)
 	}
@@ -72,9 +83,14 @@ func needRedis(t *testing.T) {
 
 func start(t *testing.T, runtime string) *redistest.Env {
 	t.Helper()
+	return startWith(t, runtime, newWorkload())
+}
+
+func startWith(t *testing.T, runtime string, w *workload.Redis) *redistest.Env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	env, err := redistest.Start(ctx, redistest.Options{Runtime: runtime, WorkDir: t.TempDir(), Workload: newWorkload()})
+	env, err := redistest.Start(ctx, redistest.Options{Runtime: runtime, WorkDir: t.TempDir(), Workload: w})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,13 +102,11 @@ func start(t *testing.T, runtime string) *redistest.Env {
 	return env
 }
 
-// createBody is the walkthrough's instance: a master and two slaves. The
-// command leaves out the 5 s a master waits for more replicas before a sync,
-// to keep the test short; health is checked every second.
+// createBody is the walkthrough's instance: a master and two slaves,
+// health checked every second.
 func createBody(name string, spec map[string]any) map[string]any {
 	s := map[string]any{
-		"command": "redis-server --repl-diskless-sync-delay 0",
-		"health":  map[string]any{"tcp": workload.PortName, "interval_s": 1, "timeout_s": 1, "grace_s": 30},
+		"health": map[string]any{"tcp": workload.PortName, "interval_s": 1, "timeout_s": 1, "grace_s": 30},
 	}
 	for k, v := range spec {
 		s[k] = v
@@ -144,24 +158,24 @@ func (r *statusRecorder) statuses() []stateful.InstanceStatus {
 	return slices.Clone(r.seen)
 }
 
-// do runs one command against addr.
-func do(t *testing.T, addr string, args ...string) any {
+// do runs one command against srv.
+func do(t *testing.T, srv resp.Server, args ...string) any {
 	t.Helper()
-	reply, err := resp.Do(testCtx(t, 10*time.Second), addr, args...)
+	reply, err := resp.Do(testCtx(t, 10*time.Second), srv, args...)
 	if err != nil {
-		t.Fatalf("%s at %s: %v", strings.Join(args, " "), addr, err)
+		t.Fatalf("%s at %s: %v", strings.Join(args, " "), srv, err)
 	}
 	return reply
 }
 
-func info(t *testing.T, addr string) workload.Info {
+func info(t *testing.T, srv resp.Server) workload.Info {
 	t.Helper()
-	s, _ := do(t, addr, "INFO", "replication").(string)
+	s, _ := do(t, srv, "INFO", "replication").(string)
 	return workload.ParseInfo(s)
 }
 
 // failover is what one walkthrough variant does to lose the master.
-type failover func(t *testing.T, env *redistest.Env, master *stateful.Task)
+type failover func(t *testing.T, env *redistest.Env, inst *stateful.Instance, master *stateful.Task)
 
 // walkthrough is the README's walkthrough, checked: create a 1+2 instance,
 // write on the master (acknowledged by both slaves), read on a slave, lose
@@ -187,14 +201,13 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 	// RUNNING does not imply synced slaves: wait for their links.
 	for _, task := range inst.Tasks {
 		if task.Role == stateful.RoleSlave {
-			waitReplicates(t, ctx, task, master)
+			waitReplicates(t, ctx, inst, task, master)
 		}
 	}
 
 	// Write on the master; WAIT for both slaves to have every key (WAIT
 	// covers the writes of its own connection).
-	maddr := redistest.Addr(master)
-	conn, err := resp.Dial(ctx, maddr)
+	conn, err := resp.Dial(ctx, redistest.Server(inst, master))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +221,7 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 	}
 	conn.Close()
 	slave := inst.Tasks[1]
-	if got := do(t, redistest.Addr(slave), "GET", "key:7"); got != "value-7" {
+	if got := do(t, redistest.Server(inst, slave), "GET", "key:7"); got != "value-7" {
 		t.Fatalf("GET on slave %s: %v", slave.Name, got)
 	}
 
@@ -237,7 +250,7 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 	rec := recordStatus(env, name)
 	defer rec.stop()
 	lost := time.Now()
-	lose(t, env, master)
+	lose(t, env, inst, master)
 
 	// GET names a new master, and it takes writes.
 	var next *stateful.Task
@@ -253,7 +266,7 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 		t.Fatal(err)
 	}
 	shown := time.Since(lost)
-	naddr := redistest.Addr(next)
+	naddr := redistest.Server(inst, next)
 	var lastErr error
 	err = redistest.Poll(ctx, "a write accepted by the new master", func() (bool, string) {
 		reply, err := resp.Do(ctx, naddr, "SET", "after", "failover")
@@ -293,8 +306,8 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 		if task.Role != stateful.RoleSlave {
 			continue
 		}
-		addr := redistest.Addr(task)
-		waitReplicates(t, ctx, task, next)
+		addr := redistest.Server(inst, task)
+		waitReplicates(t, ctx, inst, task, next)
 		if got := do(t, addr, "GET", "after"); got != "failover" {
 			t.Errorf("slave %s has not synced from the new master: GET after = %v", task.Name, got)
 		}
@@ -317,9 +330,9 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 		t.Fatal(err)
 	}
 	// No server of the instance answers any more.
-	var addrs []string
+	var addrs []resp.Server
 	for _, task := range append(before.Tasks, inst.Tasks...) {
-		addrs = append(addrs, redistest.Addr(task))
+		addrs = append(addrs, redistest.Server(inst, task))
 	}
 	err = redistest.Poll(ctx, "every server of "+name+" to be gone", func() (bool, string) {
 		for _, addr := range addrs {
@@ -336,10 +349,10 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 
 // waitReplicates waits until slave's server replicates master's with its
 // link up.
-func waitReplicates(t *testing.T, ctx context.Context, slave, master *stateful.Task) {
+func waitReplicates(t *testing.T, ctx context.Context, inst *stateful.Instance, slave, master *stateful.Task) {
 	t.Helper()
 	err := redistest.Poll(ctx, slave.Name+" to replicate "+master.Name, func() (bool, string) {
-		inf := info(t, redistest.Addr(slave))
+		inf := info(t, redistest.Server(inst, slave))
 		ok := inf.Role() == "slave" && inf.LinkUp() && inf["master_host"] == master.Host && inf["master_port"] == strconv.Itoa(master.Ports[workload.PortName])
 		return ok, fmt.Sprint(inf)
 	})
@@ -361,9 +374,9 @@ func isSubsequence(want, got []stateful.InstanceStatus) bool {
 // killProcess SIGKILLs the master's redis-server process, checking first
 // that the pid it reports is the server on the master's address (Redis
 // rewrites its command line to "redis-server host:port").
-func killProcess(t *testing.T, _ *redistest.Env, master *stateful.Task) {
+func killProcess(t *testing.T, _ *redistest.Env, inst *stateful.Instance, master *stateful.Task) {
 	t.Helper()
-	s, _ := do(t, redistest.Addr(master), "INFO", "server").(string)
+	s, _ := do(t, redistest.Server(inst, master), "INFO", "server").(string)
 	pid, err := strconv.Atoi(workload.ParseInfo(s)["process_id"])
 	if err != nil {
 		t.Fatalf("no process_id in INFO server: %v", err)
@@ -379,7 +392,7 @@ func killProcess(t *testing.T, _ *redistest.Env, master *stateful.Task) {
 
 // removeAgent loses the master's host: the agent stops answering and every
 // process on it dies.
-func removeAgent(t *testing.T, env *redistest.Env, master *stateful.Task) {
+func removeAgent(t *testing.T, env *redistest.Env, _ *stateful.Instance, master *stateful.Task) {
 	t.Helper()
 	if err := env.Cluster.RemoveAgent(master.AgentID); err != nil {
 		t.Fatal(err)
@@ -449,7 +462,7 @@ func TestWalkthroughDocker(t *testing.T) {
 		}
 	})
 
-	kill := func(t *testing.T, _ *redistest.Env, master *stateful.Task) {
+	kill := func(t *testing.T, _ *redistest.Env, _ *stateful.Instance, master *stateful.Task) {
 		t.Helper()
 		// Task IDs are only unique within a framework: the executor's tests,
 		// run in parallel by go test ./..., start a cache1-0.1 of their own.
@@ -478,7 +491,7 @@ func TestWalkthroughDocker(t *testing.T) {
 // place after its process dies and replays its append-only file from the
 // volume, which stays on the agent.
 //
-// The instance asks for appendfsync always. With Redis' default, everysec,
+// The framework runs redis-server with appendfsync always. With Redis' default, everysec,
 // a write is not even handed to the kernel while a background fsync is in
 // progress (for up to 2 s), yet the client gets its reply: on a busy disk a
 // SIGKILL right after the writes lost all but the first (the relaunched
@@ -486,9 +499,9 @@ func TestWalkthroughDocker(t *testing.T) {
 // toolkit). That is Redis' documented everysec trade-off, not a lost volume.
 func TestSingleComesBackWithItsData(t *testing.T) {
 	needRedis(t)
-	env := start(t, "process")
+	env := startWith(t, "process", newWorkloadWith(workload.Options{Command: "redis-server --appendfsync always"}))
 	ctx := testCtx(t, 2*time.Minute)
-	body := createBody("solo", map[string]any{"command": "redis-server --appendfsync always"})
+	body := createBody("solo", nil)
 	body["type"], body["slaves"] = "S", 0
 	if err := env.Create(ctx, body); err != nil {
 		t.Fatal(err)
@@ -498,7 +511,7 @@ func TestSingleComesBackWithItsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := inst.Tasks[0]
-	conn, err := resp.Dial(ctx, redistest.Addr(first))
+	conn, err := resp.Dial(ctx, redistest.Server(inst, first))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,7 +524,9 @@ func TestSingleComesBackWithItsData(t *testing.T) {
 		}
 	}
 	conn.Close()
-	killProcess(t, env, first)
+	checkPassword(t, inst, first)
+	checkFileModes(t, env.WorkDir)
+	killProcess(t, env, inst, first)
 
 	err = redistest.Poll(ctx, "the master's next attempt", func() (bool, string) {
 		inst, _, err = env.Get(ctx, "solo")
@@ -527,7 +542,7 @@ func TestSingleComesBackWithItsData(t *testing.T) {
 	if again.AgentID != first.AgentID || again.Role != stateful.RoleMaster {
 		t.Errorf("relaunched as %s on agent %s, want the master on %s (its volume's)", again.Role, again.AgentID, first.AgentID)
 	}
-	if n := do(t, redistest.Addr(again), "DBSIZE"); n != int64(keysBefore) {
+	if n := do(t, redistest.Server(inst, again), "DBSIZE"); n != int64(keysBefore) {
 		t.Errorf("the relaunched master has %v keys, want %d", n, keysBefore)
 	}
 	if err := env.Delete(ctx, "solo"); err != nil {
@@ -541,14 +556,28 @@ func TestSingleComesBackWithItsData(t *testing.T) {
 // hold the slaves (and so the instance) back until their links are up.
 func TestSlavesHealthyOnlyOnceSynced(t *testing.T) {
 	needRedis(t)
-	env := start(t, "process")
+	// The default command: Redis waits 5 s before a diskless sync.
+	env := startWith(t, "process", newWorkloadWith(workload.Options{}))
 	ctx := testCtx(t, 2*time.Minute)
-	// An instance the workload cannot run is refused at request time.
+	// An instance the workload cannot run is refused at request time, and
+	// so are the spec fields it does not let requests set.
 	var refused *client.Error
 	if err := env.Create(ctx, map[string]any{"name": "peers", "type": "C", "masters": 3}); !errors.As(err, &refused) || refused.StatusCode != http.StatusBadRequest || refused.Field != "type" {
 		t.Fatalf("a C instance: %v; want 400 naming the type", err)
 	}
-	body := createBody("synced", map[string]any{"command": workload.DefaultCommand})
+	for field, spec := range map[string]map[string]any{
+		"spec.command": {"command": "sh -c 'id > /tmp/owned'"},
+		"spec.image":   {"image": "attacker/redis:latest"},
+		"spec.env":     {"env": map[string]string{workload.PasswordEnv: "chosen"}},
+	} {
+		if err := env.Create(ctx, createBody("refused", spec)); !errors.As(err, &refused) || refused.StatusCode != http.StatusBadRequest || refused.Field != field {
+			t.Fatalf("a request setting %s: %v; want 400 naming it", field, err)
+		}
+	}
+	if _, code, _ := env.Get(ctx, "refused"); code != http.StatusNotFound {
+		t.Fatalf("a refused instance exists (GET: %d)", code)
+	}
+	body := createBody("synced", nil)
 	if err := env.Create(ctx, body); err != nil {
 		t.Fatal(err)
 	}
@@ -559,7 +588,7 @@ func TestSlavesHealthyOnlyOnceSynced(t *testing.T) {
 		}
 		for _, task := range inst.Tasks {
 			if task.Role == stateful.RoleSlave && task.Healthy {
-				if inf := info(t, redistest.Addr(task)); !inf.LinkUp() {
+				if inf := info(t, redistest.Server(inst, task)); !inf.LinkUp() {
 					t.Fatalf("%s is healthy but its link to the master is %s", task.Name, inf["master_link_status"])
 				}
 				return true, ""
@@ -569,5 +598,56 @@ func TestSlavesHealthyOnlyOnceSynced(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkPassword: the instance has a generated password, which the server
+// requires: a client without it, and redis-cli without it, are refused.
+func checkPassword(t *testing.T, inst *stateful.Instance, task *stateful.Task) {
+	t.Helper()
+	if pw := inst.Spec.Env[workload.PasswordEnv]; len(pw) < 32 {
+		t.Fatalf("instance %s has no generated password (%s=%q)", inst.Name, workload.PasswordEnv, pw)
+	}
+	ctx := testCtx(t, 10*time.Second)
+	if _, err := resp.Do(ctx, resp.Server{Addr: redistest.Addr(task)}, "GET", "key:1"); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Errorf("GET without the password: %v, want NOAUTH", err)
+	}
+	if _, err := resp.Do(ctx, resp.Server{Addr: redistest.Addr(task), Password: "guessed"}, "GET", "key:1"); err == nil {
+		t.Error("GET with a wrong password was answered")
+	}
+	out, _ := exec.CommandContext(ctx, "redis-cli", "-h", task.Host, "-p", strconv.Itoa(task.Ports[workload.PortName]), "GET", "key:1").CombinedOutput()
+	if !strings.Contains(string(out), "NOAUTH") {
+		t.Errorf("redis-cli without the password: %q, want NOAUTH", out)
+	}
+}
+
+// checkFileModes: nothing the framework, the agents, the executors or the
+// tasks (redis' append-only files) wrote is readable by other users.
+func checkFileModes(t *testing.T, dir string) {
+	t.Helper()
+	var aof int
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), "appendonly") {
+			aof++
+		}
+		// The test's own directory, and symbolic links (always 0777),
+		// say nothing.
+		if path != dir && info.Mode().Type()&(fs.ModeSocket|fs.ModeSymlink) == 0 && info.Mode().Perm()&0o007 != 0 {
+			t.Errorf("%s has mode %04o: other users may read it", path, info.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aof == 0 {
+		t.Errorf("no append-only file under %s", dir)
 	}
 }

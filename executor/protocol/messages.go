@@ -21,6 +21,11 @@ const (
 	// TypeError answers a message the executor could not act on
 	// (executor → scheduler).
 	TypeError = "error"
+	// TypeSetRole tells the executor the role its task holds now, after a
+	// promotion (scheduler → executor, unanswered: a stats report carries
+	// the role the executor believes, and the scheduler sends it again
+	// while that differs).
+	TypeSetRole = "set_role"
 )
 
 // Limits on messages.
@@ -36,7 +41,7 @@ const (
 	maxIDLen       = 256
 )
 
-// Message is one of *Exec, *ExecResult, *Stats or *ErrorReply.
+// Message is one of *Exec, *ExecResult, *Stats, *ErrorReply or *SetRole.
 type Message interface {
 	MessageType() string
 }
@@ -109,12 +114,35 @@ type Stats struct {
 	// Workload holds figures from the workload's own stats provider, e.g.
 	// {"role": "master", "master_repl_offset": "1234"}.
 	Workload map[string]string `json:"workload,omitempty"`
+	// Role is the role the executor believes its task holds (the launch's,
+	// or the last SetRole's).
+	Role string `json:"role,omitempty"`
 	// Error says why some figures are missing.
 	Error string `json:"error,omitempty"`
 }
 
 // MessageType implements Message.
 func (*Stats) MessageType() string { return TypeStats }
+
+// SetRole gives task TaskID its current role (master, slave or peer).
+type SetRole struct {
+	TaskID string `json:"task_id"`
+	Role   string `json:"role"`
+}
+
+// MessageType implements Message.
+func (*SetRole) MessageType() string { return TypeSetRole }
+
+// Validate explains the first value that cannot work.
+func (m *SetRole) Validate() error {
+	switch {
+	case m.TaskID == "":
+		return errors.New("set_role: task_id is required")
+	case m.Role != RoleMaster && m.Role != RoleSlave && m.Role != RolePeer:
+		return fmt.Errorf("set_role: role must be %q, %q or %q, got %q", RoleMaster, RoleSlave, RolePeer, m.Role)
+	}
+	return nil
+}
 
 // ErrorReply answers a message the executor could not act on. ID echoes
 // the request's id when it could be read.
@@ -183,6 +211,8 @@ func DecodeMessage(b []byte) (Message, error) {
 		m = &Stats{}
 	case TypeError:
 		m = &ErrorReply{}
+	case TypeSetRole:
+		m = &SetRole{}
 	default:
 		return nil, fmt.Errorf("unknown message type %q", typ)
 	}
@@ -196,6 +226,10 @@ func DecodeMessage(b []byte) (Message, error) {
 	}
 	switch m := m.(type) {
 	case *Exec:
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
+	case *SetRole:
 		if err := m.Validate(); err != nil {
 			return nil, err
 		}

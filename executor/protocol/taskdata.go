@@ -74,6 +74,10 @@ type TaskData struct {
 	Ports map[string]uint32 `json:"ports,omitempty"`
 	// Volume is the task's durable data directory.
 	Volume *Volume `json:"volume,omitempty"`
+	// Master is where the instance's master was when this task (a slave)
+	// was launched, for the workload to seed a fresh volume from; nil for
+	// a master or peer, or when the master was not placed.
+	Master *Peer `json:"master,omitempty"`
 	// Health is how the executor decides the task is healthy; nil means
 	// the task is RUNNING as soon as it has started.
 	Health *Health `json:"health,omitempty"`
@@ -81,6 +85,13 @@ type TaskData struct {
 	CPU    float64           `json:"cpu,omitempty"`
 	MemMB  float64           `json:"mem_mb,omitempty"`
 	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Peer is another task of the instance: its name, host and named ports.
+type Peer struct {
+	Name  string            `json:"name"`
+	Host  string            `json:"host"`
+	Ports map[string]uint32 `json:"ports,omitempty"`
 }
 
 // Volume is a stable host directory for one instance ordinal, chosen by the

@@ -88,7 +88,7 @@ func TestImageRunsTheExampleBothWays(t *testing.T) {
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 			deadline := time.Now().Add(20 * time.Second)
 			for {
-				reply, err := resp.Do(ctx, addr, "SET", "k", "v")
+				reply, err := resp.Do(ctx, resp.Server{Addr: addr}, "SET", "k", "v")
 				if err == nil && reply == "OK" {
 					break
 				}

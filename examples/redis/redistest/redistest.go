@@ -26,6 +26,7 @@ import (
 
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/client"
+	"github.com/mesos-stateful/stateful/examples/redis/resp"
 	"github.com/mesos-stateful/stateful/examples/redis/workload"
 	"github.com/mesos-stateful/stateful/framework"
 	"github.com/mesos-stateful/stateful/framework/frameworktest"
@@ -51,6 +52,8 @@ type Options struct {
 // Env is a local cluster with the framework running on it.
 type Env struct {
 	Cluster *localmesos.Cluster
+	// WorkDir holds everything the cluster and the framework write.
+	WorkDir string
 	// API is the REST API's base URL, http://127.0.0.1:port.
 	API string
 	api *client.Client
@@ -93,7 +96,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	apiAddr := make(chan string, 1)
 	cfg.APIReady = func(addr string) { apiAddr <- addr }
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e := &Env{Cluster: cluster, cancel: cancel, stopped: make(chan struct{})}
+	e := &Env{Cluster: cluster, WorkDir: opts.WorkDir, cancel: cancel, stopped: make(chan struct{})}
 	go func() {
 		defer close(e.stopped)
 		e.err = framework.Run(runCtx, cfg, opts.Workload)
@@ -254,6 +257,12 @@ func Addr(t *stateful.Task) string {
 	return net.JoinHostPort(t.Host, strconv.Itoa(t.Ports[workload.PortName]))
 }
 
+// Server is task's redis-server with inst's password (which GET shows to
+// admin tokens and to APIs without authentication), for resp.
+func Server(inst *stateful.Instance, t *stateful.Task) resp.Server {
+	return resp.Server{Addr: Addr(t), Password: inst.Spec.Env[workload.PasswordEnv]}
+}
+
 // Describe is a one-line account of inst for failure messages.
 func Describe(inst *stateful.Instance) string {
 	var b strings.Builder
@@ -263,3 +272,6 @@ func Describe(inst *stateful.Instance) string {
 	}
 	return b.String()
 }
+
+// Client returns the API client the environment uses.
+func (e *Env) Client() *client.Client { return e.api }

@@ -40,14 +40,31 @@ type Conn struct {
 	r    *bufio.Reader
 }
 
-// Dial connects to addr (host:port) until ctx ends.
-func Dial(ctx context.Context, addr string) (*Conn, error) {
+// Server is a Redis server to connect to: its address (host:port) and
+// password ("" for none).
+type Server struct {
+	Addr     string
+	Password string
+}
+
+func (s Server) String() string { return s.Addr }
+
+// Dial connects to srv until ctx ends and, if it has a password,
+// authenticates.
+func Dial(ctx context.Context, srv Server) (*Conn, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := d.DialContext(ctx, "tcp", srv.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("redis %s: %w", addr, err)
+		return nil, fmt.Errorf("redis %s: %w", srv.Addr, err)
 	}
-	return &Conn{conn: c, r: bufio.NewReader(c)}, nil
+	conn := &Conn{conn: c, r: bufio.NewReader(c)}
+	if srv.Password != "" {
+		if _, err := conn.Do(ctx, "AUTH", srv.Password); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("redis %s: AUTH: %w", srv.Addr, err)
+		}
+	}
+	return conn, nil
 }
 
 // Close closes the connection.
@@ -166,9 +183,9 @@ func (c *Conn) read(depth int) (any, error) {
 	}
 }
 
-// Do dials addr, runs one command and closes the connection.
-func Do(ctx context.Context, addr string, args ...string) (any, error) {
-	c, err := Dial(ctx, addr)
+// Do dials srv, runs one command and closes the connection.
+func Do(ctx context.Context, srv Server, args ...string) (any, error) {
+	c, err := Dial(ctx, srv)
 	if err != nil {
 		return nil, err
 	}

@@ -69,7 +69,7 @@ func TestRepliesAreDecoded(t *testing.T) {
 	for _, r := range replies {
 		raws = append(raws, r.raw)
 	}
-	c, err := Dial(ctx, cannedServer(t, raws...))
+	c, err := Dial(ctx, Server{Addr: cannedServer(t, raws...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestRepliesAreDecoded(t *testing.T) {
 		}
 	}
 	var e Error
-	_, err = Do(ctx, cannedServer(t, "-WRONGTYPE Operation against a key\r\n"), "GET", "k")
+	_, err = Do(ctx, Server{Addr: cannedServer(t, "-WRONGTYPE Operation against a key\r\n")}, "GET", "k")
 	if !errors.As(err, &e) || e.Prefix() != "WRONGTYPE" {
 		t.Errorf("error reply: %v", err)
 	}
@@ -96,14 +96,14 @@ func TestMalformedRepliesAreErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, raw := range []string{"?what\r\n", ":x\r\n", "$-2\r\n", "*99999999\r\n", "+no newline", strings.Repeat("*1\r\n", 20) + ":1\r\n"} {
-		if got, err := Do(ctx, cannedServer(t, raw), "PING"); err == nil {
+		if got, err := Do(ctx, Server{Addr: cannedServer(t, raw)}, "PING"); err == nil {
 			t.Errorf("%q: %#v, want an error", raw, got)
 		}
 	}
-	if _, err := Do(ctx, cannedServer(t), "PING"); err == nil {
+	if _, err := Do(ctx, Server{Addr: cannedServer(t)}, "PING"); err == nil {
 		t.Error("no reply: no error")
 	}
-	c, err := Dial(ctx, cannedServer(t))
+	c, err := Dial(ctx, Server{Addr: cannedServer(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestContextEndsAWait(t *testing.T) {
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	if _, err := Do(ctx, l.Addr().String(), "BLPOP", "q", "0"); !errors.Is(err, context.Canceled) {
+	if _, err := Do(ctx, Server{Addr: l.Addr().String()}, "BLPOP", "q", "0"); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled wait: %v", err)
 	}
 }
@@ -153,7 +153,7 @@ func TestAgainstRedisServer(t *testing.T) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	var c *Conn
 	for c == nil {
-		if c, err = Dial(ctx, addr); err != nil {
+		if c, err = Dial(ctx, Server{Addr: addr}); err != nil {
 			if ctx.Err() != nil {
 				t.Fatal(err)
 			}

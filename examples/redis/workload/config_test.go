@@ -99,15 +99,12 @@ func TestConfigArguments(t *testing.T) {
 		t.Errorf("entrypoint slave --dir %q, want the volume's path in the container %q", got, DefaultVolume)
 	}
 
-	// Without tasks in inst, the master comes from the last Handle.
+	// Without tasks in inst, the master comes from the Handle Init gave.
 	fresh, _ := New(Options{})
 	if _, err := fresh.Config(ctx, inst, slave); err == nil || !strings.Contains(err.Error(), "unknown") {
 		t.Errorf("slave Config with no way to find the master: %v", err)
 	}
-	h := newHandle(inst, master, slave)
-	if err := fresh.StartSlave(ctx, h, inst, slave); err != nil {
-		t.Fatal(err)
-	}
+	fresh.Init(newHandle(inst, master, slave))
 	lc, err = fresh.Config(ctx, inst, slave)
 	if err != nil || !slices.Contains(lc.Args, "--replicaof") {
 		t.Errorf("slave Config through the Handle: %q, %v", lc.Args, err)
@@ -194,7 +191,7 @@ func TestConfigLaunchesReplicatingPersistentServers(t *testing.T) {
 	if got := mustDo(t, s.addr(), "GET", "k0"); got != "v" {
 		t.Errorf("GET on the slave: %v", got)
 	}
-	_, err := resp.Do(ctx, s.addr(), "SET", "k", "w")
+	_, err := resp.Do(ctx, resp.Server{Addr: s.addr()}, "SET", "k", "w")
 	if e, ok := err.(resp.Error); !ok || e.Prefix() != "READONLY" {
 		t.Errorf("SET on the slave: %v, want READONLY", err)
 	}

@@ -28,7 +28,6 @@ import (
 // (and is retried) rather than relaunch an empty master their next sync
 // would copy.
 func (r *Redis) MasterLost(ctx context.Context, h stateful.Handle, inst *stateful.Instance, lost *stateful.Task) error {
-	r.remember(h)
 	if inst.Type != stateful.TypeMasterSlave {
 		return nil
 	}
@@ -67,7 +66,6 @@ func (r *Redis) MasterLost(ctx context.Context, h stateful.Handle, inst *statefu
 // running slave replicates it: after a relaunch in place the master may
 // listen on a new port.
 func (r *Redis) MasterRunning(ctx context.Context, h stateful.Handle, inst *stateful.Instance, task *stateful.Task) error {
-	r.remember(h)
 	if err := r.replicaOf(ctx, onTask(h, task), task, "NO", "ONE"); err != nil {
 		return fmt.Errorf("instance %s: master %s: %w", inst.Name, task.Name, err)
 	}
@@ -77,7 +75,6 @@ func (r *Redis) MasterRunning(ctx context.Context, h stateful.Handle, inst *stat
 // SlaveRunning makes sure the slave replicates the current master: the
 // master may have moved between the slave's launch and now.
 func (r *Redis) SlaveRunning(ctx context.Context, h stateful.Handle, inst *stateful.Instance, task *stateful.Task) error {
-	r.remember(h)
 	master := masterOf(inst, h.Tasks(inst))
 	if master == nil || !master.State.IsRunning() || sameTask(master, task) {
 		// A failover is under way; MasterLost or MasterRunning re-points

@@ -51,11 +51,15 @@ func freePort(t *testing.T) int {
 
 // server is a redis-server process started by a test.
 type server struct {
-	task   *stateful.Task
-	cmd    *exec.Cmd
-	exited chan struct{}
-	dir    string
+	task     *stateful.Task
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	dir      string
+	password string // the instance's, "" for none
 }
+
+// srv is the server for resp, with its password.
+func (s *server) srv() resp.Server { return resp.Server{Addr: s.addr(), Password: s.password} }
 
 func (s *server) addr() string {
 	return net.JoinHostPort(s.task.Host, strconv.Itoa(s.task.Ports[PortName]))
@@ -116,7 +120,7 @@ func tryServer(t *testing.T, w *Redis, inst *stateful.Instance, task *stateful.T
 		_ = cmd.Process.Kill()
 		<-exited
 	})
-	s := &server{task: task, cmd: cmd, exited: exited, dir: dir}
+	s := &server{task: task, cmd: cmd, exited: exited, dir: dir, password: inst.Spec.Env[PasswordEnv]}
 	// The server that answers must be ours, not another program's on a
 	// port it took since freePort.
 	for deadline := time.Now().Add(20 * time.Second); ; {
@@ -125,7 +129,7 @@ func tryServer(t *testing.T, w *Redis, inst *stateful.Instance, task *stateful.T
 			return nil, fmt.Errorf("redis-server for %s exited: %s", task.Name, log.String())
 		default:
 		}
-		reply, err := resp.Do(ctx, s.addr(), "INFO", "server")
+		reply, err := resp.Do(ctx, s.srv(), "INFO", "server")
 		if text, ok := reply.(string); err == nil && ok {
 			if pid := ParseInfo(text)["process_id"]; pid != strconv.Itoa(cmd.Process.Pid) {
 				return nil, fmt.Errorf("%s: another server (pid %s) answers on %s", task.Name, pid, s.addr())
@@ -189,6 +193,9 @@ func newInstance(name string, typ stateful.InstanceType, slaves int) *stateful.I
 	w, _ := New(Options{})
 	inst := &stateful.Instance{Name: name, Type: typ, Masters: 1, Slaves: slaves, Generation: 1}
 	inst.Spec = stateful.Spec{}.WithDefaults(w.Defaults())
+	// Most tests run servers without a password, as instances created
+	// before passwords do; TestPassword runs them with one.
+	delete(inst.Spec.Env, PasswordEnv)
 	return inst
 }
 
@@ -307,7 +314,7 @@ func (h *testHandle) role(task *stateful.Task) stateful.Role {
 // info asks the server at addr for INFO section.
 func serverInfo(t *testing.T, addr, section string) Info {
 	t.Helper()
-	reply, err := resp.Do(testContext(t), addr, "INFO", section)
+	reply, err := resp.Do(testContext(t), resp.Server{Addr: addr}, "INFO", section)
 	if err != nil {
 		t.Fatalf("INFO %s at %s: %v", section, addr, err)
 	}
@@ -333,7 +340,7 @@ func waitLinkUp(t *testing.T, s *server, masterAddr string) {
 
 func mustDo(t *testing.T, addr string, args ...string) any {
 	t.Helper()
-	reply, err := resp.Do(testContext(t), addr, args...)
+	reply, err := resp.Do(testContext(t), resp.Server{Addr: addr}, args...)
 	if err != nil {
 		t.Fatalf("%v at %s: %v", args, addr, err)
 	}
@@ -366,7 +373,7 @@ func dataFiles(t *testing.T, dir string) []string {
 func write(t *testing.T, addr, prefix string, n, replicas int) {
 	t.Helper()
 	ctx := testContext(t)
-	c, err := resp.Dial(ctx, addr)
+	c, err := resp.Dial(ctx, resp.Server{Addr: addr})
 	if err != nil {
 		t.Fatal(err)
 	}

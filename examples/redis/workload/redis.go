@@ -21,11 +21,14 @@ import (
 	"flag"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
-	"sync"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/internal/secretfile"
 )
 
 // Defaults of Options.
@@ -35,6 +38,13 @@ const (
 	DefaultCLI         = "redis-cli"
 	DefaultExecTimeout = 10 * time.Second
 )
+
+// PasswordEnv is the spec env variable holding an instance's password:
+// generated for each new instance by Defaults, stored with the instance (in
+// etcd), given to its tasks as their environment, and shown by the REST
+// API to admin tokens only. Clients AUTH with it; redis-cli inside the
+// tasks finds it as REDISCLI_AUTH.
+const PasswordEnv = "REDIS_PASSWORD"
 
 // PortName is the port every task asks for and redis-server listens on.
 const PortName = "redis"
@@ -59,6 +69,9 @@ type Options struct {
 	// ExecTimeout bounds each command run inside a task; DefaultExecTimeout
 	// if zero.
 	ExecTimeout time.Duration
+	// AllowedImages are the images a request may ask for (spec.image);
+	// only Image if empty.
+	AllowedImages []string
 }
 
 // Redis is the workload. Create it with New.
@@ -66,12 +79,9 @@ type Redis struct {
 	stateful.BaseWorkload
 	opts Options
 
-	// Config, unlike the other callbacks, gets no Handle, but a slave's
-	// launch needs its master's placement. The callbacks that precede every
-	// launch (Start, StartMaster, StartSlave) keep the latest Handle here
-	// for Config to read, when inst.Tasks does not carry the tasks.
-	mu     sync.Mutex
-	handle stateful.Handle
+	// handle is the Handle Init gave, for Config to read the master's
+	// placement when inst.Tasks does not carry the tasks.
+	handle atomic.Pointer[stateful.Handle]
 }
 
 var (
@@ -79,6 +89,9 @@ var (
 	_ stateful.StatsReporter     = (*Redis)(nil)
 	_ stateful.HealthChecker     = (*Redis)(nil)
 	_ stateful.InstanceValidator = (*Redis)(nil)
+	_ stateful.SpecPolicy        = (*Redis)(nil)
+	_ stateful.Initializer       = (*Redis)(nil)
+	_ stateful.Switchoverer      = (*Redis)(nil)
 )
 
 // New returns the workload with opts, defaults filled in.
@@ -109,6 +122,36 @@ func (r *Redis) fillDefaults() error {
 	return nil
 }
 
+// allowedImages are the images requests may name.
+func (r *Redis) allowedImages() []string {
+	if len(r.opts.AllowedImages) > 0 {
+		return r.opts.AllowedImages
+	}
+	return []string{r.opts.Image}
+}
+
+// AllowSpec is the example's stateful.SpecPolicy: a request may not choose
+// the program tasks run (spec.command: it would run anything, as the
+// agent's user, on every agent), may name only an allowed image, and may
+// not set the env (which holds the instance's password, and whose
+// replacement by a PATCH would change the password under a running
+// instance).
+func (r *Redis) AllowSpec(given []string, requested stateful.Spec) error {
+	for _, f := range given {
+		switch f {
+		case "command":
+			return &stateful.ValidationError{Field: "spec.command", Msg: "may not be set by a request: the Redis example runs redis-server (the scheduler's -redis-command)"}
+		case "env":
+			return &stateful.ValidationError{Field: "spec.env", Msg: "may not be set by a request: the Redis example sets its tasks' environment (" + PasswordEnv + ") itself"}
+		case "image":
+			if requested.Image != "" && !slices.Contains(r.allowedImages(), requested.Image) {
+				return &stateful.ValidationError{Field: "spec.image", Msg: fmt.Sprintf("%q is not an allowed image (allowed: %s; the scheduler's -redis-allowed-images)", requested.Image, strings.Join(r.allowedImages(), ", "))}
+			}
+		}
+	}
+	return nil
+}
+
 // RegisterFlags binds the options that shape new instances' defaults to
 // flags of fs (-redis-image, -redis-command), for a main that parses fs
 // before the first request, as framework.Main does. The other options are
@@ -116,6 +159,19 @@ func (r *Redis) fillDefaults() error {
 func (r *Redis) RegisterFlags(fs *flag.FlagSet) {
 	fs.Func("redis-image", fmt.Sprintf("Docker image of new instances' tasks when they run in containers (default %q)", r.opts.Image), setString(&r.opts.Image))
 	fs.Func("redis-command", fmt.Sprintf("redis-server command line of new instances' tasks (default %q)", r.opts.Command), setString(&r.opts.Command))
+	fs.Func("redis-allowed-images", "comma-separated images a create or update request may name in spec.image (default: -redis-image only)", func(v string) error {
+		var images []string
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				images = append(images, s)
+			}
+		}
+		if len(images) == 0 {
+			return errors.New("no image")
+		}
+		r.opts.AllowedImages = images
+		return nil
+	})
 }
 
 func setString(p *string) func(string) error {
@@ -135,9 +191,12 @@ func (r *Redis) Options() Options { return r.opts }
 // named "redis", a volume at /data, Options.Image (the docker runtime's)
 // and Options.Command (run in the image, or alone by the process runtime),
 // and a TCP health check on the port; CheckHealth adds PING and the
-// replication link.
+// replication link. Its env holds a new random password on every call, so
+// that each instance created gets its own (requests may not set env, see
+// AllowSpec).
 func (r *Redis) Defaults() stateful.Spec {
 	return stateful.Spec{
+		Env:     map[string]string{PasswordEnv: secretfile.Generate(24)},
 		CPU:     0.5,
 		Mem:     256,
 		Disk:    1024,
@@ -165,31 +224,12 @@ func (r *Redis) Defaults() stateful.Spec {
 // Redis Cluster, which this example does not set up.
 var errUnsupportedType = errors.New("the Redis example runs S and MS instances; C (Redis Cluster) is not supported")
 
+// Init keeps h for Config.
+func (r *Redis) Init(h stateful.Handle) { r.handle.Store(&h) }
+
 // Start refuses instance shapes the example cannot run.
-func (r *Redis) Start(_ context.Context, h stateful.Handle, inst *stateful.Instance) error {
-	r.remember(h)
+func (r *Redis) Start(_ context.Context, _ stateful.Handle, inst *stateful.Instance) error {
 	return checkInstance(inst)
-}
-
-// StartMaster keeps h for Config.
-func (r *Redis) StartMaster(_ context.Context, h stateful.Handle, _ *stateful.Instance, _ *stateful.Task) error {
-	r.remember(h)
-	return nil
-}
-
-// StartSlave keeps h for Config.
-func (r *Redis) StartSlave(_ context.Context, h stateful.Handle, _ *stateful.Instance, _ *stateful.Task) error {
-	r.remember(h)
-	return nil
-}
-
-func (r *Redis) remember(h stateful.Handle) {
-	if h == nil {
-		return
-	}
-	r.mu.Lock()
-	r.handle = h
-	r.mu.Unlock()
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -232,10 +272,24 @@ func (r *Redis) Config(_ context.Context, inst *stateful.Instance, task *statefu
 	args := []string{
 		"--port", strconv.Itoa(port),
 		"--bind", task.Host,
-		// Clients come from other hosts; the example has no password.
-		"--protected-mode", "no",
 		// Every task persists: a slave may be promoted at any time.
 		"--appendonly", "yes",
+	}
+	var env map[string]string
+	if pw := inst.Spec.Env[PasswordEnv]; pw != "" {
+		// masterauth too: every server may become a replica. redis-server
+		// replaces its process title, so the arguments do not stay in ps.
+		args = append(args, "--requirepass", pw, "--masterauth", pw)
+		env = map[string]string{"REDISCLI_AUTH": pw}
+	} else {
+		// An instance created before passwords: clients come from other
+		// hosts, and it has none.
+		args = append(args, "--protected-mode", "no")
+	}
+	if !strings.Contains(inst.Spec.Command, "repl-diskless-sync-delay") {
+		// Redis waits 5 s for more replicas before a diskless sync; a
+		// new or relaunched slave would be that much later healthy.
+		args = append(args, "--repl-diskless-sync-delay", "0")
 	}
 	if inst.Spec.Volume != "" {
 		dir, err := dataDir(inst)
@@ -262,7 +316,7 @@ func (r *Redis) Config(_ context.Context, inst *stateful.Instance, task *statefu
 	default:
 		return stateful.LaunchConfig{}, fmt.Errorf("task %s: role %q: %w", task.Name, task.Role, errUnsupportedType)
 	}
-	return stateful.LaunchConfig{Args: args}, nil
+	return stateful.LaunchConfig{Args: args, Env: env}, nil
 }
 
 // dataDir is the volume as redis-server sees it. A spec with no command
@@ -285,13 +339,11 @@ func dataDir(inst *stateful.Instance) (string, error) {
 func (r *Redis) masterFor(inst *stateful.Instance) (*stateful.Task, error) {
 	tasks := inst.Tasks
 	if len(tasks) == 0 {
-		r.mu.Lock()
-		h := r.handle
-		r.mu.Unlock()
+		h := r.handle.Load()
 		if h == nil {
-			return nil, errors.New("the master's placement is unknown: no callback has handed the workload a Handle yet")
+			return nil, errors.New("the master's placement is unknown: Init has not handed the workload a Handle yet")
 		}
-		tasks = h.Tasks(inst)
+		tasks = (*h).Tasks(inst)
 	}
 	master := masterOf(inst, tasks)
 	if master == nil {

@@ -208,7 +208,7 @@ func New(cfg Config, master wire.Master) (*Agent, error) {
 	if master == nil {
 		return nil, errors.New("agent: no master")
 	}
-	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.WorkDir, 0o750); err != nil {
 		return nil, fmt.Errorf("agent: work dir: %w", err)
 	}
 	a := &Agent{

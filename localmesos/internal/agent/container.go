@@ -224,7 +224,9 @@ func (a *Agent) runContainer(ctx context.Context, c *container, spec launchSpec)
 	c.report(a, status, "")
 }
 
-func prepareSandbox(sandbox string) error { return os.MkdirAll(sandbox, 0o755) }
+// prepareSandbox makes the sandbox, which only the agent's user and group
+// may enter: task output and fetched files may hold secrets.
+func prepareSandbox(sandbox string) error { return os.MkdirAll(sandbox, 0o750) }
 
 // linkLatest points runs/latest at the newest run, as Mesos does.
 func linkLatest(sandbox, latest string) {
@@ -256,11 +258,11 @@ func buildCommand(ci mesos.CommandInfo, sandbox string, env []string, outlive bo
 			cmd.Args = []string{ci.GetValue()}
 		}
 	}
-	stdout, err := os.OpenFile(filepath.Join(sandbox, "stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	stdout, err := os.OpenFile(filepath.Join(sandbox, "stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, err
 	}
-	stderr, err := os.OpenFile(filepath.Join(sandbox, "stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	stderr, err := os.OpenFile(filepath.Join(sandbox, "stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		stdout.Close()
 		return nil, err
@@ -320,7 +322,7 @@ func lookPath(name, sandbox string, env []string) (string, error) {
 }
 
 func appendToFile(path, text string) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return
 	}

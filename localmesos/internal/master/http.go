@@ -13,6 +13,8 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/encoding"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/mesos-stateful/stateful/localmesos/internal/basicauth"
 )
 
 const (
@@ -60,6 +62,16 @@ func (a answer) write(w http.ResponseWriter) {
 // header and the absence of a stream ID; for the other calls the
 // framework, its subscription and the stream ID.
 func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
+	// libprocess authenticates before the endpoint's handler runs.
+	principal := ""
+	if len(m.cfg.Credentials) > 0 {
+		p, ok := m.cfg.Credentials.Authenticate(r)
+		if !ok {
+			basicauth.Unauthorized(w, basicauth.RealmScheduler)
+			return
+		}
+		principal = p
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		writeText(w, http.StatusMethodNotAllowed, fmt.Sprintf("405 Method Not Allowed. Expecting one of { 'POST' }, but received '%s'.", r.Method))
@@ -96,7 +108,7 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	call := &d.call
-	if msg := validateCall(d); msg != "" {
+	if msg := validateCall(d, principal); msg != "" {
 		writeText(w, http.StatusBadRequest, "Failed to validate scheduler::Call: "+msg)
 		return
 	}
@@ -115,8 +127,9 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 	a.write(w)
 }
 
-// validateCall is Mesos' validation::scheduler::call::validate.
-func validateCall(d decodedCall) string {
+// validateCall is Mesos' validation::scheduler::call::validate; principal
+// is the authenticated one ("" without authentication).
+func validateCall(d decodedCall, principal string) string {
 	call := &d.call
 	if !d.hasType {
 		return "Expecting 'type' to be present"
@@ -127,6 +140,9 @@ func validateCall(d decodedCall) string {
 		}
 		if !sameFrameworkID(call.Subscribe.FrameworkInfo.GetID(), call.FrameworkID) {
 			return "'framework_id' differs from 'subscribe.framework_info.id'"
+		}
+		if fp := call.Subscribe.FrameworkInfo.Principal; principal != "" && fp != nil && *fp != principal {
+			return "Authenticated principal '" + principal + "' does not match principal '" + *fp + "' set in `FrameworkInfo`"
 		}
 		return ""
 	}

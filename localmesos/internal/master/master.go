@@ -24,6 +24,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/mesos-stateful/stateful/localmesos/internal/basicauth"
 	"github.com/mesos-stateful/stateful/localmesos/internal/wire"
 )
 
@@ -61,6 +62,12 @@ type Config struct {
 	// unacknowledged operation status is re-sent, doubling up to 10 min
 	// (Mesos agent: 10secs).
 	OperationStatusRetryInterval time.Duration
+	// Credentials, if not empty, make the master require HTTP Basic
+	// authentication as Mesos does with --authenticate_http_frameworks,
+	// --authenticate_http_readonly and --authenticate_http_readwrite: on
+	// the scheduler API and /master/state (not /health), and a SUBSCRIBE
+	// must not name another principal than the authenticated one.
+	Credentials basicauth.Credentials
 }
 
 func (c *Config) setDefaults() {
@@ -216,8 +223,9 @@ func (m *Master) ID() string {
 func (m *Master) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/scheduler", m.serveScheduler)
-	mux.HandleFunc("/master/state", m.serveState)
-	mux.HandleFunc("/state", m.serveState)
+	state := m.cfg.Credentials.Require(basicauth.RealmReadOnly, http.HandlerFunc(m.serveState))
+	mux.Handle("/master/state", state)
+	mux.Handle("/state", state)
 	mux.HandleFunc("/master/health", m.serveHealth)
 	mux.HandleFunc("/health", m.serveHealth)
 	mux.HandleFunc("/metrics/snapshot", m.serveMetrics)

@@ -1,0 +1,123 @@
+package httplib
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/mesos-stateful/stateful"
+)
+
+// PlanService is an optional interface of a Service: planned operations on
+// one instance. Without it the routes below answer 501. Its methods follow
+// the Service contract (durable when they return nil; errors are stateful
+// sentinels or a *stateful.ValidationError).
+type PlanService interface {
+	// Switchover asks for the master of the named MS instance to move to
+	// ordinal to (nil: the slave that has replicated the most), without
+	// losing acknowledged writes; it is carried out once every task is
+	// healthy.
+	Switchover(ctx context.Context, name string, to *int) (*stateful.Instance, error)
+	// SetRolloutPaused pauses (true) or resumes a rolling spec change.
+	SetRolloutPaused(ctx context.Context, name string, paused bool) (*stateful.Instance, error)
+	// AbortRollout goes back to the spec before the rolling change under
+	// way (a ValidationError when there is none).
+	AbortRollout(ctx context.Context, name string) (*stateful.Instance, error)
+}
+
+// switchoverRequest is the optional body of POST .../switchover.
+type switchoverRequest struct {
+	To *int `json:"to"`
+}
+
+func (s *Server) planService(w http.ResponseWriter) (PlanService, bool) {
+	ps, ok := s.svc.(PlanService)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this scheduler does not offer planned operations", "")
+	}
+	return ps, ok
+}
+
+// switchover: POST /v1/instances/{name}/switchover, body {} or {"to": n}
+// (or none).
+func (s *Server) switchover(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r)
+	if !ok {
+		return
+	}
+	var req switchoverRequest
+	if r.ContentLength != 0 {
+		body, ok := s.readBody(w, r, "application/json")
+		if !ok {
+			return
+		}
+		if len(bytes.TrimSpace(body)) > 0 {
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("the body must be {} or {\"to\": <ordinal>}: %v", err), "to")
+				return
+			}
+			if req.To != nil && *req.To < 0 {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("to must be a slave's ordinal, got %d", *req.To), "to")
+				return
+			}
+		}
+	}
+	ps, ok := s.planService(w)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	inst, err := ps.Switchover(ctx, name, req.To)
+	if err != nil {
+		s.fail(w, r, name, fmt.Errorf("switchover of instance %q: %w", name, err))
+		return
+	}
+	s.reply(w, r, http.StatusAccepted, inst)
+}
+
+// abortRollout: POST /v1/instances/{name}/rollout/abort.
+func (s *Server) abortRollout(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r)
+	if !ok {
+		return
+	}
+	ps, ok := s.planService(w)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	inst, err := ps.AbortRollout(ctx, name)
+	if err != nil {
+		s.fail(w, r, name, fmt.Errorf("aborting the rollout of instance %q: %w", name, err))
+		return
+	}
+	s.reply(w, r, http.StatusAccepted, inst)
+}
+
+// rollout: POST /v1/instances/{name}/rollout/pause and .../resume.
+func (s *Server) rollout(paused bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name, ok := pathName(w, r)
+		if !ok {
+			return
+		}
+		ps, ok := s.planService(w)
+		if !ok {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		inst, err := ps.SetRolloutPaused(ctx, name, paused)
+		if err != nil {
+			s.fail(w, r, name, fmt.Errorf("rollout of instance %q: %w", name, err))
+			return
+		}
+		s.reply(w, r, http.StatusAccepted, inst)
+	}
+}
