@@ -58,13 +58,15 @@ func (a *Agent) metaTaskDir(ex *executorEntry, taskID string) string {
 	return filepath.Join(a.metaRunDir(ex.frameworkID, ex.id(), ex.container.id), "tasks", taskID)
 }
 
-// writeAtomic replaces path with data: temporary file, fsync, rename.
+// writeAtomic replaces path with data: temporary file, fsync, rename. The
+// checkpoint holds task and executor infos (environments, commands), so it
+// is as private as the sandboxes: nothing for other users.
 func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
 	if err != nil {
 		return err
 	}
@@ -144,7 +146,7 @@ func (a *Agent) checkpointExecutor(ex *executorEntry) {
 		a.checkpointFailed("executor "+ex.String(), writeAtomic(filepath.Join(dir, "command"), nil))
 	}
 	a.checkpointFailed("executor "+ex.String(), writeProto(filepath.Join(dir, "executor.info"), &ex.info))
-	a.checkpointFailed("executor "+ex.String(), os.MkdirAll(filepath.Join(a.metaRunDir(ex.frameworkID, ex.id(), ex.container.id), "pids"), 0o755))
+	a.checkpointFailed("executor "+ex.String(), os.MkdirAll(filepath.Join(a.metaRunDir(ex.frameworkID, ex.id(), ex.container.id), "pids"), 0o750))
 }
 
 // checkpointPID records the pid of a container's process. It runs on the

@@ -52,7 +52,7 @@ func (a *Agent) loadCheckpointedResources() ([]mesos.Resource, error) {
 // leaves either the old or the new file, never a torn one.
 func (a *Agent) writeCheckpointedResources(rs []mesos.Resource) error {
 	path := a.resourcesCheckpoint()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return fmt.Errorf("checkpointing resources: %w", err)
 	}
 	if rs == nil {
