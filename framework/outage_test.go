@@ -17,6 +17,7 @@ import (
 	"github.com/mesos-stateful/stateful/framework"
 	"github.com/mesos-stateful/stateful/framework/internal/testworkload"
 	"github.com/mesos-stateful/stateful/httplib"
+	"github.com/mesos-stateful/stateful/statemgr"
 	"github.com/mesos-stateful/stateful/statemgr/statemgrtest"
 )
 
@@ -154,7 +155,10 @@ func TestSchedulerStarved(t *testing.T) {
 	}
 	etcd := statemgrtest.StartEtcd(t)
 	cluster := startCluster(t, 3)
-	p := newSubprocess(t, t.TempDir(), "--master="+cluster.MasterURL(), "--etcd="+strings.Join(etcd.Endpoints(), ","))
+	// The embedded etcd requires authentication (as the framework's own
+	// does); the scheduler signs in as the test's client does.
+	p := newSubprocess(t, t.TempDir(), "--master="+cluster.MasterURL(), "--etcd="+strings.Join(etcd.Endpoints(), ","),
+		"--etcd-user="+statemgr.EmbeddedUser, "--etcd-password-file="+etcd.PasswordFile())
 	p.start()
 	call(t, http.MethodPost, p.api+"/v1/instances", createBody("busy", stateful.TypeMasterSlave, 1, 1), http.StatusAccepted)
 	before := waitRunning(t, p.api, "busy")
