@@ -261,9 +261,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (int, []
 		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
+	c.authorize(req)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -280,6 +278,14 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (int, []
 		return 0, nil, fmt.Errorf("%s %s: answer larger than %d bytes", method, path, maxBody)
 	}
 	return resp.StatusCode, answer, nil
+}
+
+// authorize gives req the client's bearer token, if it has one. Every
+// request the client builds goes through here.
+func (c *Client) authorize(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 }
 
 // apiError makes an *Error of an answer: the API's {"error","field"} when

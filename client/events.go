@@ -52,6 +52,7 @@ func (c *Client) Events(ctx context.Context, instance, lastID string) (*EventStr
 		return nil, fmt.Errorf("GET /v1/events: %w", err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	c.authorize(req)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}

@@ -155,8 +155,6 @@ func TestSchedulerStarved(t *testing.T) {
 	}
 	etcd := statemgrtest.StartEtcd(t)
 	cluster := startCluster(t, 3)
-	// The embedded etcd requires authentication (as the framework's own
-	// does); the scheduler signs in as the test's client does.
 	p := newSubprocess(t, t.TempDir(), "--master="+cluster.MasterURL(), "--etcd="+strings.Join(etcd.Endpoints(), ","),
 		"--etcd-user="+statemgr.EmbeddedUser, "--etcd-password-file="+etcd.PasswordFile())
 	p.start()

@@ -38,14 +38,6 @@ var _ httplib.Service = (*service)(nil)
 
 func (s *service) Defaults() stateful.Spec { return s.w.Defaults() }
 
-// AllowSpec applies the workload's stateful.SpecPolicy, if it has one.
-func (s *service) AllowSpec(given []string, requested stateful.Spec) error {
-	if p, ok := s.w.(stateful.SpecPolicy); ok {
-		return p.AllowSpec(given, requested)
-	}
-	return nil
-}
-
 func (s *service) Create(ctx context.Context, inst *stateful.Instance) (*stateful.Instance, error) {
 	return s.creator.Create(ctx, inst)
 }

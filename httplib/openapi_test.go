@@ -23,19 +23,37 @@ import (
 type openAPIResponse struct {
 	Ref     string                     `json:"$ref"`
 	Content map[string]json.RawMessage `json:"content"`
+	Headers map[string]json.RawMessage `json:"headers"`
+}
+
+// documentedResponse is what a route's response code promises.
+type documentedResponse struct {
+	types   []string // media types
+	headers []string // header names
+}
+
+// documentedRoute is one operation of the document.
+type documentedRoute struct {
+	codes map[int]documentedResponse
+	// security names the schemes the operation needs, none if it is open.
+	security []string
 }
 
 type openAPIDocument struct {
 	OpenAPI string                                `json:"openapi"`
 	Paths   map[string]map[string]json.RawMessage `json:"paths"`
 	Comps   struct {
-		Responses map[string]openAPIResponse `json:"responses"`
+		Responses       map[string]openAPIResponse `json:"responses"`
+		SecuritySchemes map[string]struct {
+			Type   string `json:"type"`
+			Scheme string `json:"scheme"`
+		} `json:"securitySchemes"`
 	} `json:"components"`
 }
 
 // documented returns, for "METHOD /path", each response code with the
-// media types it may have.
-func documented(t *testing.T) map[string]map[int][]string {
+// media types and headers it may have, and the security it needs.
+func documented(t *testing.T) map[string]documentedRoute {
 	t.Helper()
 	var doc openAPIDocument
 	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
@@ -44,7 +62,7 @@ func documented(t *testing.T) map[string]map[int][]string {
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Fatalf("openapi.json says version %q, want 3.x", doc.OpenAPI)
 	}
-	out := map[string]map[int][]string{}
+	out := map[string]documentedRoute{}
 	for path, item := range doc.Paths {
 		for method, raw := range item {
 			if method == "parameters" {
@@ -52,11 +70,20 @@ func documented(t *testing.T) map[string]map[int][]string {
 			}
 			var op struct {
 				Responses map[string]openAPIResponse `json:"responses"`
+				Security  []map[string][]string      `json:"security"`
 			}
 			if err := json.Unmarshal(raw, &op); err != nil {
 				t.Fatalf("%s %s: %v", method, path, err)
 			}
-			codes := map[int][]string{}
+			route := documentedRoute{codes: map[int]documentedResponse{}}
+			for _, req := range op.Security {
+				for scheme := range req {
+					if _, ok := doc.Comps.SecuritySchemes[scheme]; !ok {
+						t.Errorf("%s %s: no security scheme %q", method, path, scheme)
+					}
+					route.security = append(route.security, scheme)
+				}
+			}
 			for code, resp := range op.Responses {
 				if resp.Ref != "" {
 					name := strings.TrimPrefix(resp.Ref, "#/components/responses/")
@@ -70,9 +97,12 @@ func documented(t *testing.T) map[string]map[int][]string {
 				if err != nil {
 					t.Errorf("%s %s: response code %q is not a number", method, path, code)
 				}
-				codes[n] = slices.Sorted(maps.Keys(resp.Content))
+				route.codes[n] = documentedResponse{
+					types:   slices.Sorted(maps.Keys(resp.Content)),
+					headers: slices.Sorted(maps.Keys(resp.Headers)),
+				}
 			}
-			out[strings.ToUpper(method)+" "+path] = codes
+			out[strings.ToUpper(method)+" "+path] = route
 		}
 	}
 	return out
@@ -110,12 +140,15 @@ func (docService) Runtime() RuntimeInfo {
 
 // docCase is one request to a real running API.
 type docCase struct {
-	route        string // "METHOD /template" it exercises
-	path, ctype  string
-	body         string
-	noFeed       bool                // a service without an event feed
-	setup        func(m *memService) // before the request
-	header       http.Header
+	route       string // "METHOD /template" it exercises
+	path, ctype string
+	body        string
+	noFeed      bool                // a service without an event feed
+	setup       func(m *memService) // before the request
+	header      http.Header
+	// auth turns authentication on (testTokens) and says what the
+	// request carries: "none", or a "read", "admin" or "bad" token.
+	auth         string
 	want         int
 	wantLocation string
 }
@@ -198,10 +231,54 @@ func TestOpenAPIResponsesAreTheAPIs(t *testing.T) {
 		{route: "GET /ui/{file}", path: "/ui/style.css", want: 200},
 		{route: "GET /ui/{file}", path: "/ui/index.html", want: 200},
 		{route: "GET /ui/{file}", path: "/ui/nope.js", want: 404},
+
+		// With authentication on.
+		{route: "GET /v1/instances", auth: "none", want: 401},
+		{route: "GET /v1/instances", auth: "bad", want: 401},
+		{route: "GET /v1/instances", auth: "read", want: 200},
+		{route: "POST /v1/instances", body: ms, auth: "none", want: 401},
+		{route: "POST /v1/instances", body: ms, auth: "read", want: 403},
+		{route: "POST /v1/instances", body: ms, auth: "admin", want: 202, wantLocation: "/v1/instances/new1"},
+		{route: "GET /v1/instances/{name}", path: "/v1/instances/cache1", auth: "none", want: 401},
+		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/cache1", body: `{"slaves": 3}`, auth: "none", want: 401},
+		{route: "PATCH /v1/instances/{name}", path: "/v1/instances/cache1", body: `{"slaves": 3}`, auth: "read", want: 403},
+		{route: "DELETE /v1/instances/{name}", path: "/v1/instances/cache1", auth: "none", want: 401},
+		{route: "DELETE /v1/instances/{name}", path: "/v1/instances/cache1", auth: "read", want: 403},
+		{route: "POST /v1/instances/{name}/switchover", path: "/v1/instances/cache1/switchover", auth: "none", want: 401},
+		{route: "POST /v1/instances/{name}/switchover", path: "/v1/instances/cache1/switchover", auth: "read", want: 403},
+		{route: "POST /v1/instances/{name}/rollout/pause", path: "/v1/instances/cache1/rollout/pause", auth: "none", want: 401},
+		{route: "POST /v1/instances/{name}/rollout/pause", path: "/v1/instances/cache1/rollout/pause", auth: "read", want: 403},
+		{route: "POST /v1/instances/{name}/rollout/resume", path: "/v1/instances/cache1/rollout/resume", auth: "none", want: 401},
+		{route: "POST /v1/instances/{name}/rollout/resume", path: "/v1/instances/cache1/rollout/resume", auth: "read", want: 403},
+		{route: "POST /v1/instances/{name}/rollout/abort", path: "/v1/instances/cache1/rollout/abort", auth: "none", want: 401},
+		{route: "POST /v1/instances/{name}/rollout/abort", path: "/v1/instances/cache1/rollout/abort", auth: "read", want: 403},
+		{route: "GET /v1/events", path: "/v1/events", auth: "none", want: 401},
+		{route: "GET /v1/events", path: "/v1/events", auth: "read", want: 200},
+		{route: "GET /v1/openapi.json", auth: "none", want: 401},
+		{route: "GET /metrics", auth: "none", want: 401},
+		{route: "GET /v1/health", auth: "none", want: 200},
+		{route: "GET /v1/health", auth: "bad", want: 200},
+		{route: "GET /ui", auth: "none", want: 308, wantLocation: "/ui/"},
+		{route: "GET /ui/", auth: "none", want: 200},
+		{route: "GET /ui/{file}", path: "/ui/app.js", auth: "bad", want: 200},
 	}
 
 	doc := documented(t)
+	// The document's security is the router's: a route needing a token
+	// may answer 401, and 403 if it changes something; an open one
+	// neither.
+	for route, d := range doc {
+		_, has401 := d.codes[401]
+		_, has403 := d.codes[403]
+		needs := len(d.security) > 0
+		if has401 != needs || has403 != (needs && !strings.HasPrefix(route, "GET ")) {
+			t.Errorf("%s: security %v, documents 401 %v, 403 %v", route, d.security, has401, has403)
+		}
+	}
 	seen := map[string]map[int]bool{}
+	// openWithAuth: routes answered without a valid token while authentication
+	// was on.
+	openWithAuth := map[string]bool{}
 	httpClient := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, tc := range cases {
 		method, tmpl, _ := strings.Cut(tc.route, " ")
@@ -221,6 +298,9 @@ func TestOpenAPIResponsesAreTheAPIs(t *testing.T) {
 			}
 			cfg := NewConfig()
 			cfg.MaxBodyBytes = 1024
+			if tc.auth != "" {
+				cfg.Tokens = testTokens(t)
+			}
 			s, err := New(cfg, svc, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -238,6 +318,14 @@ func TestOpenAPIResponsesAreTheAPIs(t *testing.T) {
 			}
 			for k, v := range tc.header {
 				req.Header[k] = v
+			}
+			switch tc.auth {
+			case "read":
+				req.Header.Set("Authorization", "Bearer "+readToken)
+			case "admin":
+				req.Header.Set("Authorization", "Bearer "+adminToken)
+			case "bad":
+				req.Header.Set("Authorization", "Bearer wrong-token-0123456789")
 			}
 			if tc.body != "" {
 				ctype := tc.ctype
@@ -259,17 +347,25 @@ func TestOpenAPIResponsesAreTheAPIs(t *testing.T) {
 			if tc.wantLocation != "" && resp.Header.Get("Location") != tc.wantLocation {
 				t.Errorf("Location %q, want %q", resp.Header.Get("Location"), tc.wantLocation)
 			}
-			codes, ok := doc[tc.route]
+			d, ok := doc[tc.route]
 			if !ok {
 				t.Fatalf("%s is not documented", tc.route)
 			}
-			types, ok := codes[resp.StatusCode]
+			r, ok := d.codes[resp.StatusCode]
 			if !ok {
 				t.Fatalf("%s answered %d, which is not documented", tc.route, resp.StatusCode)
 			}
 			mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-			if len(types) > 0 && !slices.Contains(types, mt) {
-				t.Errorf("Content-Type %q, documented %v", mt, types)
+			if len(r.types) > 0 && !slices.Contains(r.types, mt) {
+				t.Errorf("Content-Type %q, documented %v", mt, r.types)
+			}
+			for _, h := range r.headers {
+				if resp.Header.Get(h) == "" {
+					t.Errorf("no %s header, documented for %d", h, resp.StatusCode)
+				}
+			}
+			if (tc.auth == "none" || tc.auth == "bad") && resp.StatusCode != http.StatusUnauthorized {
+				openWithAuth[tc.route] = true
 			}
 			if seen[tc.route] == nil {
 				seen[tc.route] = map[int]bool{}
@@ -278,10 +374,13 @@ func TestOpenAPIResponsesAreTheAPIs(t *testing.T) {
 		})
 	}
 	for _, route := range slices.Sorted(maps.Keys(doc)) {
-		for _, code := range slices.Sorted(maps.Keys(doc[route])) {
+		for _, code := range slices.Sorted(maps.Keys(doc[route].codes)) {
 			if !seen[route][code] {
 				t.Errorf("%s %d is documented but no request here gets it", route, code)
 			}
+		}
+		if len(doc[route].security) == 0 && !openWithAuth[route] {
+			t.Errorf("%s is documented open but no request here gets it without a valid token while authentication is on", route)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mesos-stateful/stateful/feed"
 	"github.com/mesos-stateful/stateful/httplib"
 	"github.com/mesos-stateful/stateful/internal/testcert"
 )
@@ -19,9 +20,9 @@ const (
 	ctlAdminToken = "ctl-admin-token-0123456789"
 )
 
-// startSecureAPI serves the REST API over a memService with tokens and,
-// if tlsCfg is given, over HTTPS; it returns the API's URL.
-func startSecureAPI(t *testing.T, svc *memService, certFile, keyFile, clientCA string) string {
+// startSecureAPI serves the REST API over svc with tokens and, if
+// certFile is given, over HTTPS; it returns the API's URL.
+func startSecureAPI(t *testing.T, svc httplib.Service, certFile, keyFile, clientCA string) string {
 	t.Helper()
 	cfg := httplib.NewConfig()
 	var err error
@@ -114,4 +115,42 @@ func TestCAAndClientCertificates(t *testing.T) {
 		t.Errorf("no client certificate: %v", r)
 	}
 	expect(t, cliEnv(t, env, "-ca", ca.CertFile, "-cert", operator.CertFile, "list"), exitUsage, nil, []string{"-cert and -key"})
+}
+
+// TestEventsWithTokenOverTLS: statefulctl events sends the token and
+// trusts the CA as the other commands do.
+func TestEventsWithTokenOverTLS(t *testing.T) {
+	ca := testcert.NewCA(t, "ctl")
+	server := ca.Server(t, "api")
+	hub := feed.NewHub(0, 0)
+	svc := struct {
+		*memService
+		*feed.Hub
+	}{newMemService(), hub}
+	api := startSecureAPI(t, svc, server.CertFile, server.KeyFile, "")
+
+	expect(t, cliEnv(t, map[string]string{envAPI: api}, "-ca", ca.CertFile, "events"), exitError, nil, []string{"401", "authentication required"})
+	expect(t, cliEnv(t, map[string]string{envAPI: api, envToken: ctlReadToken}, "events"), exitError, nil, []string{"certificate"})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	env := map[string]string{envAPI: api, envToken: ctlReadToken}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-ca", ca.CertFile, "events", "cache1"}, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
+	}()
+	waitUntil(t, "the command to subscribe", func() bool { return hub.Subscribers() == 1 || len(done) > 0 })
+	if len(done) > 0 {
+		t.Fatalf("statefulctl events ended (exit %d) instead of following: %s", <-done, stderr.String())
+	}
+	hub.Publish(feed.Event{Type: feed.InstanceFailover, Instance: "cache1", Details: map[string]any{"from_task": "cache1-0", "to_task": "cache1-1"}})
+	waitUntil(t, "the event printed", func() bool { return strings.Contains(stdout.String(), "master cache1-0 → cache1-1") })
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("exit %d after an interrupt, want 0; stderr %s", code, stderr.String())
+	}
+	if strings.Contains(stdout.String()+stderr.String(), ctlReadToken) {
+		t.Error("the token was printed")
+	}
 }

@@ -377,7 +377,17 @@ function handleBlock(block) {
   }
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// pause waits ms, or less if signal is aborted (a new token was entered:
+// try it at once rather than after the wait).
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
 
 // followEvents reads GET /v1/events for as long as the page is open,
 // reconnecting with the last event ID after an error or a drop.
@@ -392,7 +402,7 @@ async function followEvents() {
       const resp = await fetch("/v1/events", { headers: h, signal: ctrl.signal, cache: "no-store" });
       if (resp.status === 401 || resp.status === 403) {
         setFeed("unauthorized");
-        await sleep(5000);
+        await pause(5000, ctrl.signal);
         continue;
       }
       if (!resp.ok || !resp.body) throw new Error("HTTP " + resp.status);
@@ -416,7 +426,7 @@ async function followEvents() {
       if (ctrl.signal.aborted) continue; // a new token: reconnect at once
     }
     setFeed("reconnecting");
-    await sleep(backoff);
+    await pause(backoff, ctrl.signal);
     backoff = Math.min(2 * backoff, 15000);
   }
 }

@@ -118,7 +118,7 @@ func (a *Agent) syncVolumes(old, updated []mesos.Resource) error {
 			continue
 		}
 		keep[volumeKey(&updated[i])] = true
-		if err := os.MkdirAll(a.volumePath(updated[i]), 0o755); err != nil {
+		if err := os.MkdirAll(a.volumePath(updated[i]), 0o750); err != nil {
 			return fmt.Errorf("creating persistent volume: %w", err)
 		}
 	}
@@ -237,7 +237,7 @@ func linkVolumes(sandbox string, links []volumeLink) error {
 		if cur, err := os.Readlink(path); err == nil && cur == l.target {
 			continue
 		}
-		if err := os.MkdirAll(l.target, 0o755); err != nil {
+		if err := os.MkdirAll(l.target, 0o750); err != nil {
 			return fmt.Errorf("persistent volume %s: %w", l.target, err)
 		}
 		if err := os.Symlink(l.target, path); err != nil {
@@ -264,7 +264,7 @@ func (a *Agent) linkTaskVolumes(sandbox string, tasks []mesos.TaskInfo) error {
 	if len(links) == 0 {
 		return nil
 	}
-	if err := os.MkdirAll(sandbox, 0o755); err != nil {
+	if err := os.MkdirAll(sandbox, 0o750); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	return linkVolumes(sandbox, links)
