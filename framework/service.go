@@ -140,7 +140,6 @@ var (
 	_ httplib.StaleReads      = (*front)(nil)
 	_ httplib.EventSource     = (*front)(nil)
 	_ httplib.RuntimeReporter = (*front)(nil)
-	_ httplib.PlanService     = (*front)(nil)
 	_ stateful.SpecPolicy     = (*front)(nil)
 )
 
