@@ -87,6 +87,11 @@ func (a *Agent) subscribe(fw *framework, ex *executorEntry, sub *executor.Call_S
 		shutdownAndClose("it is " + ex.state.String())
 		return
 	}
+	// Nothing goes to an executor before its pid is checkpointed, or a
+	// restart after a SIGKILL could take it for dead with its tasks.
+	if ex.container != nil {
+		ex.container.awaitStart()
+	}
 	if ex.conn != nil {
 		glog.Warningf("agent %s: closing the existing subscription of executor %s", a.cfg.ID.Value, ex)
 		ex.closeConn()

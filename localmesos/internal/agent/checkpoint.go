@@ -149,9 +149,10 @@ func (a *Agent) checkpointExecutor(ex *executorEntry) {
 	a.checkpointFailed("executor "+ex.String(), os.MkdirAll(filepath.Join(a.metaRunDir(ex.frameworkID, ex.id(), ex.container.id), "pids"), 0o750))
 }
 
-// checkpointPID records the pid of a container's process. It runs on the
-// container's goroutine: the run directory was made on the mailbox, and
-// the write fails harmlessly if the executor was removed meanwhile.
+// checkpointPID records the pid of a container's process. It runs in
+// startProcess, off the mailbox: the run directory was made on the
+// mailbox, and the write fails harmlessly if the executor was removed
+// meanwhile.
 func checkpointPID(runDir string, pid int) {
 	if runDir == "" {
 		return

@@ -301,9 +301,6 @@ func (ce *commandExecutor) launch(task mesos.TaskInfo) {
 		err = ce.c.startProcess(cmd)
 		closeFiles(cmd)
 	}
-	if err == nil {
-		checkpointPID(ce.c.runDir, cmd.Process.Pid)
-	}
 	if errors.Is(err, errDestroyed) {
 		return
 	}

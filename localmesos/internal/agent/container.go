@@ -76,8 +76,14 @@ func (c *container) isDestroyed() bool {
 }
 
 // startProcess starts cmd as the container's process unless the container
-// was destroyed first. The lock makes destroy and start exclusive, so no
-// process escapes a destroy.
+// was destroyed first, and checkpoints its pid (in a checkpointed run).
+// The lock makes destroy and start exclusive, so no process escapes a
+// destroy; it is held until the pid is on disk, so that whatever waits for
+// the lock (a SUBSCRIBE, see awaitStart) sees the pid checkpointed: the
+// process runs before the write ends, and an agent killed after giving it
+// a task but before the write would find no pid and take a live executor
+// for dead. (Mesos' launcher holds the forked child on a pipe until the
+// agent has checkpointed its pid.)
 func (c *container) startProcess(cmd *exec.Cmd) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -88,8 +94,13 @@ func (c *container) startProcess(cmd *exec.Cmd) error {
 		return err
 	}
 	c.pid = cmd.Process.Pid
+	checkpointPID(c.runDir, c.pid)
 	return nil
 }
+
+// awaitStart waits for a process start in progress to be done, its pid
+// checkpoint included, and returns the container's pid (0 before any).
+func (c *container) awaitStart() int { return c.executorPID() }
 
 var errDestroyed = errors.New("container destroyed")
 
@@ -181,9 +192,6 @@ func (a *Agent) runContainer(ctx context.Context, c *container, spec launchSpec)
 	if err == nil {
 		err = c.startProcess(cmd)
 		closeFiles(cmd)
-	}
-	if err == nil {
-		checkpointPID(c.runDir, cmd.Process.Pid)
 	}
 	switch {
 	case errors.Is(err, errDestroyed):
