@@ -357,3 +357,37 @@ func TestDockerMemoryLimitIsEnforced(t *testing.T) {
 		t.Errorf("message %q: a task past its memory limit should be reported OOM killed", failed.GetMessage())
 	}
 }
+
+// A container killed from outside is a task that exited, whatever its
+// health checks saw first: not an unhealthy task, nor one killed for its
+// health. With a check every 20ms, one nearly always finds the container
+// gone before the runtime's wait has answered and the container been
+// removed.
+func TestDockerKilledContainerIsReportedAsItsExit(t *testing.T) {
+	needRedis(t)
+	cli, fw := dockerFor(t)
+	d := redisContainerTask(freePort(t), protocol.NetworkHost)
+	d.Health.Interval = protocol.Duration(20 * time.Millisecond)
+	mt := runDockerMon(t, cli, fw, d, nil)
+	mt.rec.waitUpdate(t, 60*time.Second, mesos.TASK_RUNNING)
+	list := containersOf(t, cli, fw)
+	if len(list) != 1 {
+		t.Fatalf("containers = %+v", list)
+	}
+	before := len(mt.rec.snapshot())
+	if err := cli.Kill(context.Background(), list[0].ID, "SIGKILL"); err != nil {
+		t.Fatal(err)
+	}
+	failed := mt.rec.waitUpdate(t, 30*time.Second, mesos.TASK_FAILED)
+	if !strings.Contains(failed.GetMessage(), "exited with status 137") {
+		t.Errorf("message %q: want the container's exit", failed.GetMessage())
+	}
+	if sd, _ := protocol.DecodeStatusData(failed.Data); sd == nil || sd.ExitCode == nil || *sd.ExitCode != 137 {
+		t.Errorf("status data %+v: want exit code 137", sd)
+	}
+	for _, u := range mt.rec.snapshot()[before:] {
+		if u.GetState() == mesos.TASK_RUNNING && u.Healthy != nil && !*u.Healthy {
+			t.Errorf("the dead container was reported unhealthy: %q", u.GetMessage())
+		}
+	}
+}
