@@ -159,3 +159,10 @@ func (c *Client) dial(ctx context.Context) error {
 func IsNotFound(err error) bool {
 	return cerrdefs.IsNotFound(err)
 }
+
+// IsConflict reports whether err says the container's state does not allow
+// the operation, e.g. an exec in a container that is not running (any
+// more).
+func IsConflict(err error) bool {
+	return cerrdefs.IsConflict(err)
+}

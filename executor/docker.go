@@ -123,6 +123,7 @@ func (r *DockerRuntime) Start(ctx context.Context, spec StartSpec) (Workload, er
 		client:   r.client,
 		id:       id,
 		tail:     newTailBuffer(stderrTailBytes),
+		exited:   make(chan struct{}),
 		done:     make(chan struct{}),
 		logsDone: make(chan struct{}),
 		stopLogs: stopLogs,
@@ -324,6 +325,7 @@ type container struct {
 	client   dockerClient
 	id       string
 	tail     *tailBuffer
+	exited   chan struct{} // closed once Wait has answered
 	done     chan struct{}
 	logsDone chan struct{}
 	stopLogs context.CancelFunc
@@ -364,6 +366,7 @@ func (c *container) wait() {
 		glog.Warningf("docker runtime: %v (retrying)", err)
 		time.Sleep(time.Second)
 	}
+	close(c.exited)
 	select {
 	case <-c.logsDone:
 	case <-time.After(drainWait):
@@ -376,6 +379,23 @@ func (c *container) wait() {
 	cancel()
 	c.exit = exit
 	close(c.done)
+}
+
+func (c *container) Exited() <-chan struct{} { return c.exited }
+
+// Alive implements Workload by asking the engine, which learns of an exit
+// before our Wait does.
+func (c *container) Alive(ctx context.Context) bool {
+	select {
+	case <-c.exited:
+		return false
+	default:
+	}
+	st, err := c.client.Inspect(ctx, c.id)
+	if err != nil {
+		return !dockerlib.IsNotFound(err)
+	}
+	return st.Running
 }
 
 func (c *container) Done() <-chan struct{} { return c.done }
@@ -435,12 +455,18 @@ func (c *container) Stop(ctx context.Context, grace time.Duration) error {
 
 func (c *container) Exec(ctx context.Context, argv []string) (ExecOutput, error) {
 	select {
-	case <-c.done:
-		return ExecOutput{ExitCode: -1}, errors.New("exec: the task is not running")
+	case <-c.exited:
+		return ExecOutput{ExitCode: -1}, fmt.Errorf("exec: %w", errNotRunning)
 	default:
 	}
 	res, err := c.client.Exec(ctx, c.id, argv, nil)
 	if err != nil {
+		// The engine knows of an exit before our Wait hears of it: say
+		// so, so that the TaskMon waits for the exit rather than counting
+		// a health failure.
+		if dockerlib.IsConflict(err) || dockerlib.IsNotFound(err) {
+			return ExecOutput{ExitCode: -1}, fmt.Errorf("%w: %w", errNotRunning, err)
+		}
 		return ExecOutput{ExitCode: -1}, err
 	}
 	out := ExecOutput{ExitCode: res.ExitCode, Truncated: res.Truncated}

@@ -353,7 +353,57 @@ func TestDockerMemoryLimitIsEnforced(t *testing.T) {
 	d := protocol.TaskData{Image: testimage.ProbeImage, Args: []string{"alloc", "256"}, MemMB: 32}
 	mt := runDockerMon(t, cli, fw, d, nil)
 	failed := mt.rec.waitUpdate(t, 60*time.Second, mesos.TASK_FAILED)
+	// The kernel kills it at its limit (SIGKILL, exit 137) before it has
+	// its 256 MB (it says "allocated" when it has).
+	if sd, _ := protocol.DecodeStatusData(failed.Data); sd == nil || sd.ExitCode == nil || *sd.ExitCode != 137 {
+		t.Errorf("status data %+v: want exit code 137 (killed at the memory limit)", sd)
+	}
+	if !strings.Contains(failed.GetMessage(), "exited with status 137") {
+		t.Errorf("message %q: want the SIGKILL exit", failed.GetMessage())
+	}
+	if out := mt.stdout.String(); strings.Contains(out, "allocated") {
+		t.Errorf("the task got its 256 MB past a 32 MB limit: %q", out)
+	}
+	// Docker sets OOMKilled from the kernel's OOM event, which on cgroup
+	// v1 races the exit event; one that comes after the exit is lost
+	// (Docker 20.10 then never sets the flag), so a message without "OOM
+	// killed" proves nothing: the exit code and the unfinished allocation
+	// above do.
 	if !strings.Contains(failed.GetMessage(), "OOM killed") {
-		t.Errorf("message %q: a task past its memory limit should be reported OOM killed", failed.GetMessage())
+		t.Logf("message %q: Docker did not flag the kill as OOM (its OOM event came after the exit)", failed.GetMessage())
+	}
+}
+
+// A container killed from outside is a task that exited, whatever its
+// health checks saw first: not an unhealthy task, nor one killed for its
+// health. With a check every 20ms, one nearly always finds the container
+// gone before the runtime's wait has answered and the container been
+// removed.
+func TestDockerKilledContainerIsReportedAsItsExit(t *testing.T) {
+	needRedis(t)
+	cli, fw := dockerFor(t)
+	d := redisContainerTask(freePort(t), protocol.NetworkHost)
+	d.Health.Interval = protocol.Duration(20 * time.Millisecond)
+	mt := runDockerMon(t, cli, fw, d, nil)
+	mt.rec.waitUpdate(t, 60*time.Second, mesos.TASK_RUNNING)
+	list := containersOf(t, cli, fw)
+	if len(list) != 1 {
+		t.Fatalf("containers = %+v", list)
+	}
+	before := len(mt.rec.snapshot())
+	if err := cli.Kill(context.Background(), list[0].ID, "SIGKILL"); err != nil {
+		t.Fatal(err)
+	}
+	failed := mt.rec.waitUpdate(t, 30*time.Second, mesos.TASK_FAILED)
+	if !strings.Contains(failed.GetMessage(), "exited with status 137") {
+		t.Errorf("message %q: want the container's exit", failed.GetMessage())
+	}
+	if sd, _ := protocol.DecodeStatusData(failed.Data); sd == nil || sd.ExitCode == nil || *sd.ExitCode != 137 {
+		t.Errorf("status data %+v: want exit code 137", sd)
+	}
+	for _, u := range mt.rec.snapshot()[before:] {
+		if u.GetState() == mesos.TASK_RUNNING && u.Healthy != nil && !*u.Healthy {
+			t.Errorf("the dead container was reported unhealthy: %q", u.GetMessage())
+		}
 	}
 }

@@ -302,6 +302,20 @@ func exitStatusOf(ps *os.ProcessState, waitErr error) ExitStatus {
 	return ExitStatus{Code: ps.ExitCode()}
 }
 
+func (p *process) Exited() <-chan struct{} { return p.reaped }
+
+// Alive implements Workload: until reaped, the main process's pid is ours,
+// and a zombie is a process that has exited.
+func (p *process) Alive(context.Context) bool {
+	select {
+	case <-p.reaped:
+		return false
+	default:
+	}
+	_, zombie, err := procStartTime(p.pgid)
+	return err == nil && !zombie
+}
+
 func (p *process) Done() <-chan struct{} { return p.done }
 
 func (p *process) Exit() ExitStatus {
@@ -346,8 +360,8 @@ func (p *process) Exec(ctx context.Context, argv []string) (ExecOutput, error) {
 		return ExecOutput{}, errors.New("exec: empty command")
 	}
 	select {
-	case <-p.done:
-		return ExecOutput{}, errors.New("exec: the task is not running")
+	case <-p.reaped:
+		return ExecOutput{}, fmt.Errorf("exec: %w", errNotRunning)
 	default:
 	}
 	stdout := &limitedBuffer{max: protocol.MaxExecOutput}

@@ -3,6 +3,7 @@ package executor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -44,7 +45,12 @@ type StartSpec struct {
 // Workload is one running task, as a runtime sees it. Its methods are safe
 // for concurrent use.
 type Workload interface {
-	// Done is closed once the workload has exited.
+	// Exited is closed as soon as the runtime has seen the workload exit;
+	// Done may follow later (a container's last output is drained and the
+	// container removed first).
+	Exited() <-chan struct{}
+	// Done is closed once the workload has exited and been cleaned up;
+	// Exit is valid from then on.
 	Done() <-chan struct{}
 	// Exit describes how the workload ended; valid once Done is closed.
 	Exit() ExitStatus
@@ -52,13 +58,23 @@ type Workload interface {
 	// kills it (SIGKILL) and waits for the exit until ctx ends.
 	Stop(ctx context.Context, grace time.Duration) error
 	// Exec runs cmd inside the workload's environment until it exits or
-	// ctx ends; output beyond protocol.MaxExecOutput per stream is cut.
+	// ctx ends; output beyond protocol.MaxExecOutput per stream is cut. It
+	// fails with errNotRunning when the workload is not running (any more).
 	Exec(ctx context.Context, cmd []string) (ExecOutput, error)
+	// Alive is false when the workload is known to have exited, even if
+	// Exited has not been closed yet (the runtime's exit watcher lags
+	// behind the kernel and the engine); true when it runs or the
+	// runtime cannot tell.
+	Alive(ctx context.Context) bool
 	// Usage reports resource use.
 	Usage(ctx context.Context) (Usage, error)
 	// StderrTail returns the last lines the workload wrote to stderr.
 	StderrTail() string
 }
+
+// errNotRunning says a workload was found not running: it has exited,
+// though its runtime may not have noticed yet.
+var errNotRunning = errors.New("the task is not running")
 
 // ExitStatus is how a workload ended.
 type ExitStatus struct {

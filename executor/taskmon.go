@@ -350,12 +350,22 @@ func (m *TaskMon) Run(ctx context.Context) {
 			m.reportExit(w, "killed")
 			return
 		case r := <-healthC:
+			// A check that failed because the task is gone is no
+			// verdict on its health: its exit is what to report.
+			if r.err != nil && m.awaitExit(ctx, w, r.err) {
+				m.reportExited(ctx, w)
+				return
+			}
 			if msg := m.onHealth(r, &hs); msg != "" {
 				unhealthy := false
 				m.failUnhealthy(ctx, w, msg, &unhealthy)
 				return
 			}
 		case <-hs.graceC:
+			if m.awaitExit(ctx, w, hs.lastErr) {
+				m.reportExited(ctx, w)
+				return
+			}
 			msg := fmt.Sprintf("health check never passed within its %v grace period", hs.grace)
 			if hs.lastErr != nil {
 				msg += ": " + hs.lastErr.Error()
@@ -368,6 +378,51 @@ func (m *TaskMon) Run(ctx context.Context) {
 			cancel()
 			return
 		}
+	}
+}
+
+// exitNoticeWait bounds the wait for the runtime to report the exit of a
+// workload that a health check found not running. The engine knows of the
+// exit before the runtime's exit watcher is told; under load that may take
+// a while, and a dead task must be reported with its exit (code, OOM kill),
+// not as unhealthy.
+const exitNoticeWait = 15 * time.Second
+
+// awaitExit reports whether the workload has exited: at once if its
+// runtime has seen the exit, and, when err (a failed health check) says it
+// is not running, once the runtime sees it, within exitNoticeWait. A Kill
+// or ctx ending meanwhile returns false, for Run's loop to handle.
+func (m *TaskMon) awaitExit(ctx context.Context, w Workload, err error) bool {
+	select {
+	case <-w.Exited():
+		return true
+	default:
+	}
+	if !errors.Is(err, errNotRunning) {
+		return false
+	}
+	glog.V(1).Infof("task %s: a health check found it not running; waiting for its exit", m.taskID)
+	t := time.NewTimer(exitNoticeWait)
+	defer t.Stop()
+	select {
+	case <-w.Exited():
+		return true
+	case <-t.C:
+		glog.Warningf("task %s: found not running, but its runtime reported no exit within %v; counting a failed health check", m.taskID, exitNoticeWait)
+	case <-m.killC:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// reportExited reports the end of a workload that has exited (Exited is
+// closed) once its runtime is done with it; ctx ending first stops
+// without a report, as in Run.
+func (m *TaskMon) reportExited(ctx context.Context, w Workload) {
+	select {
+	case <-w.Done():
+		m.reportExit(w, "")
+	case <-ctx.Done():
 	}
 }
 
@@ -431,6 +486,11 @@ func (m *TaskMon) onHealth(r healthResult, hs *healthState) string {
 // failUnhealthy kills a task for its health and reports TASK_FAILED with
 // msg, so that the scheduler replaces it.
 func (m *TaskMon) failUnhealthy(ctx context.Context, w Workload, msg string, healthy *bool) {
+	// A workload that exited meanwhile is reported with its exit.
+	if m.awaitExit(ctx, w, nil) {
+		m.reportExited(ctx, w)
+		return
+	}
 	glog.Infof("task %s: %s; killing it", m.taskID, msg)
 	m.mu.Lock()
 	m.killing = true // an exit from here on is our doing
@@ -727,9 +787,25 @@ func (c healthChecker) loop(ctx context.Context, startupInterval time.Duration, 
 	}
 }
 
-// check runs one round: the spec's check, then, if it passed, the hook, so
-// that a hook may count on what the spec checks (e.g. an open port).
+// check runs one round; a failure of a workload that is no longer alive
+// is marked errNotRunning, so that the TaskMon reports its exit rather
+// than a failed health check.
 func (c healthChecker) check(ctx context.Context) error {
+	err := c.checkOnce(ctx)
+	if err == nil || errors.Is(err, errNotRunning) || ctx.Err() != nil {
+		return err
+	}
+	aliveCtx, cancel := context.WithTimeout(ctx, c.health.TimeoutOrDefault())
+	defer cancel()
+	if !c.workload.Alive(aliveCtx) {
+		return fmt.Errorf("%w: %w", errNotRunning, err)
+	}
+	return err
+}
+
+// checkOnce runs the spec's check, then, if it passed, the hook, so that a
+// hook may count on what the spec checks (e.g. an open port).
+func (c healthChecker) checkOnce(ctx context.Context) error {
 	if c.spec {
 		if err := c.checkSpec(ctx); err != nil {
 			return err

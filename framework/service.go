@@ -144,6 +144,8 @@ type front struct {
 	cur     atomic.Pointer[service] // nil between terms
 }
 
+// httplib finds the optional parts by type assertion on what it is given,
+// which is the front: a part missing here is silently off for the API.
 var (
 	_ httplib.Service         = (*front)(nil)
 	_ httplib.StaleReads      = (*front)(nil)
@@ -152,7 +154,8 @@ var (
 	_ stateful.SpecPolicy     = (*front)(nil)
 )
 
-// AllowSpec applies the workload's stateful.SpecPolicy, if it has one.
+// AllowSpec applies the workload's stateful.SpecPolicy, if it has one; it
+// needs no term (the policy is the workload's, not the store's).
 func (f *front) AllowSpec(given []string, requested stateful.Spec) error {
 	if p, ok := f.w.(stateful.SpecPolicy); ok {
 		return p.AllowSpec(given, requested)

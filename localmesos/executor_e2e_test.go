@@ -135,8 +135,11 @@ func execMessageKill(t *testing.T, bin string) {
 		t.Errorf("FAILURE = %+v", failure.Failure)
 	}
 	s.ack(last)
-	// The task's and the executor's resources come back together.
-	s.offer(func(o mesos.Offer) bool { return len(o.ExecutorIDs) == 0 && execCPUs(o) >= 2 })
+	// The task's and the executor's resources come back together. The
+	// launch's leftovers and task-1's resources were offered while the
+	// executor ran; as in the transcript's script, those offers are
+	// declined, and the next offer holds the whole agent.
+	s.offerDeclining(func(o mesos.Offer) bool { return len(o.ExecutorIDs) == 0 && execCPUs(o) >= 2 })
 	s.teardown()
 	execNoProcessesLeft(t, c.WorkDir())
 	tr := loadTranscript(t, "custom-executor-message-kill")

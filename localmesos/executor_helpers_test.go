@@ -301,6 +301,41 @@ func (s *execScheduler) offer(fits func(mesos.Offer) bool) mesos.Offer {
 	return found
 }
 
+// offerDeclining is offer for resources that may be split across
+// outstanding offers: like the transcripts' scripts, it declines (without
+// a filter) every offer that does not fit, so that the allocator can offer
+// their resources again together.
+func (s *execScheduler) offerDeclining(fits func(mesos.Offer) bool) mesos.Offer {
+	s.t.Helper()
+	var found *mesos.Offer
+	var unfit []mesos.OfferID
+	deadline := time.Now().Add(execWait)
+	for found == nil {
+		s.await("a suitable offer", func(e scheduler.Event) bool {
+			if e.Type != scheduler.Event_OFFERS {
+				return false
+			}
+			for i, o := range e.Offers.Offers {
+				if found == nil && fits(o) {
+					found = &e.Offers.Offers[i]
+				} else {
+					unfit = append(unfit, o.ID)
+				}
+			}
+			return true
+		})
+		if len(unfit) > 0 {
+			zero := 0.0
+			s.mustCall(&scheduler.Call{Type: scheduler.Call_DECLINE, Decline: &scheduler.Call_Decline{OfferIDs: unfit, Filters: &mesos.Filters{RefuseSeconds: &zero}}})
+			unfit = nil
+		}
+		if found == nil && time.Now().After(deadline) {
+			s.t.Fatalf("no suitable offer within %v", execWait)
+		}
+	}
+	return *found
+}
+
 // call sends a call and returns the HTTP status and body.
 func (s *execScheduler) call(call *scheduler.Call) (int, string) {
 	s.t.Helper()

@@ -551,7 +551,9 @@ func TestRestartAfterClose(t *testing.T) {
 	if killed.GetSource() != mesos.SOURCE_EXECUTOR || !strings.HasPrefix(killed.GetMessage(), "Command terminated with signal") {
 		t.Errorf("TASK_KILLED = %+v", killed)
 	}
-	// Everything is acknowledged: the agent offers all it has again.
-	s2.offer(func(o mesos.Offer) bool { return execCPUs(o) >= 2 })
+	// Everything is acknowledged: the agent offers all it has again (an
+	// offer made before the task's resources came back is declined so that
+	// they can be offered together).
+	s2.offerDeclining(func(o mesos.Offer) bool { return execCPUs(o) >= 2 })
 	s2.teardown()
 }

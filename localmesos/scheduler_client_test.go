@@ -216,6 +216,29 @@ func (sc *schedClient) offer() mesos.Offer {
 	return sc.awaitType(scheduler.Event_OFFERS).Offers.Offers[0]
 }
 
+// wholeOffer declines, without a filter, every offer of fewer than cpus
+// cpus until one offers them all (the agent's resources, once nothing
+// runs, are offered together).
+func (sc *schedClient) wholeOffer(cpus float64) mesos.Offer {
+	sc.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		o := sc.offer()
+		var n float64
+		for _, r := range o.Resources {
+			if r.Name == "cpus" {
+				n += r.GetScalar().GetValue()
+			}
+		}
+		if n >= cpus {
+			return o
+		}
+		sc.mustCall(calls.Decline(o.ID).With(calls.RefuseSeconds(0)))
+	}
+	sc.t.Fatalf("no offer of %v cpus within 15s", cpus)
+	return mesos.Offer{}
+}
+
 // TestSchedulerClient runs the whole scheduler API through mesos-go, once
 // per codec.
 func TestSchedulerClient(t *testing.T) {
@@ -242,8 +265,12 @@ func TestSchedulerClient(t *testing.T) {
 				}
 			}
 
-			// DECLINE with a filter, then REVIVE brings the offer back.
-			o = sc.offer()
+			// DECLINE with a filter, then REVIVE brings the offer back. The
+			// filter must cover the whole agent: the launch's leftovers may
+			// have been offered before the task's own resources came back,
+			// and those would then come in an offer of their own. Declining
+			// partial offers without a filter merges them into one.
+			o = sc.wholeOffer(2)
 			sc.mustCall(calls.Decline(o.ID).With(calls.RefuseSeconds(time.Hour)))
 			sc.noEvent(scheduler.Event_OFFERS, 500*time.Millisecond)
 			sc.mustCall(calls.Revive())
@@ -486,7 +513,10 @@ func TestSchedulerClientCustomExecutor(t *testing.T) {
 	o := sc.offer()
 	sc.launch(o, task(o, "t1"))
 	sc.awaitUpdate("t1", mesos.TASK_FINISHED)
-	o = sc.offer()
+	// The launch's leftovers (1.85 cpus) may have been offered before t1's
+	// resources came back in an offer of their own; declined, they come
+	// back together.
+	o = sc.wholeOffer(1.9)
 	cpus := 0.0
 	for _, r := range o.Resources {
 		if r.Name == "cpus" {

@@ -25,6 +25,7 @@ func TestMasterLostFencesAMasterThatStillRuns(t *testing.T) {
 		mustDo(t, s.addr(), "CONFIG", "SET", "min-replicas-to-write", "1")
 		mustDo(t, s.addr(), "CONFIG", "SET", "min-replicas-max-lag", "1")
 	}
+	waitGoodReplicas(t, m.addr(), 2)
 	write(t, m.addr(), "acked", 20, 2)
 	c.h.setState(m.task, stateful.TaskUnreachable)
 
@@ -91,6 +92,7 @@ func TestFenceThenChoose(t *testing.T) {
 	}
 	// Slave 1 falls behind; writes acknowledged by slave 2 only.
 	mustDo(t, s1.addr(), "REPLICAOF", "127.0.0.1", strconv.Itoa(freePort(t)))
+	waitGoodReplicas(t, m.addr(), 1)
 	write(t, m.addr(), "only-s2-", 20, 1)
 	c.h.setState(m.task, stateful.TaskUnreachable)
 	if err := c.w.MasterLost(ctx, c.h, c.inst, m.task); err != nil {

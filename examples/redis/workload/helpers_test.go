@@ -338,6 +338,20 @@ func waitLinkUp(t *testing.T, s *server, masterAddr string) {
 	})
 }
 
+// waitGoodReplicas waits until the master at addr counts n replicas as
+// good (acknowledged within min-replicas-max-lag): only then does
+// min-replicas-to-write let a write through.
+func waitGoodReplicas(t *testing.T, addr string, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%s to count %d good replicas", addr, n), func() error {
+		inf := serverInfo(t, addr, "replication")
+		if got, _ := strconv.Atoi(inf["min_slaves_good_slaves"]); got < n {
+			return fmt.Errorf("min_slaves_good_slaves %q", inf["min_slaves_good_slaves"])
+		}
+		return nil
+	})
+}
+
 func mustDo(t *testing.T, addr string, args ...string) any {
 	t.Helper()
 	reply, err := resp.Do(testContext(t), resp.Server{Addr: addr}, args...)

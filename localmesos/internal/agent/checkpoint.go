@@ -58,7 +58,9 @@ func (a *Agent) metaTaskDir(ex *executorEntry, taskID string) string {
 	return filepath.Join(a.metaRunDir(ex.frameworkID, ex.id(), ex.container.id), "tasks", taskID)
 }
 
-// writeAtomic replaces path with data: temporary file, fsync, rename.
+// writeAtomic replaces path with data: temporary file, fsync, rename. The
+// checkpoint holds task and executor infos (environments, commands), so it
+// is as private as the sandboxes: nothing for other users.
 func writeAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
