@@ -221,6 +221,45 @@ func TestUpdateHealth(t *testing.T) {
 	}
 }
 
+// TestHealthSurvivesAnAgentThatComesBack: a master that restarted answers
+// TASK_UNKNOWN (or, after a partition, TASK_UNREACHABLE) until the agent
+// re-registers, then sends TASK_RUNNING without health; the executor does
+// not report an unchanged health again, so the task must be healthy again
+// by itself, as a scheduler restarted on kept tasks needs.
+func TestHealthSurvivesAnAgentThatComesBack(t *testing.T) {
+	f := newFixture(t)
+	inst := f.create(t, "back", true, stateful.TaskRunning, stateful.TaskRunning)
+	if !allHealthy(inst) {
+		t.Fatalf("the fixture is not healthy: %+v", inst.Tasks)
+	}
+	for i, away := range []mesos.TaskState{mesos.TASK_UNKNOWN, mesos.TASK_UNREACHABLE} {
+		taskID := inst.Tasks[i].TaskID
+		if err := f.m.Update(ctx, status(taskID, away, nil)); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := f.store.InstanceWithTasks("back")
+		if allHealthy(got) {
+			t.Errorf("%s %s: the instance counts as healthy", taskID, away)
+		}
+		back := status(taskID, mesos.TASK_RUNNING, nil)
+		back.Reason, back.Message = mesos.REASON_AGENT_REREGISTERED.Enum(), ptr("Unknown agent reregistered")
+		if err := f.m.Update(ctx, back); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = f.store.InstanceWithTasks("back")
+		if tk := got.Tasks[i]; tk.State != stateful.TaskRunning || !tk.Healthy {
+			t.Errorf("after %s and back: %s %s healthy=%t, want RUNNING and healthy as the executor last said", away, tk.Name, tk.State, tk.Healthy)
+		}
+	}
+	// An executor's report still counts.
+	if err := f.m.Update(ctx, status(inst.Tasks[0].TaskID, mesos.TASK_RUNNING, ptr(false))); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.store.Task("back", 0); got.Healthy {
+		t.Error("an unhealthy report was not recorded")
+	}
+}
+
 func TestUpdateOfUnknownOrStaleAttempts(t *testing.T) {
 	f := newFixture(t)
 	f.create(t, "s", false, stateful.TaskRunning, stateful.TaskQueued)

@@ -108,6 +108,13 @@ func (m *Maintainer) taskUpdate(s mesos.TaskStatus) (statemgr.TaskUpdate, error)
 			if !t.Healthy {
 				t.HealthMessage = s.GetMessage()
 			}
+		case state == stateful.TaskUnknown || state == stateful.TaskUnreachable:
+			// The master says it cannot see the task, not how the task
+			// is: keep the executor's last report. When the agent comes
+			// back, Mesos' TASK_RUNNING ("Unknown agent reregistered")
+			// carries no health and the executor reports health only when
+			// it changes, so clearing it here left a healthy task
+			// unhealthy, and its instance DEGRADED, for good.
 		case state != stateful.TaskRunning:
 			t.Healthy = false
 		case !hasHealthCheck:

@@ -585,7 +585,11 @@ func TestReservationsReplaceUninstall(t *testing.T) {
 		}
 	}
 
+	expect(t, cli(t, api.url, "", "wait", "cache1", "-timeout", "5s"), exitOK, nil, nil)
 	expect(t, cli(t, api.url, "", "replace", "cache1", "cache1-2"), exitOK, []string{"cache1 replacing cache1-2"}, nil)
+	// RUNNING with every task healthy is not enough while cache1-2 waits
+	// to be replaced: wait must not return before the replacement runs.
+	expect(t, cli(t, api.url, "", "wait", "cache1", "-timeout", "1s", "-interval", "100ms"), exitError, []string{"cache1-2 slave RUNNING healthy (being replaced)"}, []string{"gave up waiting"})
 	expect(t, cli(t, api.url, "", "replace", "cache1", "7"), exitError, nil, []string{"not found"})
 	expect(t, cli(t, api.url, "", "replace", "cache1", "other-1"), exitUsage, nil, []string{"not one of instance cache1"})
 	expect(t, cli(t, api.url, "", "replace", "cache1"), exitUsage, nil, nil)

@@ -215,6 +215,7 @@ func (m *memService) Replace(_ context.Context, name string, ordinal int) (*stat
 	if !ok || ordinal >= len(cur.Tasks) {
 		return nil, fmt.Errorf("instance %q task %d: %w", name, ordinal, stateful.ErrNotFound)
 	}
+	cur.Tasks[ordinal].Replace = true // as the scheduler: until the ordinal's next launch
 	return cur.Clone(), nil
 }
 

@@ -258,6 +258,9 @@ func summary(inst *stateful.Instance) string {
 		if t.State == stateful.TaskRunning {
 			b.WriteString(" " + map[bool]string{true: "healthy", false: "unhealthy"}[t.Healthy])
 		}
+		if t.Replace {
+			b.WriteString(" (being replaced)")
+		}
 		if t.State == stateful.TaskQueued && t.Unplaced != "" {
 			fmt.Fprintf(&b, " (not placed: %s)", oneLine(t.Unplaced))
 		}

@@ -20,7 +20,8 @@ const (
 
 // reached reports whether inst has status want; RUNNING also needs every
 // expected task running and healthy, since the status alone does not say
-// the workload answers.
+// the workload answers, and no task still waiting to be replaced (a
+// replace leaves the status RUNNING while the old attempt still runs).
 func reached(inst *stateful.Instance, want stateful.InstanceStatus) bool {
 	if inst.Status != want {
 		return false
@@ -32,7 +33,7 @@ func reached(inst *stateful.Instance, want stateful.InstanceStatus) bool {
 		return false
 	}
 	for _, t := range inst.Tasks {
-		if t.State != stateful.TaskRunning || !t.Healthy {
+		if t.State != stateful.TaskRunning || !t.Healthy || t.Replace {
 			return false
 		}
 	}

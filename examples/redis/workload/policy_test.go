@@ -23,6 +23,8 @@ func TestAllowSpec(t *testing.T) {
 		field     string
 	}{
 		{[]string{"command"}, stateful.Spec{Command: "sh"}, "spec.command"},
+		{[]string{"command", "health", "image"}, stateful.Spec{}, ""}, // reset to the defaults (README)
+		{[]string{"env"}, stateful.Spec{}, "spec.env"},                // a reset would change the password
 		{[]string{"env", "mem"}, stateful.Spec{Env: map[string]string{"X": "1"}, Mem: 64}, "spec.env"},
 		{[]string{"image"}, stateful.Spec{Image: "evil/redis"}, "spec.image"},
 		{[]string{"image"}, stateful.Spec{Image: "registry.local/redis:7.2"}, ""},

@@ -132,14 +132,18 @@ func (r *Redis) allowedImages() []string {
 
 // AllowSpec is the example's stateful.SpecPolicy: a request may not choose
 // the program tasks run (spec.command: it would run anything, as the
-// agent's user, on every agent), may name only an allowed image, and may
-// not set the env (which holds the instance's password, and whose
-// replacement by a PATCH would change the password under a running
-// instance).
+// agent's user, on every agent) but may reset it with null to the
+// scheduler's -redis-command, may name only an allowed image, and may not
+// set the env (which holds the instance's password, and whose replacement
+// by a PATCH, even a reset to the defaults, would change the password
+// under a running instance).
 func (r *Redis) AllowSpec(given []string, requested stateful.Spec) error {
 	for _, f := range given {
 		switch f {
 		case "command":
+			if requested.Command == "" { // null: back to the scheduler's own command
+				continue
+			}
 			return &stateful.ValidationError{Field: "spec.command", Msg: "may not be set by a request: the Redis example runs redis-server (the scheduler's -redis-command)"}
 		case "env":
 			return &stateful.ValidationError{Field: "spec.env", Msg: "may not be set by a request: the Redis example sets its tasks' environment (" + PasswordEnv + ") itself"}
