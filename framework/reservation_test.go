@@ -225,7 +225,7 @@ func TestReplace(t *testing.T) {
 			done := inst.Status == stateful.StatusRunning && tk.Attempt > before.Attempt && tk.Reservation != nil &&
 				tk.Reservation.ResourceID != old.ResourceID && !tk.Replace &&
 				!hasReservation(masterReservations(t, cluster.MasterURL()), old.ResourceID)
-			return done, describe(inst)
+			return done, fmt.Sprintf("%s; ordinal %d: attempt %d (before %d), reservation %+v (old %s), replace %v, old still held %v", describe(inst), ordinal, tk.Attempt, before.Attempt, tk.Reservation, old.ResourceID, tk.Replace, hasReservation(masterReservations(t, cluster.MasterURL()), old.ResourceID))
 		})
 		if m, _ := filepath.Glob(filepath.Join(cluster.WorkDir(), "agent-*", "volumes", "roles", "e2e", old.PersistenceID)); len(m) != 0 {
 			t.Errorf("the replaced volume %s is still on disk: %v", old.PersistenceID, m)

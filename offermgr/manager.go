@@ -171,14 +171,16 @@ type Manager struct {
 	idleFiltered bool // offers were declined with IdleRefuse since the last REVIVE
 	reviveWanted bool
 	lastRevive   time.Time
-	// knownCount is how many reservations tasks recorded at the last
-	// pass; orphanHunt is set when it fell (a task with a reservation was
-	// forgotten: scale-down, replace), so offers are wanted once even with
-	// nothing queued, to release what nobody owns any more.
-	knownCount int
-	orphanHunt bool
-	known      map[Key]bool // keys pending in the previous pass
-	passes     uint64
+	// prevReserved is the reservations tasks recorded at the last pass.
+	// One that is gone from the records (scale-down, replace, delete)
+	// becomes an orphan, and offers are wanted even with nothing queued
+	// until it has been released: its task may still be stopping, so its
+	// resources can come in a later offer than the first after the
+	// REVIVE, and its task and executor parts in different offers.
+	prevReserved map[string]bool
+	orphans      map[string]orphan
+	known        map[Key]bool // keys pending in the previous pass
+	passes       uint64
 }
 
 // NewManager returns a Manager; it validates cfg and its dependencies.
@@ -341,24 +343,31 @@ func (m *Manager) pass(ctx context.Context) {
 	var reserved map[string]bool
 	if m.cfg.Known != nil {
 		reserved = m.cfg.Known()
-		if len(reserved) < m.knownCount {
-			m.orphanHunt = true
-		}
-		m.knownCount = len(reserved)
+		m.trackOrphans(now, reserved)
+		// Placement releases every orphan an offer carries, whether or
+		// not anything is queued.
+		m.forgetOffered(now, offers, reserved)
 	}
 	pending := m.queue.Pending()
 	if len(pending) == 0 {
 		m.known = nil
 		m.explain.retain(nil)
-		if m.orphanHunt {
-			if len(offers) == 0 {
-				if m.subscribed() {
-					m.revive(ctx, now, 0)
-				}
-				return
+		if len(m.orphans) > 0 && len(offers) == 0 {
+			if m.subscribed() {
+				m.revive(ctx, now, 0)
 			}
-			m.orphanHunt = false
+			return
+		}
+		if len(offers) > 0 && reserved != nil {
 			offers = m.releaseOrphans(ctx, now, offers, reserved)
+		}
+		if len(m.orphans) > 0 {
+			// Keep the rest of the offers coming: the orphan's resources
+			// may be offered apart, once its task has ended.
+			if len(offers) > 0 {
+				m.decline(ctx, offerIDs(offers), m.cfg.DeclineRefuse)
+			}
+			return
 		}
 		if len(offers) > 0 {
 			glog.V(2).Infof("offermgr: nothing queued, declining %d offers for %v", len(offers), m.cfg.IdleRefuse)
@@ -428,6 +437,72 @@ func (m *Manager) pass(ctx context.Context) {
 func (m *Manager) subscribed() bool {
 	c, ok := m.caller.(connection)
 	return !ok || c.Connected()
+}
+
+// orphanPatience bounds how long offers are kept coming, with nothing
+// queued, for a reservation nobody owns any more: its agent may be gone for
+// good (then Mesos has nothing to release) or come back much later (then
+// the next release of an ordinal, or a restart, finds it again).
+// orphanSettle is how long they are kept coming after an offer carried
+// part of it, for the rest (the executor's part once the executor exits).
+const (
+	orphanPatience = 5 * time.Minute
+	orphanSettle   = 30 * time.Second
+)
+
+// orphan is a reservation no task records any more, until it is released.
+type orphan struct {
+	deadline time.Time
+	offered  bool // an offer carried (part of) it, and it was released
+}
+
+// trackOrphans notes the reservations that left the records since the last
+// pass, forgets those recorded again, and gives up on those older than
+// orphanPatience.
+func (m *Manager) trackOrphans(now time.Time, reserved map[string]bool) {
+	if m.orphans == nil {
+		m.orphans = map[string]orphan{}
+	}
+	for id := range m.prevReserved {
+		if !reserved[id] {
+			if _, ok := m.orphans[id]; !ok {
+				m.orphans[id] = orphan{deadline: now.Add(orphanPatience)}
+			}
+		}
+	}
+	m.prevReserved = reserved
+	for id, o := range m.orphans {
+		switch {
+		case reserved[id]:
+			delete(m.orphans, id)
+		case now.After(o.deadline):
+			if !o.offered {
+				glog.Warningf("offermgr: reservation %s was not offered back within %v of being given up; not waiting for it any longer", id, orphanPatience)
+			}
+			delete(m.orphans, id)
+		}
+	}
+}
+
+// forgetOffered notes the orphans that offers carry (this pass releases
+// what the offers hold of them): the rest of each may follow for
+// orphanSettle more.
+func (m *Manager) forgetOffered(now time.Time, offers []mesos.Offer, reserved map[string]bool) {
+	if len(m.orphans) == 0 {
+		return
+	}
+	for _, of := range offers {
+		for i := range of.Resources {
+			id, _, _, _, ok := ReservationOf(&of.Resources[i], m.cfg.Framework)
+			if o, tracked := m.orphans[id]; ok && tracked && !reserved[id] {
+				o.offered = true
+				if settle := now.Add(orphanSettle); settle.Before(o.deadline) {
+					o.deadline = settle
+				}
+				m.orphans[id] = o
+			}
+		}
+	}
 }
 
 // releaseOrphans releases the reservations in offers that no task owns,
