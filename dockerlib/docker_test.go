@@ -375,10 +375,16 @@ func TestWaitReportsExitAsItHappens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !exit.OOMKilled || exit.Code != 137 {
-			t.Fatalf("exit = %v, want OOM killed with code 137", exit)
+		// Without the limit the probe would allocate and exit 0. Docker
+		// sets OOMKilled only when the kernel's OOM event reaches it before
+		// the exit (on cgroup v1 under load it may not): code 137 is the
+		// reliable sign, the flag a bonus.
+		if exit.Code != 137 {
+			t.Fatalf("exit = %v, want code 137 (killed at the memory limit)", exit)
 		}
-		if !strings.Contains(exit.String(), "OOM") {
+		if !exit.OOMKilled {
+			t.Logf("exit %v: Docker did not flag the OOM kill this time", exit)
+		} else if !strings.Contains(exit.String(), "OOM") {
 			t.Errorf("exit reads %q, want it to mention OOM", exit)
 		}
 	})
