@@ -16,10 +16,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,7 +146,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("resources: %w", err)
 		}
 	}
-	for name, d := range map[string]time.Duration{
+	return positive(map[string]time.Duration{
 		"heartbeat interval":              c.HeartbeatInterval,
 		"allocation interval":             c.AllocationInterval,
 		"agent ping timeout":              c.AgentPingTimeout,
@@ -152,8 +154,14 @@ func (c Config) Validate() error {
 		"executor shutdown grace period":  c.ExecutorShutdownGracePeriod,
 		"executor reregistration timeout": c.ExecutorReregistrationTimeout,
 		"status update retry interval":    c.StatusUpdateRetryInterval,
-	} {
-		if d <= 0 {
+	})
+}
+
+// positive checks that every named duration is more than zero, naming the
+// first (by name, so the error does not depend on map order) that is not.
+func positive(durations map[string]time.Duration) error {
+	for _, name := range slices.Sorted(maps.Keys(durations)) {
+		if d := durations[name]; d <= 0 {
 			return fmt.Errorf("%s %v: must be positive", name, d)
 		}
 	}

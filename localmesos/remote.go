@@ -229,18 +229,13 @@ func (c AgentConfig) Validate() error {
 	if c.MaxAgentPingTimeouts < 1 {
 		return fmt.Errorf("max agent ping timeouts %d: must be at least 1", c.MaxAgentPingTimeouts)
 	}
-	for name, d := range map[string]time.Duration{
+	return positive(map[string]time.Duration{
 		"agent ping timeout":              c.AgentPingTimeout,
 		"executor registration timeout":   c.ExecutorRegistrationTimeout,
 		"executor shutdown grace period":  c.ExecutorShutdownGracePeriod,
 		"executor reregistration timeout": c.ExecutorReregistrationTimeout,
 		"status update retry interval":    c.StatusUpdateRetryInterval,
-	} {
-		if d <= 0 {
-			return fmt.Errorf("%s %v: must be positive", name, d)
-		}
-	}
-	return nil
+	})
 }
 
 // AgentServer is a running agent of a master elsewhere.

@@ -342,34 +342,9 @@ func (a *Agent) Address() string {
 // goroutine of the agent is left once it returns. Drain first lets the
 // executors stop their tasks themselves.
 func (a *Agent) Close() {
-	a.life.Lock()
-	if a.closed {
-		a.life.Unlock()
-		return
+	if a.shutDown(HostLost, (*commandExecutor).close, false) {
+		glog.Infof("agent %s: closed", a.cfg.ID.Value)
 	}
-	a.closed = true
-	if a.server != nil {
-		a.stopServing(HostLost)
-	} else {
-		a.await(func() { a.stop(HostLost) })
-	}
-	a.life.Unlock()
-
-	var execs []*commandExecutor
-	a.await(func() {
-		for ce := range a.cmdExecs {
-			execs = append(execs, ce)
-		}
-		a.cmdExecs = map[*commandExecutor]struct{}{}
-	})
-	for _, ce := range execs {
-		ce.close()
-	}
-	close(a.quit)
-	a.wg.Wait()
-	a.mb.Close()
-	close(a.mbDone)
-	glog.Infof("agent %s: closed", a.cfg.ID.Value)
 }
 
 // Detach stops the agent for good as a killed agent process stops: the
@@ -379,16 +354,26 @@ func (a *Agent) Close() {
 // No goroutine of the agent is left once it returns, except the reapers
 // of its own children, which end with them.
 func (a *Agent) Detach() {
+	if a.shutDown(Restart, (*commandExecutor).detach, true) {
+		glog.Infof("agent %s: detached from its executors", a.cfg.ID.Value)
+	}
+}
+
+// shutDown stops the agent for good as mode says, hands each
+// command executor to leave, and waits for every goroutine of the agent.
+// With keepState, nothing is reported any more: the state stays as
+// checkpointed. It returns false if the agent was already stopped.
+func (a *Agent) shutDown(mode StopMode, leave func(*commandExecutor), keepState bool) bool {
 	a.life.Lock()
 	if a.closed {
 		a.life.Unlock()
-		return
+		return false
 	}
 	a.closed = true
 	if a.server != nil {
-		a.stopServing(Restart)
+		a.stopServing(mode)
 	} else {
-		a.await(func() { a.stop(Restart) })
+		a.await(func() { a.stop(mode) })
 	}
 	a.life.Unlock()
 
@@ -398,17 +383,18 @@ func (a *Agent) Detach() {
 			execs = append(execs, ce)
 		}
 		a.cmdExecs = map[*commandExecutor]struct{}{}
-		// Nothing is reported any more: the state stays as checkpointed.
-		a.state = stateLost
+		if keepState {
+			a.state = stateLost
+		}
 	})
 	for _, ce := range execs {
-		ce.detach()
+		leave(ce)
 	}
 	close(a.quit)
 	a.wg.Wait()
 	a.mb.Close()
 	close(a.mbDone)
-	glog.Infof("agent %s: detached from its executors", a.cfg.ID.Value)
+	return true
 }
 
 // await runs f on the mailbox and waits for it. It returns false if the
