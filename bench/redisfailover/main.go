@@ -511,20 +511,7 @@ func rollingUpdate(ctx context.Context, env *redistest.Env, name string, s *samp
 	if _, err := env.Client().Update(ctx, name, client.PatchRequest{Spec: spec}); err != nil {
 		return err
 	}
-	err = redistest.Poll(ctx, "every task updated and RUNNING", func() (bool, string) {
-		got, _, err := env.Get(ctx, name)
-		if err != nil || got == nil || !redistest.AllHealthy(got) {
-			return false, fmt.Sprint(err)
-		}
-		inst = got
-		for _, t := range got.Tasks {
-			if t.Generation != got.Generation {
-				return false, redistest.Describe(got)
-			}
-		}
-		return true, ""
-	})
-	if err != nil {
+	if inst, err = env.WaitUpdated(ctx, name); err != nil {
 		return err
 	}
 	s.rolled = time.Since(start)

@@ -56,23 +56,7 @@ func TestRollingUpdateSwitchesOver(t *testing.T) {
 	if len(patched.Tasks) != 3 || patched.Tasks[0].Stats == nil {
 		t.Errorf("PATCH's body has no tasks with stats, unlike GET: %+v", patched.Tasks)
 	}
-	err = redistest.Poll(ctx, "every task at the new generation, RUNNING and healthy", func() (bool, string) {
-		got, _, err := env.Get(ctx, name)
-		if err != nil || got == nil {
-			return false, fmt.Sprint(err)
-		}
-		inst = got
-		if !redistest.AllHealthy(got) {
-			return false, redistest.Describe(got)
-		}
-		for _, task := range got.Tasks {
-			if task.Generation != got.Generation {
-				return false, redistest.Describe(got)
-			}
-		}
-		return true, ""
-	})
-	if err != nil {
+	if inst, err = env.WaitUpdated(ctx, name); err != nil {
 		t.Fatal(err)
 	}
 	m := redistest.Master(inst)

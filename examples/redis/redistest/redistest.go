@@ -228,6 +228,30 @@ func (e *Env) WaitHealthy(ctx context.Context, name string) (*stateful.Instance,
 	return inst, err
 }
 
+// WaitUpdated waits until the instance is RUNNING with every task running,
+// healthy and at the instance's generation (a rolling update done), and
+// returns it.
+func (e *Env) WaitUpdated(ctx context.Context, name string) (*stateful.Instance, error) {
+	var inst *stateful.Instance
+	err := Poll(ctx, name+" RUNNING with every task updated and healthy", func() (bool, string) {
+		got, code, err := e.Get(ctx, name)
+		if err != nil || got == nil {
+			return false, fmt.Sprint("status ", code, " ", err)
+		}
+		inst = got
+		if !AllHealthy(got) {
+			return false, Describe(got)
+		}
+		for _, t := range got.Tasks {
+			if t.Generation != got.Generation {
+				return false, Describe(got)
+			}
+		}
+		return true, ""
+	})
+	return inst, err
+}
+
 // AllHealthy reports whether inst is RUNNING with exactly its expected
 // tasks, all running and healthy.
 func AllHealthy(inst *stateful.Instance) bool {
