@@ -19,18 +19,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/client"
+	"github.com/mesos-stateful/stateful/examples/mariadb/mariadbtest"
 	"github.com/mesos-stateful/stateful/examples/mariadb/workload"
 	"github.com/mesos-stateful/stateful/examples/redis/redistest"
 	"github.com/mesos-stateful/stateful/executor"
@@ -67,10 +63,8 @@ type sample struct {
 }
 
 func run(work string, runs, slaves int) error {
-	for _, p := range []string{"mariadbd", "mariadb", "mariadb-dump", "mariadb-install-db"} {
-		if _, err := exec.LookPath(p); err != nil {
-			return fmt.Errorf("needs %s (apt-get install mariadb-server mariadb-client): %w", p, err)
-		}
+	if err := mariadbtest.Need(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(runs)*3*time.Minute)
 	defer cancel()
@@ -115,15 +109,6 @@ func run(work string, runs, slaves int) error {
 	return nil
 }
 
-func sql(ctx context.Context, task *stateful.Task, stmt string) (string, error) {
-	out, err := exec.CommandContext(ctx, "mariadb", "--no-defaults", "-h", task.Host, "-P", strconv.Itoa(task.Ports[workload.PortName]),
-		"-u", workload.AppUser, "-N", "-B", "-e", stmt).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("%s on %s: %w: %s", stmt, task.Name, err, strings.TrimSpace(string(out)))
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
 func oneRun(ctx context.Context, env *redistest.Env, name string, slaves int) (sample, error) {
 	var s sample
 	posted := time.Now()
@@ -138,62 +123,38 @@ func oneRun(ctx context.Context, env *redistest.Env, name string, slaves int) (s
 		return s, err
 	}
 	s.healthy = time.Since(posted)
-	if _, err := sql(ctx, redistest.Master(inst), "CREATE DATABASE t; CREATE TABLE t.w (k INT PRIMARY KEY) ENGINE=InnoDB"); err != nil {
+	if _, err := mariadbtest.SQL(ctx, redistest.Master(inst), "CREATE DATABASE t; CREATE TABLE t.w (k INT PRIMARY KEY) ENGINE=InnoDB"); err != nil {
 		return s, err
 	}
 
 	// The rolling update under a writing client.
-	w := startWriter(ctx, env, name)
+	w := mariadbtest.StartWriter(ctx, env, name)
 	spec, _ := json.Marshal(map[string]any{"mem": inst.Spec.Mem + 16})
 	start := time.Now()
 	if _, err := env.Client().Update(ctx, name, client.PatchRequest{Spec: spec}); err != nil {
-		w.stop()
+		w.Stop()
 		return s, err
 	}
-	err = redistest.Poll(ctx, "every task updated and RUNNING", func() (bool, string) {
-		got, _, err := env.Get(ctx, name)
-		if err != nil || got == nil || !redistest.AllHealthy(got) {
-			return false, fmt.Sprint(err)
-		}
-		inst = got
-		for _, t := range got.Tasks {
-			if t.Generation != got.Generation {
-				return false, redistest.Describe(got)
-			}
-		}
-		return true, ""
-	})
-	w.stop()
+	inst, err = env.WaitUpdated(ctx, name)
+	w.Stop()
 	if err != nil {
 		return s, err
 	}
 	s.rolled = time.Since(start)
-	committed, gap := w.result()
+	committed, gap := w.Result()
 	s.gap, s.committed = gap, len(committed)
 	master := redistest.Master(inst)
 	for _, k := range committed {
-		if out, err := sql(ctx, master, fmt.Sprintf("SELECT COUNT(*) FROM t.w WHERE k=%d", k)); err != nil || out != "1" {
+		if out, err := mariadbtest.SQL(ctx, master, fmt.Sprintf("SELECT COUNT(*) FROM t.w WHERE k=%d", k)); err != nil || out != "1" {
 			s.lost++
 		}
 	}
 
 	// The primary lost.
-	pidFile, err := sql(ctx, master, "SELECT @@pid_file")
-	if err != nil {
-		return s, err
-	}
-	raw, err := os.ReadFile(pidFile)
-	if err != nil {
-		return s, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil {
+	if err := mariadbtest.KillServer(ctx, master); err != nil {
 		return s, err
 	}
 	killed := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		return s, err
-	}
 	err = redistest.Poll(ctx, "a write on a new primary", func() (bool, string) {
 		got, _, err := env.Get(ctx, name)
 		if err != nil || got == nil {
@@ -203,7 +164,7 @@ func oneRun(ctx context.Context, env *redistest.Env, name string, slaves int) (s
 		if next == nil || next.Ordinal == master.Ordinal || next.State != stateful.TaskRunning {
 			return false, redistest.Describe(got)
 		}
-		_, err = sql(ctx, next, "INSERT INTO t.w VALUES (-1)")
+		_, err = mariadbtest.SQL(ctx, next, "INSERT INTO t.w VALUES (-1)")
 		return err == nil, fmt.Sprint(err)
 	})
 	if err != nil {
@@ -221,58 +182,4 @@ func oneRun(ctx context.Context, env *redistest.Env, name string, slaves int) (s
 		_, code, err := env.Get(ctx, name)
 		return code == 404, fmt.Sprint(code, err)
 	})
-}
-
-// writer inserts rows through the primary GET names, one statement per
-// row; on an error it asks GET again and retries the row (a duplicate key
-// means an earlier try did commit).
-type writer struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	mu     sync.Mutex
-	rows   []int
-	gap    time.Duration
-}
-
-func startWriter(ctx context.Context, env *redistest.Env, name string) *writer {
-	ctx, cancel := context.WithCancel(ctx)
-	w := &writer{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		last := time.Now()
-		for i := 0; ctx.Err() == nil; {
-			inst, _, err := env.Get(ctx, name)
-			if err != nil || inst == nil {
-				continue
-			}
-			m := redistest.Master(inst)
-			if m == nil || m.State != stateful.TaskRunning {
-				continue
-			}
-			if _, err := sql(ctx, m, fmt.Sprintf("INSERT INTO t.w VALUES (%d)", i)); err != nil {
-				if out, _ := sql(ctx, m, fmt.Sprintf("SELECT COUNT(*) FROM t.w WHERE k=%d", i)); out != "1" {
-					continue
-				}
-			}
-			now := time.Now()
-			w.mu.Lock()
-			w.rows = append(w.rows, i)
-			w.gap = max(w.gap, now.Sub(last))
-			w.mu.Unlock()
-			last = now
-			i++
-		}
-	}()
-	return w
-}
-
-func (w *writer) stop() {
-	w.cancel()
-	<-w.done
-}
-
-func (w *writer) result() ([]int, time.Duration) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.rows), w.gap
 }

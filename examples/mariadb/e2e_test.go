@@ -6,18 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mesos-stateful/stateful"
 	"github.com/mesos-stateful/stateful/client"
+	"github.com/mesos-stateful/stateful/examples/mariadb/mariadbtest"
 	"github.com/mesos-stateful/stateful/examples/mariadb/workload"
 	"github.com/mesos-stateful/stateful/examples/redis/redistest"
 	"github.com/mesos-stateful/stateful/executor"
@@ -39,25 +35,16 @@ func TestMain(m *testing.M) {
 
 func needMariaDB(t *testing.T) {
 	t.Helper()
-	for _, p := range []string{"mariadbd", "mariadb", "mariadb-dump", "mariadb-install-db"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("needs %s (apt-get install mariadb-server mariadb-client): %v", p, err)
-		}
+	if err := mariadbtest.Need(); err != nil {
+		t.Skip(err)
 	}
-}
-
-// sql runs statements as the app user against task's server.
-func sql(ctx context.Context, task *stateful.Task, stmt string) (string, error) {
-	port := task.Ports[workload.PortName]
-	out, err := exec.CommandContext(ctx, "mariadb", "--no-defaults", "-h", task.Host, "-P", strconv.Itoa(port), "-u", workload.AppUser, "-N", "-B", "-e", stmt).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
 }
 
 func mustSQL(t *testing.T, ctx context.Context, task *stateful.Task, stmt string) string {
 	t.Helper()
-	out, err := sql(ctx, task, stmt)
+	out, err := mariadbtest.SQL(ctx, task, stmt)
 	if err != nil {
-		t.Fatalf("%s on %s: %v: %s", stmt, task.Name, err, out)
+		t.Fatal(err)
 	}
 	return out
 }
@@ -67,8 +54,8 @@ func waitRows(t *testing.T, ctx context.Context, inst *stateful.Instance, want i
 	t.Helper()
 	for _, task := range inst.Tasks {
 		err := redistest.Poll(ctx, fmt.Sprintf("%s to have %d rows", task.Name, want), func() (bool, string) {
-			out, err := sql(ctx, task, "SELECT COUNT(*) FROM t.kv")
-			return err == nil && out == strconv.Itoa(want), out
+			out, err := mariadbtest.SQL(ctx, task, "SELECT COUNT(*) FROM t.kv")
+			return err == nil && out == strconv.Itoa(want), fmt.Sprint(out, err)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -87,31 +74,6 @@ func insert(t *testing.T, ctx context.Context, master *stateful.Task, from, to i
 		fmt.Fprintf(&b, "(%d,'v%d')", i, i)
 	}
 	mustSQL(t, ctx, master, b.String())
-}
-
-func waitUpdated(t *testing.T, ctx context.Context, env *redistest.Env, name string) *stateful.Instance {
-	t.Helper()
-	var inst *stateful.Instance
-	err := redistest.Poll(ctx, name+" RUNNING with every task updated", func() (bool, string) {
-		got, _, err := env.Get(ctx, name)
-		if err != nil || got == nil {
-			return false, fmt.Sprint(err)
-		}
-		inst = got
-		if !redistest.AllHealthy(got) {
-			return false, redistest.Describe(got)
-		}
-		for _, task := range got.Tasks {
-			if task.Generation != got.Generation {
-				return false, redistest.Describe(got)
-			}
-		}
-		return true, ""
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return inst
 }
 
 // TestMariaDB: a primary and two replicas seeded from it; a rolling update
@@ -153,10 +115,10 @@ func TestMariaDB(t *testing.T) {
 	// primary as a replica; a client writes through the primary GET names
 	// all along.
 	mustSQL(t, ctx, master, "CREATE TABLE t.w (k INT PRIMARY KEY) ENGINE=InnoDB")
-	w := startWriter(ctx, env, name)
-	defer w.stop()
+	w := mariadbtest.StartWriter(ctx, env, name)
+	defer w.Stop()
 	err = redistest.Poll(ctx, "the writer's first committed rows", func() (bool, string) {
-		acked, _ := w.result()
+		acked, _ := w.Result()
 		return len(acked) > 5, ""
 	})
 	if err != nil {
@@ -166,10 +128,12 @@ func TestMariaDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	inst = waitUpdated(t, ctx, env, name)
+	if inst, err = env.WaitUpdated(ctx, name); err != nil {
+		t.Fatal(err)
+	}
 	rolled := time.Since(start)
-	w.stop()
-	acked, gap := w.result()
+	w.Stop()
+	acked, gap := w.Result()
 	got := mustSQL(t, ctx, redistest.Master(inst), "SELECT COUNT(*) FROM t.w")
 	if n, _ := strconv.Atoi(got); n < len(acked) {
 		t.Errorf("the primary has %s of the %d committed rows", got, len(acked))
@@ -198,22 +162,10 @@ func TestMariaDB(t *testing.T) {
 	// Kill the primary's server: every row (all replicated, checked above)
 	// is on the promoted replica.
 	master = redistest.Master(inst)
-	pidFile := mustSQL(t, ctx, master, "SELECT @@pid_file")
-	if !filepath.IsAbs(pidFile) {
-		t.Fatalf("pid file %q", pidFile)
-	}
-	raw, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil {
+	if err := mariadbtest.KillServer(ctx, master); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
 	var promoted *stateful.Task
 	err = redistest.Poll(ctx, "a new primary", func() (bool, string) {
 		got, _, err := env.Get(ctx, name)
@@ -227,8 +179,8 @@ func TestMariaDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = redistest.Poll(ctx, "a write on the new primary", func() (bool, string) {
-		out, err := sql(ctx, promoted, "INSERT INTO t.kv VALUES (200, 'after')")
-		return err == nil, out
+		_, err := mariadbtest.SQL(ctx, promoted, "INSERT INTO t.kv VALUES (200, 'after')")
+		return err == nil, fmt.Sprint(err)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -245,61 +197,4 @@ func TestMariaDB(t *testing.T) {
 	if err := env.Delete(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// writer inserts rows into t.w through the primary GET names, one
-// statement (and commit) per row; on an error it asks GET again and retries
-// the same row. It keeps the rows whose INSERT returned and the longest
-// time between two of them.
-type writer struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	mu     sync.Mutex
-	acked  []int
-	gap    time.Duration
-}
-
-func startWriter(ctx context.Context, env *redistest.Env, name string) *writer {
-	ctx, cancel := context.WithCancel(ctx)
-	w := &writer{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		last := time.Now()
-		for i := 0; ctx.Err() == nil; {
-			inst, _, err := env.Get(ctx, name)
-			var m *stateful.Task
-			if err == nil && inst != nil {
-				m = redistest.Master(inst)
-			}
-			if m == nil || m.State != stateful.TaskRunning {
-				continue
-			}
-			if _, err := sql(ctx, m, fmt.Sprintf("INSERT INTO t.w VALUES (%d)", i)); err != nil {
-				// Refused (read-only) or the primary is gone; a duplicate
-				// key means an earlier try did commit.
-				if out, _ := sql(ctx, m, fmt.Sprintf("SELECT COUNT(*) FROM t.w WHERE k=%d", i)); out != "1" {
-					continue
-				}
-			}
-			now := time.Now()
-			w.mu.Lock()
-			w.acked = append(w.acked, i)
-			w.gap = max(w.gap, now.Sub(last))
-			w.mu.Unlock()
-			last = now
-			i++
-		}
-	}()
-	return w
-}
-
-func (w *writer) stop() {
-	w.cancel()
-	<-w.done
-}
-
-func (w *writer) result() ([]int, time.Duration) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.acked), w.gap
 }
