@@ -330,6 +330,8 @@ type container struct {
 	logsDone chan struct{}
 	stopLogs context.CancelFunc
 	exit     ExitStatus
+
+	listeners ownedListeners // for checkListener
 }
 
 func (c *container) streamLogs(ctx context.Context, stdout, stderr io.Writer) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // listenerChecker is implemented by workloads that can tell whether the
@@ -24,6 +25,40 @@ type listenerChecker interface {
 	checkListener(ctx context.Context, host string, port uint32) error
 }
 
+// ownedListeners remembers the listening sockets already found to be a
+// task's, so that a health check that finds only those (the usual case,
+// every interval) skips the scan of every process in /proc: while a socket
+// is open, the processes holding it do not change but by fork or fd
+// passing, which a workload left behind does not do with ours.
+type ownedListeners struct {
+	mu     sync.Mutex
+	inodes map[uint64]bool
+}
+
+// all reports whether every socket in inodes is known to be the task's.
+func (o *ownedListeners) all(inodes []uint64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, ino := range inodes {
+		if !o.inodes[ino] {
+			return false
+		}
+	}
+	return true
+}
+
+// add records inodes as the task's.
+func (o *ownedListeners) add(inodes []uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.inodes == nil {
+		o.inodes = make(map[uint64]bool)
+	}
+	for _, ino := range inodes {
+		o.inodes[ino] = true
+	}
+}
+
 // checkListener implements listenerChecker for a process-runtime task: its
 // processes are those of its process group, and it shares the executor's
 // network namespace.
@@ -36,6 +71,9 @@ func (p *process) checkListener(_ context.Context, host string, port uint32) err
 	if len(inodes) == 0 {
 		return fmt.Errorf("nothing listens on port %d", port)
 	}
+	if p.listeners.all(inodes) {
+		return nil
+	}
 	stats, err := groupStats(p.pgid)
 	if err != nil {
 		return err
@@ -44,7 +82,11 @@ func (p *process) checkListener(_ context.Context, host string, port uint32) err
 	for pid := range stats {
 		pids = append(pids, pid)
 	}
-	return checkOwners(inodes, pids, port, fmt.Sprintf("process group %d", p.pgid))
+	if err := checkOwners(inodes, pids, port, fmt.Sprintf("process group %d", p.pgid)); err != nil {
+		return err
+	}
+	p.listeners.add(inodes)
+	return nil
 }
 
 // checkListener implements listenerChecker for a container: the sockets
@@ -77,6 +119,9 @@ func (c *container) checkListener(ctx context.Context, host string, port uint32)
 	if len(inodes) == 0 {
 		return fmt.Errorf("nothing in container %s listens on port %d", shortContainerID(c.id), port)
 	}
+	if c.listeners.all(inodes) {
+		return nil
+	}
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -84,7 +129,11 @@ func (c *container) checkListener(ctx context.Context, host string, port uint32)
 			pids = append(pids, pid)
 		}
 	}
-	return checkOwners(inodes, pids, port, "container "+shortContainerID(c.id))
+	if err := checkOwners(inodes, pids, port, "container "+shortContainerID(c.id)); err != nil {
+		return err
+	}
+	c.listeners.add(inodes)
+	return nil
 }
 
 // namespace returns the identity of a namespace of pid, e.g.

@@ -174,11 +174,31 @@ func TestTCPHealthCheckRefusesAListenerThatIsNotTheTasks(t *testing.T) {
 		t.Errorf("error %q does not name the holder, %s", err, want)
 	}
 
-	// A task whose own redis-server listens passes.
+	// A task whose own redis-server listens passes, again and again.
 	own := freePort(t)
-	q, _, _ := startProcess(t, protocol.TaskData{Command: fmt.Sprintf("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no", own)})
+	q, _, _ := startProcess(t, protocol.TaskData{Command: fmt.Sprintf("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no; exec sleep 1000", own)})
 	c = healthChecker{health: health, spec: true, workload: q, host: "127.0.0.1", ports: map[string]uint32{"redis": own}}
 	eventually(t, 10*time.Second, "the task's own redis-server passes the TCP check", func() bool { return c.check(ctx) == nil })
+	if err := c.check(ctx); err != nil {
+		t.Fatalf("a second check of the task's own listener: %v", err)
+	}
+
+	// Its redis-server dies (the task lives on) and another process takes
+	// the port: the listener once found the task's does not vouch for it.
+	if err := syscall.Kill(redisPID(t, own), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the task's redis-server gone", func() bool { return redisPing(own) != "PONG" })
+	taker := exec.Command("redis-server", "--port", fmt.Sprint(own), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := taker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = taker.Process.Kill(); _ = taker.Wait() })
+	eventually(t, 10*time.Second, "the other redis-server answers", func() bool { return redisPing(own) == "PONG" })
+	err = c.check(ctx)
+	if want := fmt.Sprintf("pid %d (redis-server)", taker.Process.Pid); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("check after another process took the port = %v, want an error naming %s", err, want)
+	}
 }
 
 func TestParseProcAddr(t *testing.T) {

@@ -180,6 +180,8 @@ type process struct {
 	tail   *tailBuffer
 	reaped chan struct{} // closed once cmd.Wait returned
 
+	listeners ownedListeners // for checkListener
+
 	wdMu         sync.Mutex
 	watchdog     *exec.Cmd
 	watchdogPipe *os.File
