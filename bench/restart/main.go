@@ -16,10 +16,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,6 +33,7 @@ import (
 	"time"
 
 	"github.com/mesos-stateful/stateful"
+	"github.com/mesos-stateful/stateful/client"
 	"github.com/mesos-stateful/stateful/executor"
 	"github.com/mesos-stateful/stateful/framework"
 )
@@ -145,7 +144,7 @@ func bench(instances, peers, runs int) error {
 type scheduler struct {
 	args    []string
 	dataDir string
-	api     string
+	api     *client.Client
 	master  string
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -163,7 +162,11 @@ func startScheduler(self, dataDir string, agents int, keep bool) (*scheduler, er
 	if err != nil {
 		return nil, err
 	}
-	s := &scheduler{dataDir: dataDir, api: "http://127.0.0.1:" + api, master: "http://127.0.0.1:" + master}
+	cli, err := client.New("http://127.0.0.1:"+api, &http.Client{Timeout: 10 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	s := &scheduler{dataDir: dataDir, api: cli, master: "http://127.0.0.1:" + master}
 	s.args = []string{
 		self, "--http=127.0.0.1:" + api, "--master=local", "--local-port=" + master,
 		"--local-agents=" + strconv.Itoa(agents), "--local-resources=cpus:4;mem:8192;disk:8192;ports:[22000-22999]",
@@ -198,8 +201,8 @@ func (s *scheduler) start() error {
 			return false, fmt.Errorf("the scheduler exited (%s); see %s", s.cmd.ProcessState, filepath.Join(s.dataDir, "scheduler.log"))
 		default:
 		}
-		code, _, err := do(http.MethodGet, s.api+"/v1/health", nil)
-		return err == nil && code == http.StatusOK, nil
+		h, err := s.api.Health(context.Background())
+		return err == nil && h.OK(), nil
 	})
 }
 
@@ -232,10 +235,9 @@ func (s *scheduler) stopAll(self string) {
 
 func createAll(s *scheduler, instances, peers int) error {
 	for i := range instances {
-		body := map[string]any{"name": fmt.Sprintf("bench%d", i), "type": "C", "masters": peers}
-		code, b, err := do(http.MethodPost, s.api+"/v1/instances", body)
-		if err != nil || code != http.StatusAccepted {
-			return fmt.Errorf("create bench%d: %d %s %v", i, code, b, err)
+		name := fmt.Sprintf("bench%d", i)
+		if _, err := s.api.Create(context.Background(), client.CreateRequest{Name: name, Type: string(stateful.TypeCluster), Masters: &peers}); err != nil {
+			return fmt.Errorf("create %s: %w", name, err)
 		}
 	}
 	return nil
@@ -248,13 +250,9 @@ func waitAll(s *scheduler, instances int, timeout time.Duration) (map[string]str
 	err := poll(timeout, "every instance RUNNING", func() (bool, error) {
 		ids = map[string]string{}
 		for i := range instances {
-			code, b, err := do(http.MethodGet, fmt.Sprintf("%s/v1/instances/bench%d", s.api, i), nil)
-			if err != nil || code != http.StatusOK {
+			inst, err := s.api.Get(context.Background(), fmt.Sprintf("bench%d", i))
+			if err != nil {
 				return false, nil
-			}
-			var inst stateful.Instance
-			if err := json.Unmarshal(b, &inst); err != nil {
-				return false, err
 			}
 			if inst.Status != stateful.StatusRunning {
 				return false, nil
@@ -272,8 +270,8 @@ func waitAll(s *scheduler, instances int, timeout time.Duration) (map[string]str
 // agents re-registered with what they recovered.
 func waitMaster(s *scheduler, ids map[string]string, timeout time.Duration) error {
 	return poll(timeout, "the master runs every task", func() (bool, error) {
-		code, b, err := do(http.MethodGet, s.master+"/master/state", nil)
-		if err != nil || code != http.StatusOK {
+		b, err := getBody(s.master + "/master/state")
+		if err != nil {
 			return false, nil
 		}
 		var st struct {
@@ -331,32 +329,25 @@ func freePort() (string, error) {
 	return port, nil
 }
 
-func do(method, url string, body any) (int, []byte, error) {
-	var r io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		r = bytes.NewReader(raw)
-	}
+// getBody returns the body of a 200 answer to GET url.
+func getBody(url string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, r)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return resp.StatusCode, b, err
+	if err != nil {
+		return nil, err
 	}
-	return resp.StatusCode, b, nil
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return b, nil
 }
