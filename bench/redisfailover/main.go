@@ -250,15 +250,7 @@ func oneRun(ctx context.Context, env *redistest.Env, docker *dockerlib.Client, n
 	if err != nil {
 		return s, err
 	}
-	var next *stateful.Task
-	err = redistest.Poll(ctx, "a new master in GET", func() (bool, string) {
-		inst, _, err := env.Get(ctx, name)
-		if err != nil || inst == nil {
-			return false, fmt.Sprint(err)
-		}
-		next = redistest.Master(inst)
-		return next != nil && next.Ordinal != master.Ordinal && next.State == stateful.TaskRunning, redistest.Describe(inst)
-	})
+	next, err := env.WaitNewMaster(ctx, name, master)
 	if err != nil {
 		return s, err
 	}

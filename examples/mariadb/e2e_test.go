@@ -166,15 +166,7 @@ func TestMariaDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	var promoted *stateful.Task
-	err = redistest.Poll(ctx, "a new primary", func() (bool, string) {
-		got, _, err := env.Get(ctx, name)
-		if err != nil || got == nil {
-			return false, fmt.Sprint(err)
-		}
-		promoted = redistest.Master(got)
-		return promoted != nil && promoted.Ordinal != master.Ordinal && promoted.State == stateful.TaskRunning, redistest.Describe(got)
-	})
+	promoted, err := env.WaitNewMaster(ctx, name, master)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -253,15 +253,7 @@ func walkthrough(t *testing.T, env *redistest.Env, spec map[string]any, lose fai
 	lose(t, env, inst, master)
 
 	// GET names a new master, and it takes writes.
-	var next *stateful.Task
-	err = redistest.Poll(ctx, "GET to name a new running master", func() (bool, string) {
-		inst, _, err := env.Get(ctx, name)
-		if err != nil || inst == nil {
-			return false, fmt.Sprint(err)
-		}
-		next = redistest.Master(inst)
-		return next != nil && next.Ordinal != master.Ordinal && next.State == stateful.TaskRunning, redistest.Describe(inst)
-	})
+	next, err := env.WaitNewMaster(ctx, name, master)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -252,6 +252,21 @@ func (e *Env) WaitUpdated(ctx context.Context, name string) (*stateful.Instance,
 	return inst, err
 }
 
+// WaitNewMaster waits until GET names a running master of the instance
+// other than old (by ordinal), and returns it.
+func (e *Env) WaitNewMaster(ctx context.Context, name string, old *stateful.Task) (*stateful.Task, error) {
+	var next *stateful.Task
+	err := Poll(ctx, "GET to name a new running master of "+name, func() (bool, string) {
+		got, code, err := e.Get(ctx, name)
+		if err != nil || got == nil {
+			return false, fmt.Sprint("status ", code, " ", err)
+		}
+		next = Master(got)
+		return next != nil && next.Ordinal != old.Ordinal && next.State == stateful.TaskRunning, Describe(got)
+	})
+	return next, err
+}
+
 // AllHealthy reports whether inst is RUNNING with exactly its expected
 // tasks, all running and healthy.
 func AllHealthy(inst *stateful.Instance) bool {
