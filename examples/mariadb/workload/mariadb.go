@@ -45,8 +45,11 @@ const (
 )
 
 // DefaultCommand runs mariadbd on the task's volume (the process runtime
-// sets $STATEFUL_VOLUME); Config appends the launch's options.
-const DefaultCommand = `exec mariadbd --no-defaults --user="$(id -un)" --datadir="$STATEFUL_VOLUME/data" --socket="$STATEFUL_VOLUME/mysqld.sock" --pid-file="$STATEFUL_VOLUME/mysqld.pid" --init-file="$STATEFUL_VOLUME/init.sql"`
+// sets $STATEFUL_VOLUME); Config appends the launch's options. The socket
+// is a relative path (mariadbd runs in its datadir): a Unix socket's path
+// may not exceed 107 bytes, which a volume's path under an agent's work
+// dir can.
+const DefaultCommand = `exec mariadbd --no-defaults --user="$(id -un)" --datadir="$STATEFUL_VOLUME/data" --socket=mysqld.sock --pid-file="$STATEFUL_VOLUME/mysqld.pid" --init-file="$STATEFUL_VOLUME/init.sql"`
 
 // MariaDB is the workload.
 type MariaDB struct {
@@ -180,8 +183,12 @@ func (m *MariaDB) InitVolume(ctx context.Context, task *stateful.Task, volume st
 // temporary server without networking or binary log, and records where
 // replication starts (the dump's gtid_slave_pos) with CHANGE MASTER.
 func seed(ctx context.Context, volume, host string, port int) error {
-	sock := filepath.Join(volume, "seed.sock")
-	srv := exec.Command("mariadbd", "--no-defaults", "--user="+currentUser(), "--datadir="+filepath.Join(volume, "data"),
+	// The socket is relative to the data directory, where mariadbd runs
+	// and so do its clients here: a Unix socket's path may not exceed 107
+	// bytes, which the volume's can.
+	const sock = "seed.sock"
+	dataDir := filepath.Join(volume, "data")
+	srv := exec.Command("mariadbd", "--no-defaults", "--user="+currentUser(), "--datadir="+dataDir,
 		"--socket="+sock, "--skip-networking", "--skip-grant-tables", "--skip-slave-start", "--server-id=99", "--relay-log=relay-bin",
 		"--innodb-buffer-pool-size=32M", "--performance-schema=0", "--pid-file="+filepath.Join(volume, "seed.pid"))
 	var srvLog strings.Builder
@@ -201,7 +208,9 @@ func seed(ctx context.Context, volume, host string, port int) error {
 		}
 	}()
 	local := func(sql string) error {
-		out, err := exec.CommandContext(ctx, "mariadb", "--no-defaults", "--socket="+sock, "-u", "root", "-e", sql).CombinedOutput()
+		cmd := exec.CommandContext(ctx, "mariadb", "--no-defaults", "--socket="+sock, "-u", "root", "-e", sql)
+		cmd.Dir = dataDir
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%s: %w: %s", sql, err, tail(out))
 		}
@@ -224,6 +233,7 @@ func seed(ctx context.Context, volume, host string, port int) error {
 	dump := exec.CommandContext(ctx, "mariadb-dump", "--no-defaults", "-h", host, "-P", strconv.Itoa(port), "-u", AdminUser,
 		"--all-databases", "--single-transaction", "--gtid", "--master-data=1", "--routines", "--events", "--triggers")
 	load := exec.CommandContext(ctx, "mariadb", "--no-defaults", "--socket="+sock, "-u", "root")
+	load.Dir = dataDir
 	pipe, err := dump.StdoutPipe()
 	if err != nil {
 		return err
