@@ -70,14 +70,9 @@ func (s *Server) switchover(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
-	inst, err := ps.Switchover(ctx, name, req.To)
-	if err != nil {
-		s.fail(w, r, name, fmt.Errorf("switchover of instance %q: %w", name, err))
-		return
-	}
-	s.reply(w, r, http.StatusAccepted, inst)
+	s.act(w, r, name, fmt.Sprintf("switchover of instance %q", name), func(ctx context.Context) (*stateful.Instance, error) {
+		return ps.Switchover(ctx, name, req.To)
+	})
 }
 
 // abortRollout: POST /v1/instances/{name}/rollout/abort.
@@ -90,14 +85,9 @@ func (s *Server) abortRollout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
-	inst, err := ps.AbortRollout(ctx, name)
-	if err != nil {
-		s.fail(w, r, name, fmt.Errorf("aborting the rollout of instance %q: %w", name, err))
-		return
-	}
-	s.reply(w, r, http.StatusAccepted, inst)
+	s.act(w, r, name, fmt.Sprintf("aborting the rollout of instance %q", name), func(ctx context.Context) (*stateful.Instance, error) {
+		return ps.AbortRollout(ctx, name)
+	})
 }
 
 // rollout: POST /v1/instances/{name}/rollout/pause and .../resume.
@@ -111,13 +101,8 @@ func (s *Server) rollout(paused bool) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-		defer cancel()
-		inst, err := ps.SetRolloutPaused(ctx, name, paused)
-		if err != nil {
-			s.fail(w, r, name, fmt.Errorf("rollout of instance %q: %w", name, err))
-			return
-		}
-		s.reply(w, r, http.StatusAccepted, inst)
+		s.act(w, r, name, fmt.Sprintf("rollout of instance %q", name), func(ctx context.Context) (*stateful.Instance, error) {
+			return ps.SetRolloutPaused(ctx, name, paused)
+		})
 	}
 }
