@@ -166,6 +166,9 @@ func serve(t *testing.T, s *Server) string {
 			t.Errorf("Serve: %v", err)
 		}
 	})
+	if s.cfg.TLS != nil {
+		return "https://" + ln.Addr().String()
+	}
 	return "http://" + ln.Addr().String()
 }
 
