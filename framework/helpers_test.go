@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -275,6 +276,27 @@ func eventuallyWithin(t *testing.T, timeout time.Duration, what string, check fu
 		}
 		time.Sleep(pollInterval)
 	}
+}
+
+// startLogged starts cmd with its output appended to logPath and returns a
+// channel closed once it has exited (cmd.ProcessState is then set).
+func startLogged(t *testing.T, cmd *exec.Cmd, logPath string) <-chan struct{} {
+	t.Helper()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close() // the child has its own descriptor
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	return exited
 }
 
 func freeAddr(t *testing.T) string {
