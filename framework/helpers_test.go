@@ -265,14 +265,20 @@ func eventually(t *testing.T, what string, check func() (bool, string)) {
 
 func eventuallyWithin(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
 	t.Helper()
+	if ok, msg := poll(timeout, check); !ok {
+		t.Fatalf("waited %v for %s; last: %s", timeout, what, msg)
+	}
+}
+
+// poll calls check every pollInterval until it holds or timeout has
+// passed, and returns its last answer: for a caller that goes on when
+// check never held.
+func poll(timeout time.Duration, check func() (bool, string)) (bool, string) {
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, msg := check()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s; last: %s", timeout, what, msg)
+		if ok || time.Now().After(deadline) {
+			return ok, msg
 		}
 		time.Sleep(pollInterval)
 	}
