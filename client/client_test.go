@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNewChecksTheAddress(t *testing.T) {
@@ -71,5 +72,46 @@ func TestErrorNamesTheField(t *testing.T) {
 	long := apiError(http.StatusBadGateway, []byte(strings.Repeat("é", 300)))
 	if len(long.Message) > 210 || !strings.HasSuffix(long.Message, "...") {
 		t.Errorf("long body kept as %d bytes", len(long.Message))
+	}
+}
+
+// A server that never ends a line gets an error once the line passes
+// maxEventLine, not a client holding all it sends.
+func TestEventLineIsBounded(t *testing.T) {
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := []byte(strings.Repeat("a", 64<<10))
+		w.Write([]byte("data: "))
+		for range maxEventLine/len(chunk) + 2 {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+		w.(http.Flusher).Flush()
+		select { // hold the line open: only the bound can end Next
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(stop)
+	c, err := New(srv.URL, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := c.Events(ctx, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Next()
+	if ctx.Err() != nil {
+		t.Fatal("Next returned only when the context ended: it held the whole line")
+	}
+	if !errors.Is(err, errLineTooLong) {
+		t.Fatalf("Next = %v, want %v", err, errLineTooLong)
 	}
 }

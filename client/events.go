@@ -74,10 +74,7 @@ func (s *EventStream) Next() (*Event, error) {
 	var id string
 	var data []string
 	for {
-		line, err := s.r.ReadString('\n')
-		if len(line) > maxEventLine {
-			return nil, errors.New("event stream: line too long")
-		}
+		line, err := s.readLine()
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
 				return nil, io.EOF
@@ -106,6 +103,26 @@ func (s *EventStream) Next() (*Event, error) {
 			id = value
 		case "data":
 			data = append(data, value)
+		}
+	}
+}
+
+// errLineTooLong ends a stream whose server sends a line longer than
+// maxEventLine.
+var errLineTooLong = fmt.Errorf("a line longer than %d bytes", maxEventLine)
+
+// readLine returns the next line, holding at most maxEventLine bytes of
+// it: a server that never ends a line cannot make the client hold more.
+func (s *EventStream) readLine() (string, error) {
+	var line []byte
+	for {
+		chunk, err := s.r.ReadSlice('\n')
+		if len(line)+len(chunk) > maxEventLine {
+			return "", errLineTooLong
+		}
+		line = append(line, chunk...)
+		if err != bufio.ErrBufferFull {
+			return string(line), err
 		}
 	}
 }

@@ -264,19 +264,21 @@ func (l *Launcher) Launch(ctx context.Context, launch offermgr.Launch) error {
 		glog.Infof("launcher: releasing reservation %s (%s-%d) on agent %s: no task owns it", o.Demand.ReservationID, o.Demand.Key.Instance, o.Demand.Key.Ordinal, o.AgentID.Value)
 		ops = append(ops, releaseOps(o.Reserved, "")...)
 	}
+	// What ops holds so far are releases; the launches follow them.
+	launches, releases := len(infos) > 0, len(ops) > 0
 	ops = append(ops, launchOps...)
-	if len(infos) > 0 {
+	if launches {
 		ops = append(ops, mesos.Offer_Operation{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: infos}})
 	}
 	if len(ops) == 0 {
 		return errors.New("no placed task is still queued")
 	}
-	l.crashPoint(len(infos) > 0, len(ops) > len(launchOps)+min(len(infos), 1), "before-accept")
+	l.crashPoint(launches, releases, "before-accept")
 	if err := l.acceptor.Accept(ctx, launch.OfferIDs, ops, l.cfg.Refuse); err != nil {
 		l.unlaunch(ctx, launched)
 		return fmt.Errorf("ACCEPT on agent %s: %w", launch.AgentID.Value, err)
 	}
-	l.crashPoint(len(infos) > 0, len(ops) > len(launchOps)+min(len(infos), 1), "after-accept")
+	l.crashPoint(launches, releases, "after-accept")
 	for _, r := range launched {
 		how := "host volume"
 		if res := r.task.Reservation; res != nil {

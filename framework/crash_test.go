@@ -65,7 +65,7 @@ type subprocess struct {
 	calls   string
 	env     []string // added to this process's environment
 	cmd     *exec.Cmd
-	exited  chan struct{}
+	exited  <-chan struct{}
 }
 
 // startSubprocess runs the test framework on cluster with its data in
@@ -98,27 +98,14 @@ func newSubprocess(t *testing.T, dataDir string, args ...string) *subprocess {
 
 func (p *subprocess) start() {
 	p.t.Helper()
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer logf.Close()
 	if err := os.Remove(p.apiFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		p.t.Fatal(err)
 	}
 	p.api = ""
 	p.cmd = exec.Command(p.bin, p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.Env = append(os.Environ(), testworkload.LogEnv+"="+p.calls, testworkload.APIAddrFileEnv+"="+p.apiFile)
 	p.cmd.Env = append(p.cmd.Env, p.env...)
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	p.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, exited chan struct{}) {
-		_ = cmd.Wait()
-		close(exited)
-	}(p.cmd, p.exited)
+	p.exited = startLogged(p.t, p.cmd, p.logPath)
 	eventually(p.t, "scheduler subprocess healthy", func() (bool, string) {
 		select {
 		case <-p.exited:

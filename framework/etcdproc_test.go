@@ -25,7 +25,7 @@ type etcdProcess struct {
 	peer     string
 	logPath  string
 	cmd      *exec.Cmd
-	exited   chan struct{}
+	exited   <-chan struct{}
 	frozen   bool
 	stopped  bool
 }
@@ -65,27 +65,14 @@ func startEtcdProcess(t *testing.T) *etcdProcess {
 
 func (e *etcdProcess) start() {
 	e.t.Helper()
-	logf, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer logf.Close()
 	e.cmd = exec.Command(e.bin,
 		"--name=outage", "--data-dir="+filepath.Join(e.dir, "data"),
 		"--listen-client-urls="+e.client, "--advertise-client-urls="+e.client,
 		"--listen-peer-urls="+e.peer, "--initial-advertise-peer-urls="+e.peer,
 		"--initial-cluster=outage="+e.peer,
 	)
-	e.cmd.Stdout, e.cmd.Stderr = logf, logf
-	if err := e.cmd.Start(); err != nil {
-		e.t.Fatalf("start etcd: %v", err)
-	}
+	e.exited = startLogged(e.t, e.cmd, e.logPath)
 	e.stopped = false
-	e.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, exited chan struct{}) {
-		_ = cmd.Wait()
-		close(exited)
-	}(e.cmd, e.exited)
 	eventually(e.t, "etcd answers", func() (bool, string) {
 		select {
 		case <-e.exited:

@@ -335,22 +335,12 @@ func (f *faultLoop) checkSurvivors(before map[string]*stateful.Instance, touched
 func (f *faultLoop) checkReplication(inst *stateful.Instance) {
 	f.t.Helper()
 	master := inst.Tasks[inst.MasterOrdinal]
-	want := fmt.Sprintf("master_host:%s\nmaster_port:%d\n", master.Host, master.Ports["redis"])
 	for _, task := range inst.Tasks {
 		if task.Role != stateful.RoleSlave {
 			continue
 		}
-		deadline := time.Now().Add(stepTimeout)
-		for {
-			info := redisInfo(task.Host, task.Ports["redis"])
-			if strings.Contains(info, "role:slave\n") && strings.Contains(info, want) {
-				break
-			}
-			if time.Now().After(deadline) {
-				f.violation("slave %s does not replicate from %s (%s): %s", task.Name, master.Name, want, info)
-				break
-			}
-			time.Sleep(pollInterval)
+		if ok, info := poll(stepTimeout, replicatesFrom(task, master)); !ok {
+			f.violation("slave %s does not replicate from %s (%s:%d): %s", task.Name, master.Name, master.Host, master.Ports[testworkload.Port], info)
 		}
 	}
 }

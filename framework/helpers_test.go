@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -264,17 +265,44 @@ func eventually(t *testing.T, what string, check func() (bool, string)) {
 
 func eventuallyWithin(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
 	t.Helper()
+	if ok, msg := poll(timeout, check); !ok {
+		t.Fatalf("waited %v for %s; last: %s", timeout, what, msg)
+	}
+}
+
+// poll calls check every pollInterval until it holds or timeout has
+// passed, and returns its last answer: for a caller that goes on when
+// check never held.
+func poll(timeout time.Duration, check func() (bool, string)) (bool, string) {
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, msg := check()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s; last: %s", timeout, what, msg)
+		if ok || time.Now().After(deadline) {
+			return ok, msg
 		}
 		time.Sleep(pollInterval)
 	}
+}
+
+// startLogged starts cmd with its output appended to logPath and returns a
+// channel closed once it has exited (cmd.ProcessState is then set).
+func startLogged(t *testing.T, cmd *exec.Cmd, logPath string) <-chan struct{} {
+	t.Helper()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close() // the child has its own descriptor
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	return exited
 }
 
 func freeAddr(t *testing.T) string {

@@ -3,7 +3,6 @@ package framework_test
 import (
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -103,18 +102,10 @@ func TestRestartEmbeddedKeepsTasks(t *testing.T) {
 	dataDir := t.TempDir()
 	masterAddr := freeAddr(t)
 	_, port, _ := strings.Cut(masterAddr, ":")
-	p := &subprocess{
-		t:       t,
-		bin:     buildTestFramework(t),
-		apiFile: filepath.Join(dataDir, "api-addr"),
-		logPath: filepath.Join(dataDir, "scheduler.log"),
-		calls:   filepath.Join(dataDir, "callbacks.jsonl"),
-		args: []string{
-			"--http=127.0.0.1:0", "--master=local", "--local-port=" + port, "--local-agents=3", "--local-resources=" + testResources,
-			"--local-keep-tasks", "--etcd=embedded", "--data-dir=" + dataDir,
-			"--runtime=process", "--name=keep", "--executor-mode=path", "-v=1",
-		},
-	}
+	p := newSubprocess(t, dataDir,
+		"--master=local", "--local-port="+port, "--local-agents=3", "--local-resources="+testResources,
+		"--local-keep-tasks", "--etcd=embedded", "--name=keep",
+	)
 	t.Cleanup(func() {
 		// Leave nothing running: this stop must not keep the tasks.
 		p.stop()

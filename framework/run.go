@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -143,13 +144,16 @@ func Run(ctx context.Context, cfg Config, w stateful.Workload) (err error) {
 		}
 	})
 
+	// An uninstall asked of one term is carried out by the next.
+	uninstall := &atomic.Bool{}
+	uninstall.Store(cfg.Uninstall)
 	for term := 1; ; term++ {
 		glog.Infof("framework %s: waiting to be elected leader", cfg.Name)
 		lead, err := campaign(ctx, cfg, store)
 		if err != nil {
 			return err
 		}
-		s, err := assemble(cfg, master, store, lead, w)
+		s, err := assemble(cfg, master, store, lead, w, uninstall)
 		if err != nil {
 			return err
 		}
@@ -370,7 +374,7 @@ type scheduler struct {
 
 // assemble builds every part and wires them through the interfaces they
 // declare. Nothing runs yet.
-func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.Leadership, w stateful.Workload) (*scheduler, error) {
+func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.Leadership, w stateful.Workload, uninstall *atomic.Bool) (*scheduler, error) {
 	work := buffer.NewWorkQueue(cfg.RetryBackoff, cfg.RetryMaxBackoff)
 	tasks := buffer.NewTaskQueue[offermgr.Demand]()
 	locks := &reconcile.Locks{}
@@ -452,8 +456,7 @@ func assemble(cfg Config, master string, store *statemgr.Store, lead *statemgr.L
 	ev.offers, ev.maintainer, ev.batcher, ev.resync = offers, maint, batch, s.ctrl.enqueueAll
 	ev.reserved = reservations{store: store, enqueue: work.Add, crash: cfg.CrashPoint}
 
-	s.uninst = &uninstaller{store: store, destroyer: destroy, client: client, tick: 200 * time.Millisecond}
-	s.uninst.requested.Store(cfg.Uninstall)
+	s.uninst = &uninstaller{store: store, destroyer: destroy, client: client, requested: uninstall, tick: 200 * time.Millisecond}
 	s.svc = &service{w: w, store: store, creator: create, destroyer: destroy, maintainer: maint, offers: offers, client: client, lead: lead, work: work, tasks: tasks, uninstall: s.uninst}
 	return s, nil
 }

@@ -185,58 +185,51 @@ func (f *front) writer() (*service, error) {
 	return svc, nil
 }
 
+// change runs a change on the term's service, if one can be made now,
+// bounded by writeTimeout.
+func change[T any](ctx context.Context, f *front, do func(context.Context, *service) (T, error)) (T, error) {
+	svc, err := f.writer()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
+	defer cancel()
+	return do(ctx, svc)
+}
+
 func (f *front) Defaults() stateful.Spec { return f.w.Defaults() }
 
 func (f *front) Create(ctx context.Context, inst *stateful.Instance) (*stateful.Instance, error) {
-	svc, err := f.writer()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
-	defer cancel()
-	return svc.Create(ctx, inst)
+	return change(ctx, f, func(ctx context.Context, svc *service) (*stateful.Instance, error) {
+		return svc.Create(ctx, inst)
+	})
 }
 
 func (f *front) Update(ctx context.Context, name string, patch httplib.Patch) (*stateful.Instance, error) {
-	svc, err := f.writer()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
-	defer cancel()
-	return svc.Update(ctx, name, patch)
+	return change(ctx, f, func(ctx context.Context, svc *service) (*stateful.Instance, error) {
+		return svc.Update(ctx, name, patch)
+	})
 }
 
 func (f *front) Destroy(ctx context.Context, name string) (*stateful.Instance, error) {
-	svc, err := f.writer()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
-	defer cancel()
-	return svc.Destroy(ctx, name)
+	return change(ctx, f, func(ctx context.Context, svc *service) (*stateful.Instance, error) {
+		return svc.Destroy(ctx, name)
+	})
 }
 
 var _ httplib.Lifecycle = (*front)(nil)
 
 func (f *front) Replace(ctx context.Context, name string, ordinal int) (*stateful.Instance, error) {
-	svc, err := f.writer()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
-	defer cancel()
-	return svc.Replace(ctx, name, ordinal)
+	return change(ctx, f, func(ctx context.Context, svc *service) (*stateful.Instance, error) {
+		return svc.Replace(ctx, name, ordinal)
+	})
 }
 
 func (f *front) Uninstall(ctx context.Context) (httplib.UninstallStatus, error) {
-	svc, err := f.writer()
-	if err != nil {
-		return httplib.UninstallStatus{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
-	defer cancel()
-	return svc.Uninstall(ctx)
+	return change(ctx, f, func(ctx context.Context, svc *service) (httplib.UninstallStatus, error) {
+		return svc.Uninstall(ctx)
+	})
 }
 
 func (f *front) Get(ctx context.Context, name string) (*stateful.Instance, error) {
@@ -274,31 +267,19 @@ var _ httplib.PlanService = (*front)(nil)
 // Switchover, SetRolloutPaused and AbortRollout are changes: made only
 // while this scheduler leads, like Update.
 func (f *front) Switchover(ctx context.Context, name string, to *int) (*stateful.Instance, error) {
-	svc, err := f.writer()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
-	defer cancel()
-	return svc.Switchover(ctx, name, to)
+	return change(ctx, f, func(ctx context.Context, svc *service) (*stateful.Instance, error) {
+		return svc.Switchover(ctx, name, to)
+	})
 }
 
 func (f *front) SetRolloutPaused(ctx context.Context, name string, paused bool) (*stateful.Instance, error) {
-	svc, err := f.writer()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
-	defer cancel()
-	return svc.SetRolloutPaused(ctx, name, paused)
+	return change(ctx, f, func(ctx context.Context, svc *service) (*stateful.Instance, error) {
+		return svc.SetRolloutPaused(ctx, name, paused)
+	})
 }
 
 func (f *front) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
-	svc, err := f.writer()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.writeTimeout)
-	defer cancel()
-	return svc.AbortRollout(ctx, name)
+	return change(ctx, f, func(ctx context.Context, svc *service) (*stateful.Instance, error) {
+		return svc.AbortRollout(ctx, name)
+	})
 }

@@ -24,22 +24,9 @@ func TestSIGTERMEndsAStartStuckOnEtcd(t *testing.T) {
 	statemgrtest.UnelectableDir(t, etcdDir)
 
 	logPath := filepath.Join(dataDir, "scheduler.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
 	cmd := exec.Command(bin, "--http=127.0.0.1:0", "--master=http://127.0.0.1:9", "--etcd=embedded",
 		"--data-dir="+dataDir, "--runtime=process", "--name=stuck", "-v=1")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
+	exited := startLogged(t, cmd, logPath)
 	t.Cleanup(func() {
 		select {
 		case <-exited:

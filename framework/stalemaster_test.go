@@ -113,11 +113,18 @@ func checkReplication(t *testing.T, inst *stateful.Instance) {
 		if task.Role != stateful.RoleSlave {
 			continue
 		}
-		eventually(t, task.Name+" replicates from "+master.Name, func() (bool, string) {
-			info := redisInfo(task.Host, task.Ports[testworkload.Port])
-			want := fmt.Sprintf("master_host:%s\nmaster_port:%d\n", master.Host, master.Ports[testworkload.Port])
-			return strings.Contains(info, "role:slave\n") && strings.Contains(info, want), info
-		})
+		eventually(t, task.Name+" replicates from "+master.Name, replicatesFrom(task, master))
+	}
+}
+
+// replicatesFrom checks that the redis-server of slave replicates from the
+// one of master: INFO replication on the slave names the master's host and
+// port. It answers with what INFO said.
+func replicatesFrom(slave, master *stateful.Task) func() (bool, string) {
+	want := fmt.Sprintf("master_host:%s\nmaster_port:%d\n", master.Host, master.Ports[testworkload.Port])
+	return func() (bool, string) {
+		info := redisInfo(slave.Host, slave.Ports[testworkload.Port])
+		return strings.Contains(info, "role:slave\n") && strings.Contains(info, want), info
 	}
 }
 

@@ -25,13 +25,16 @@ type uninstaller struct {
 	store     *statemgr.Store
 	destroyer *destroyer.Destroyer
 	client    *mesoslib.Client
-	requested atomic.Bool
+	// requested outlives the term: a request taken by one term is carried
+	// out by the next if leadership changes meanwhile.
+	requested *atomic.Bool
 	tick      time.Duration
 }
 
 // Uninstall implements httplib.Lifecycle's part: it marks every instance
 // DELETING (durably) and asks for the teardown once they are gone. Asked
-// again, it does the same; a scheduler restarted meanwhile finishes the
+// again, it does the same. A later leadership term of the same process
+// carries the request on; a scheduler restarted meanwhile finishes the
 // deletes but needs the request (or --uninstall) again for the teardown.
 func (u *uninstaller) Uninstall(ctx context.Context) (httplib.UninstallStatus, error) {
 	u.requested.Store(true)

@@ -1,9 +1,7 @@
 package httplib
 
 import (
-	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,7 +9,6 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -329,7 +326,7 @@ func TestTLS(t *testing.T) {
 	server := ca.Server(t, "server")
 	other := testcert.NewCA(t, "other")
 
-	serve := func(t *testing.T, clientCA string) string {
+	start := func(t *testing.T, clientCA string) string {
 		t.Helper()
 		tcfg, err := LoadTLS(server.CertFile, server.KeyFile, clientCA)
 		if err != nil {
@@ -342,25 +339,16 @@ func TestTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Serve(ctx, ln) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return "https://" + ln.Addr().String()
+		return serve(t, s)
 	}
 	get := func(base, caFile string, cert *testcert.Pair) (int, error) {
 		tcfg := &tls.Config{}
 		if caFile != "" {
-			data, err := os.ReadFile(caFile)
+			pool, err := LoadCAs(caFile)
 			if err != nil {
 				return 0, err
 			}
-			tcfg.RootCAs = x509.NewCertPool()
-			tcfg.RootCAs.AppendCertsFromPEM(data)
+			tcfg.RootCAs = pool
 		}
 		if cert != nil {
 			c, err := tls.LoadX509KeyPair(cert.CertFile, cert.KeyFile)
@@ -382,20 +370,20 @@ func TestTLS(t *testing.T) {
 	}
 
 	t.Run("server certificate", func(t *testing.T) {
-		base := serve(t, "")
+		base := start(t, "")
 		if code, err := get(base, ca.CertFile, nil); err != nil || code != 200 {
 			t.Fatalf("with the CA: %d, %v", code, err)
 		}
 		if _, err := get(base, other.CertFile, nil); err == nil || !strings.Contains(err.Error(), "certificate") {
 			t.Fatalf("with another CA: %v, want a certificate error", err)
 		}
-		if _, err := get(strings.Replace(base, "https", "http", 1), "", nil); err != nil {
-			// Go's server answers plain HTTP on a TLS port with a 400.
-			t.Logf("plain HTTP: %v", err)
+		// Go's server answers plain HTTP on a TLS port with a 400.
+		if code, err := get(strings.Replace(base, "https", "http", 1), "", nil); err != nil || code != http.StatusBadRequest {
+			t.Fatalf("plain HTTP: %d, %v; want 400", code, err)
 		}
 	})
 	t.Run("client certificates", func(t *testing.T) {
-		base := serve(t, ca.CertFile)
+		base := start(t, ca.CertFile)
 		good := ca.Client(t, "operator")
 		stranger := other.Client(t, "stranger")
 		if code, err := get(base, ca.CertFile, &good); err != nil || code != 200 {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -177,15 +176,9 @@ func TestEventStreamHeartbeatAndShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	url, cancel, done := start(t, s)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	_, r := rawStream(t, "http://"+ln.Addr().String())
+	_, r := rawStream(t, url)
 	readUntil(t, r, ": heartbeat")
 	readUntil(t, r, ": heartbeat")
 

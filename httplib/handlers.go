@@ -179,11 +179,20 @@ func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	s.act(w, r, name, fmt.Sprintf("destroying instance %q", name), func(ctx context.Context) (*stateful.Instance, error) {
+		return s.svc.Destroy(ctx, name)
+	})
+}
+
+// act runs op, one change of the named instance, within the request
+// timeout, and answers 202 with the instance as stored, or op's error
+// wrapped with what was being done.
+func (s *Server) act(w http.ResponseWriter, r *http.Request, name, what string, op func(context.Context) (*stateful.Instance, error)) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	inst, err := s.svc.Destroy(ctx, name)
+	inst, err := op(ctx)
 	if err != nil {
-		s.fail(w, r, name, fmt.Errorf("destroying instance %q: %w", name, err))
+		s.fail(w, r, name, fmt.Errorf("%s: %w", what, err))
 		return
 	}
 	s.reply(w, r, http.StatusAccepted, inst)

@@ -54,15 +54,11 @@ func (s *Server) replaceTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, "this scheduler cannot replace tasks", "")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
-	inst, err := lc.Replace(ctx, name, ordinal)
-	if err != nil {
-		s.fail(w, r, name, fmt.Errorf("replacing task %d of instance %q: %w", ordinal, name, err))
-		return
-	}
-	sortTasks(inst)
-	s.reply(w, r, http.StatusAccepted, inst)
+	s.act(w, r, name, fmt.Sprintf("replacing task %d of instance %q", ordinal, name), func(ctx context.Context) (*stateful.Instance, error) {
+		inst, err := lc.Replace(ctx, name, ordinal)
+		sortTasks(inst)
+		return inst, err
+	})
 }
 
 // uninstall: POST /v1/uninstall. No body.

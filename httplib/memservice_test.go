@@ -95,8 +95,11 @@ func (m *memService) Update(ctx context.Context, name string, patch Patch) (*sta
 	return next.Clone(), nil
 }
 
-func (m *memService) Destroy(ctx context.Context, name string) (*stateful.Instance, error) {
-	if err := m.enter("Destroy", name, true); err != nil {
+// with is the shape of the methods on one instance: enter, look the
+// instance up (ErrNotFound), let f check or change it under the lock, and
+// answer a copy.
+func (m *memService) with(method, name string, mutating bool, f func(cur *stateful.Instance) error) (*stateful.Instance, error) {
+	if err := m.enter(method, name, mutating); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -105,21 +108,23 @@ func (m *memService) Destroy(ctx context.Context, name string) (*stateful.Instan
 	if !ok {
 		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrNotFound)
 	}
-	cur.Status = stateful.StatusDeleting
+	if f != nil {
+		if err := f(cur); err != nil {
+			return nil, err
+		}
+	}
 	return cur.Clone(), nil
 }
 
+func (m *memService) Destroy(ctx context.Context, name string) (*stateful.Instance, error) {
+	return m.with("Destroy", name, true, func(cur *stateful.Instance) error {
+		cur.Status = stateful.StatusDeleting
+		return nil
+	})
+}
+
 func (m *memService) Get(ctx context.Context, name string) (*stateful.Instance, error) {
-	if err := m.enter("Get", name, false); err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, ok := m.instances[name]
-	if !ok {
-		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrNotFound)
-	}
-	return cur.Clone(), nil
+	return m.with("Get", name, false, nil)
 }
 
 func (m *memService) List(ctx context.Context) ([]*stateful.Instance, error) {
@@ -161,75 +166,47 @@ func (m *memService) snapshot() (map[string]*stateful.Instance, []string) {
 var _ PlanService = (*memService)(nil)
 
 func (m *memService) Switchover(ctx context.Context, name string, to *int) (*stateful.Instance, error) {
-	if err := m.enter("Switchover", name, true); err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, ok := m.instances[name]
-	if !ok {
-		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrNotFound)
-	}
-	if cur.Type != stateful.TypeMasterSlave {
-		return nil, &stateful.ValidationError{Field: "type", Msg: "only an MS instance switches over"}
-	}
-	target := -1
-	if to != nil {
-		target = *to
-	}
-	cur.Switchover = &stateful.Switchover{To: target, Reason: stateful.SwitchoverRequested}
-	return cur.Clone(), nil
+	return m.with("Switchover", name, true, func(cur *stateful.Instance) error {
+		if cur.Type != stateful.TypeMasterSlave {
+			return &stateful.ValidationError{Field: "type", Msg: "only an MS instance switches over"}
+		}
+		target := -1
+		if to != nil {
+			target = *to
+		}
+		cur.Switchover = &stateful.Switchover{To: target, Reason: stateful.SwitchoverRequested}
+		return nil
+	})
 }
 
 func (m *memService) SetRolloutPaused(ctx context.Context, name string, paused bool) (*stateful.Instance, error) {
-	if err := m.enter("SetRolloutPaused", name, true); err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, ok := m.instances[name]
-	if !ok {
-		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrNotFound)
-	}
-	cur.RolloutPaused = paused
-	return cur.Clone(), nil
+	return m.with("SetRolloutPaused", name, true, func(cur *stateful.Instance) error {
+		cur.RolloutPaused = paused
+		return nil
+	})
 }
 
 func (m *memService) AbortRollout(ctx context.Context, name string) (*stateful.Instance, error) {
-	if err := m.enter("AbortRollout", name, true); err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, ok := m.instances[name]
-	if !ok {
-		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrNotFound)
-	}
-	if cur.PreviousSpec == nil {
-		return nil, &stateful.ValidationError{Msg: "no rolling spec change to abort"}
-	}
-	cur.Spec, cur.PreviousSpec = *cur.PreviousSpec, nil
-	cur.Generation++
-	return cur.Clone(), nil
+	return m.with("AbortRollout", name, true, func(cur *stateful.Instance) error {
+		if cur.PreviousSpec == nil {
+			return &stateful.ValidationError{Msg: "no rolling spec change to abort"}
+		}
+		cur.Spec, cur.PreviousSpec = *cur.PreviousSpec, nil
+		cur.Generation++
+		return nil
+	})
 }
 
 func (m *memService) Replace(ctx context.Context, name string, ordinal int) (*stateful.Instance, error) {
-	if err := m.enter("Replace", name, true); err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, ok := m.instances[name]
-	if !ok {
-		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrNotFound)
-	}
-	if cur.Status == stateful.StatusDeleting {
-		return nil, fmt.Errorf("instance %q: %w", name, stateful.ErrDeleting)
-	}
-	if ordinal >= cur.TaskCount() {
-		return nil, fmt.Errorf("task %d: %w", ordinal, stateful.ErrNotFound)
-	}
-	return cur.Clone(), nil
+	return m.with("Replace", name, true, func(cur *stateful.Instance) error {
+		if cur.Status == stateful.StatusDeleting {
+			return fmt.Errorf("instance %q: %w", name, stateful.ErrDeleting)
+		}
+		if ordinal >= cur.TaskCount() {
+			return fmt.Errorf("task %d: %w", ordinal, stateful.ErrNotFound)
+		}
+		return nil
+	})
 }
 
 func (m *memService) Uninstall(ctx context.Context) (UninstallStatus, error) {

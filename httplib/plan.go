@@ -3,9 +3,9 @@ package httplib
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 
 	"github.com/mesos-stateful/stateful"
 )
@@ -40,6 +40,10 @@ func (s *Server) planService(w http.ResponseWriter) (PlanService, bool) {
 	return ps, ok
 }
 
+// switchoverSchema is what a switchover body is checked against, like
+// every other body: exact keys, each once, one object.
+var switchoverSchema = reflect.TypeFor[switchoverRequest]()
+
 // switchover: POST /v1/instances/{name}/switchover, body {} or {"to": n}
 // (or none).
 func (s *Server) switchover(w http.ResponseWriter, r *http.Request) {
@@ -54,14 +58,15 @@ func (s *Server) switchover(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if len(bytes.TrimSpace(body)) > 0 {
-			dec := json.NewDecoder(bytes.NewReader(body))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("the body must be {} or {\"to\": <ordinal>}: %v", err), "to")
-				return
+			err := checkSchema(body, switchoverSchema)
+			if err == nil {
+				err = decodeStrict(body, &req)
 			}
-			if req.To != nil && *req.To < 0 {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("to must be a slave's ordinal, got %d", *req.To), "to")
+			if err == nil && req.To != nil && *req.To < 0 {
+				err = &stateful.ValidationError{Field: "to", Msg: fmt.Sprintf("must be a slave's ordinal, got %d", *req.To)}
+			}
+			if err != nil {
+				s.fail(w, r, "", err)
 				return
 			}
 		}
@@ -70,14 +75,9 @@ func (s *Server) switchover(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
-	inst, err := ps.Switchover(ctx, name, req.To)
-	if err != nil {
-		s.fail(w, r, name, fmt.Errorf("switchover of instance %q: %w", name, err))
-		return
-	}
-	s.reply(w, r, http.StatusAccepted, inst)
+	s.act(w, r, name, fmt.Sprintf("switchover of instance %q", name), func(ctx context.Context) (*stateful.Instance, error) {
+		return ps.Switchover(ctx, name, req.To)
+	})
 }
 
 // abortRollout: POST /v1/instances/{name}/rollout/abort.
@@ -90,14 +90,9 @@ func (s *Server) abortRollout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
-	inst, err := ps.AbortRollout(ctx, name)
-	if err != nil {
-		s.fail(w, r, name, fmt.Errorf("aborting the rollout of instance %q: %w", name, err))
-		return
-	}
-	s.reply(w, r, http.StatusAccepted, inst)
+	s.act(w, r, name, fmt.Sprintf("aborting the rollout of instance %q", name), func(ctx context.Context) (*stateful.Instance, error) {
+		return ps.AbortRollout(ctx, name)
+	})
 }
 
 // rollout: POST /v1/instances/{name}/rollout/pause and .../resume.
@@ -111,13 +106,8 @@ func (s *Server) rollout(paused bool) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-		defer cancel()
-		inst, err := ps.SetRolloutPaused(ctx, name, paused)
-		if err != nil {
-			s.fail(w, r, name, fmt.Errorf("rollout of instance %q: %w", name, err))
-			return
-		}
-		s.reply(w, r, http.StatusAccepted, inst)
+		s.act(w, r, name, fmt.Sprintf("rollout of instance %q", name), func(ctx context.Context) (*stateful.Instance, error) {
+			return ps.SetRolloutPaused(ctx, name, paused)
+		})
 	}
 }

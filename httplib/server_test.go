@@ -153,20 +153,33 @@ func TestConcurrentCreatesOfTheSameName(t *testing.T) {
 // serve runs s on a loopback port until the test ends and returns its URL.
 func serve(t *testing.T, s *Server) string {
 	t.Helper()
+	url, shutdown, done := start(t, s)
+	t.Cleanup(func() {
+		shutdown()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return url
+}
+
+// start runs s on a loopback port and returns its URL, the cancel of
+// Serve's context (which shuts it down) and where Serve's error comes: for
+// tests of the shutdown. The test must call shutdown.
+func start(t *testing.T, s *Server) (url string, shutdown context.CancelFunc, done <-chan error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	scheme := "http://"
+	if s.cfg.TLS != nil {
+		scheme = "https://"
+	}
+	return scheme + ln.Addr().String(), cancel, served
 }
 
 // blockingCreates makes the service's Create wait for release, announcing
@@ -190,19 +203,13 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	svc := newMemService()
 	entered, release := blockingCreates(t, svc)
 	s := newTestServer(t, svc)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
+	url, cancel, done := start(t, s)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
+	addr := strings.TrimPrefix(url, "http://")
 
 	answer := make(chan int, 1)
 	go func() {
-		resp, err := http.Post("http://"+addr+"/v1/instances", "application/json", strings.NewReader(`{"name": "late", "type": "S"}`))
+		resp, err := http.Post(url+"/v1/instances", "application/json", strings.NewReader(`{"name": "late", "type": "S"}`))
 		if err != nil {
 			t.Error(err)
 			answer <- 0
@@ -242,17 +249,11 @@ func TestServeCutsOffRequestsAfterTheShutdownTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	url, cancel, done := start(t, s)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
 	answered := make(chan error, 1)
 	go func() {
-		resp, err := http.Post("http://"+ln.Addr().String()+"/v1/instances", "application/json", strings.NewReader(`{"name": "stuck", "type": "S"}`))
+		resp, err := http.Post(url+"/v1/instances", "application/json", strings.NewReader(`{"name": "stuck", "type": "S"}`))
 		if err == nil {
 			resp.Body.Close()
 		}

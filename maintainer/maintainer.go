@@ -390,7 +390,8 @@ func (m *Maintainer) roll(ctx context.Context, name string) (reconcile.Result, e
 	if _, ok := m.w.(stateful.Switchoverer); ok && inst.Type == stateful.TypeMasterSlave && t.Role == stateful.RoleMaster {
 		if to := stateful.ChooseSuccessor(m.WithStats(inst.Tasks), t); to != nil && to.Healthy {
 			glog.Infof("maintainer: rolling instance %s to generation %d: switching the master over from %s to %s first", name, inst.Generation, t.Name, to.Name)
-			return reconcile.Result{}, m.requestSwitchover(ctx, name, to.Ordinal, stateful.SwitchoverUpdate)
+			_, err := m.requestSwitchover(ctx, name, to.Ordinal, stateful.SwitchoverUpdate, nil)
+			return reconcile.Result{}, err
 		}
 	}
 	glog.Infof("maintainer: rolling instance %s to generation %d: relaunching %s (generation %d)", name, inst.Generation, t.TaskID, t.Generation)
@@ -401,21 +402,27 @@ func (m *Maintainer) roll(ctx context.Context, name string) (reconcile.Result, e
 }
 
 // requestSwitchover stores a switchover to ordinal to (-1: the best
-// slave) and enqueues the instance, which carries it out.
-func (m *Maintainer) requestSwitchover(ctx context.Context, name string, to int, reason string) error {
+// slave), if check (when given) accepts the instance as stored, and
+// enqueues the instance, which carries it out.
+func (m *Maintainer) requestSwitchover(ctx context.Context, name string, to int, reason string, check func(*stateful.Instance) error) (*stateful.Instance, error) {
 	now := m.cfg.Now()
-	_, err := m.store.UpdateInstance(ctx, name, func(w *stateful.Instance) error {
+	inst, err := m.store.UpdateInstance(ctx, name, func(w *stateful.Instance) error {
 		if w.Status == stateful.StatusDeleting {
 			return stateful.ErrDeleting
+		}
+		if check != nil {
+			if err := check(w); err != nil {
+				return err
+			}
 		}
 		w.Switchover = &stateful.Switchover{To: to, Reason: reason, RequestedAt: now}
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m.enqueue(name)
-	return nil
+	return inst, nil
 }
 
 // switchover carries out inst's pending switchover: the workload's
@@ -512,15 +519,11 @@ func (m *Maintainer) RequestSwitchover(ctx context.Context, name string, to *int
 	if _, ok := m.w.(stateful.Switchoverer); !ok {
 		return nil, &stateful.ValidationError{Msg: "this framework's workload cannot switch over (it does not implement stateful.Switchoverer)"}
 	}
-	now := m.cfg.Now()
 	target := -1
 	if to != nil {
 		target = *to
 	}
-	inst, err := m.store.UpdateInstance(ctx, name, func(w *stateful.Instance) error {
-		if w.Status == stateful.StatusDeleting {
-			return stateful.ErrDeleting
-		}
+	return m.requestSwitchover(ctx, name, target, stateful.SwitchoverRequested, func(w *stateful.Instance) error {
 		if w.Type != stateful.TypeMasterSlave {
 			return &stateful.ValidationError{Field: "type", Msg: fmt.Sprintf("only an MS instance switches over, %s is %s", name, w.Type)}
 		}
@@ -535,13 +538,8 @@ func (m *Maintainer) RequestSwitchover(ctx context.Context, name string, to *int
 				return &stateful.ValidationError{Field: "to", Msg: fmt.Sprintf("ordinal %d is not a slave of %s", target, name)}
 			}
 		}
-		w.Switchover = &stateful.Switchover{To: target, Reason: stateful.SwitchoverRequested, RequestedAt: now}
 		return nil
 	})
-	if err == nil {
-		m.enqueue(name)
-	}
-	return inst, err
 }
 
 // AbortRollout stops the named instance's rolling spec change and goes back

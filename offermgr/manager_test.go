@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -156,8 +157,9 @@ type harness struct {
 
 // newHarness builds a Manager on fakes. Resync and revive intervals are an
 // hour, so only the test's own actions start passes and the fake clock
-// alone decides the revive rate limit.
-func newHarness(t *testing.T) *harness {
+// alone decides the revive rate limit. configure, if given, adjusts the
+// config further.
+func newHarness(t *testing.T, configure ...func(*Config)) *harness {
 	t.Helper()
 	h := &harness{queue: newFakeQueue(), clock: &fakeClock{now: t0}}
 	h.rec = &recorder{queue: h.queue}
@@ -166,6 +168,9 @@ func newHarness(t *testing.T) *harness {
 	cfg.Seed = 1
 	cfg.ReviveInterval = time.Hour
 	cfg.ResyncInterval = time.Hour
+	for _, c := range configure {
+		c(&cfg)
+	}
 	m, err := NewManager(cfg, h.queue, h.rec, h.rec, noRunning{})
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +227,49 @@ func TestManagerSuppressesWhenQueueEmpty(t *testing.T) {
 	// and the manager does not suppress again.
 	h.m.Offer(offers(bigAgent("a1"))...)
 	h.waitCalls(t, "SUPPRESS", "DECLINE o-a1 refuse 1m0s")
+}
+
+// TestManagerReleasesOrphanedReservation: a reservation that leaves the
+// tasks' records keeps offers coming with nothing queued (a REVIVE, short
+// declines) until an offer carried it and it was released, and for
+// orphanSettle more (its other part may follow); then the manager is idle
+// again.
+func TestManagerReleasesOrphanedReservation(t *testing.T) {
+	var mu sync.Mutex
+	known := map[string]bool{"r1": true}
+	h := newHarness(t, func(c *Config) {
+		c.Framework = "fw"
+		c.Known = func() map[string]bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return maps.Clone(known)
+		}
+	})
+	h.start(t)
+	h.waitCalls(t, "SUPPRESS")
+
+	mu.Lock()
+	delete(known, "r1") // its instance was deleted, say
+	mu.Unlock()
+	h.m.Resubscribed() // a pass without offers
+	calls := []string{"SUPPRESS", "REVIVE"}
+	h.waitCalls(t, calls...)
+	h.m.Offer(offers(bigAgent("a1"))...)
+	calls = append(calls, "DECLINE o-a1 refuse 5s")
+	h.waitCalls(t, calls...)
+	carrying := offers(bigAgent("a2"))
+	carrying[0] = withReservation(carrying[0], "r1", false)
+	h.m.Offer(carrying...)
+	calls = append(calls, "LAUNCH cache1-0 on o-a2")
+	h.waitCalls(t, calls...)
+	h.m.Offer(offers(bigAgent("a3"))...)
+	calls = append(calls, "DECLINE o-a3 refuse 5s")
+	h.waitCalls(t, calls...)
+
+	h.clock.advance(orphanSettle + time.Second)
+	h.m.Offer(offers(bigAgent("a4"))...)
+	calls = append(calls, "DECLINE o-a4 refuse 1m0s", "SUPPRESS")
+	h.waitCalls(t, calls...)
 }
 
 func TestManagerRevivesOnNewWorkRateLimited(t *testing.T) {

@@ -128,7 +128,6 @@ func (s *Store) Campaign(ctx context.Context) (*Leadership, error) {
 		l.close()
 		return nil, fmt.Errorf("statemgr: campaign: catch up: %w", err)
 	}
-	s.confirm()
 	if old := s.leader.Swap(l); old != nil {
 		old.close()
 	}

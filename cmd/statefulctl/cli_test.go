@@ -97,6 +97,8 @@ func TestUsageErrorsSendNothing(t *testing.T) {
 		{[]string{"delete", "cache1", "-wait", "-timeout", "-1s"}, "-timeout must be positive"},
 		{[]string{"wait", "cache1", "-status", "READY"}, `-status "READY": want CREATING, RUNNING, UPDATING, SCALING, DEGRADED or DELETING`},
 		{[]string{"wait", "cache1", "-interval", "0s"}, "-interval must be positive"},
+		{[]string{"switchover", "cache1", "-wait", "-interval", "0s"}, "-interval must be positive"},
+		{[]string{"switchover", "cache1", "-wait", "-timeout", "0s"}, "-timeout must be positive"},
 		{[]string{"master"}, "want NAME"},
 		{[]string{"addr", "cache1"}, "want NAME and ORDINAL"},
 		{[]string{"addr", "cache1", "first"}, `"first" is neither an ordinal nor a task name`},

@@ -238,15 +238,13 @@ func (a *app) patch(ctx context.Context, name string, req client.PatchRequest) e
 }
 
 func setupDelete(fs *flag.FlagSet) action {
-	wait := fs.Bool("wait", false, "wait until the instance is gone (every task ended)")
-	timeout := fs.Duration("timeout", defaultWaitTimeout, "with -wait: how long to wait")
-	interval := fs.Duration("interval", defaultInterval, "with -wait: time between polls")
+	w := defineWaitFlags(fs, "the instance is gone (every task ended)")
 	return func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
 		name, err := instanceName(fs, args[0])
 		if err != nil {
 			return err
 		}
-		if err := checkWaitFlags(fs, *timeout, *interval); err != nil {
+		if err := w.check(fs); err != nil {
 			return err
 		}
 		rctx, cancel := a.request(ctx)
@@ -256,10 +254,10 @@ func setupDelete(fs *flag.FlagSet) action {
 			return err
 		}
 		fmt.Fprintf(a.stdout, "%s %s\n", inst.Name, inst.Status)
-		if !*wait {
+		if !*w.wait {
 			return nil
 		}
-		return a.waitGone(ctx, name, *timeout, *interval)
+		return a.waitGone(ctx, name, *w.timeout, *w.interval)
 	}
 }
 
@@ -303,8 +301,7 @@ func setupUninstall(fs *flag.FlagSet) action {
 
 func setupWait(fs *flag.FlagSet) action {
 	status := fs.String("status", string(stateful.StatusRunning), "the status to wait for: CREATING, RUNNING, UPDATING, SCALING, DEGRADED or DELETING")
-	timeout := fs.Duration("timeout", defaultWaitTimeout, "how long to wait")
-	interval := fs.Duration("interval", defaultInterval, "time between polls")
+	w := defineWaitFlags(fs, "")
 	return func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
 		name, err := instanceName(fs, args[0])
 		if err != nil {
@@ -314,19 +311,40 @@ func setupWait(fs *flag.FlagSet) action {
 		if !want.Valid() {
 			return usageError(fs, "-status %q: want CREATING, RUNNING, UPDATING, SCALING, DEGRADED or DELETING", *status)
 		}
-		if err := checkWaitFlags(fs, *timeout, *interval); err != nil {
+		if err := w.check(fs); err != nil {
 			return err
 		}
-		return a.waitStatus(ctx, name, want, *timeout, *interval)
+		return a.waitStatus(ctx, name, want, *w.timeout, *w.interval)
 	}
 }
 
-func checkWaitFlags(fs *flag.FlagSet, timeout, interval time.Duration) error {
-	if timeout <= 0 {
-		return usageError(fs, "-timeout must be positive, not %v", timeout)
+// waitFlags are the -timeout and -interval of a command that waits, and
+// its -wait when waiting is optional.
+type waitFlags struct {
+	wait              *bool // nil: the command always waits
+	timeout, interval *time.Duration
+}
+
+// defineWaitFlags defines them on fs; until says what -wait waits for,
+// "" for a command that always waits (and has no -wait).
+func defineWaitFlags(fs *flag.FlagSet, until string) *waitFlags {
+	w := &waitFlags{}
+	prefix := ""
+	if until != "" {
+		w.wait = fs.Bool("wait", false, "wait until "+until)
+		prefix = "with -wait: "
 	}
-	if interval <= 0 {
-		return usageError(fs, "-interval must be positive, not %v", interval)
+	w.timeout = fs.Duration("timeout", defaultWaitTimeout, prefix+"how long to wait")
+	w.interval = fs.Duration("interval", defaultInterval, prefix+"time between polls")
+	return w
+}
+
+func (w *waitFlags) check(fs *flag.FlagSet) error {
+	if *w.timeout <= 0 {
+		return usageError(fs, "-timeout must be positive, not %v", *w.timeout)
+	}
+	if *w.interval <= 0 {
+		return usageError(fs, "-interval must be positive, not %v", *w.interval)
 	}
 	return nil
 }
@@ -523,15 +541,13 @@ func instanceName(fs *flag.FlagSet, s string) (string, error) {
 
 func setupSwitchover(fs *flag.FlagSet) action {
 	to := fs.Int("to", -1, "the ordinal of the slave to promote (default: the one that has replicated the most)")
-	wait := fs.Bool("wait", false, "wait until the switchover is done and the instance RUNNING")
-	timeout := fs.Duration("timeout", defaultWaitTimeout, "with -wait: how long to wait")
-	interval := fs.Duration("interval", defaultInterval, "with -wait: time between polls")
+	w := defineWaitFlags(fs, "the switchover is done and the instance RUNNING")
 	return func(ctx context.Context, a *app, fs *flag.FlagSet, args []string) error {
 		name, err := instanceName(fs, args[0])
 		if err != nil {
 			return err
 		}
-		if err := checkWaitFlags(fs, *timeout, *interval); err != nil {
+		if err := w.check(fs); err != nil {
 			return err
 		}
 		var target *int
@@ -545,10 +561,10 @@ func setupSwitchover(fs *flag.FlagSet) action {
 			return err
 		}
 		fmt.Fprintf(a.stdout, "%s %s: switchover requested\n", inst.Name, inst.Status)
-		if !*wait {
+		if !*w.wait {
 			return nil
 		}
-		return a.poll(ctx, name, "to have switched over", *timeout, *interval, func(inst *stateful.Instance, err error) (bool, error) {
+		return a.poll(ctx, name, "to have switched over", *w.timeout, *w.interval, func(inst *stateful.Instance, err error) (bool, error) {
 			if err != nil {
 				return false, err
 			}
