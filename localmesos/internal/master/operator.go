@@ -114,17 +114,7 @@ func (m *Master) operatorOperation(slaveID string, op mesos.Offer_Operation) (in
 	if err != "" {
 		return http.StatusBadRequest, err
 	}
-	switch op.Type {
-	case mesos.Offer_Operation_RESERVE:
-		err = validateReserve(rs, nil, nil)
-	case mesos.Offer_Operation_UNRESERVE:
-		err = validateUnreserve(rs)
-	case mesos.Offer_Operation_CREATE:
-		err = validateCreate(rs, checkpointedOf(a.total), nil, nil)
-	case mesos.Offer_Operation_DESTROY:
-		err = m.validateDestroy(a, rs)
-	}
-	if err != "" {
+	if err := m.validateStorageOperation(a, op.Type, rs, nil, nil); err != "" {
 		return http.StatusBadRequest, "Invalid " + op.Type.String() + " operation on agent " + a.id + " at " + a.pid() + " (" + a.hostname() + "): " + err
 	}
 	consumed, converted := conversions(op.Type, rs)

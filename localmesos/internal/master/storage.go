@@ -327,6 +327,23 @@ func hasFrameworkCapability(info mesos.FrameworkInfo, c mesos.FrameworkInfo_Capa
 	return false
 }
 
+// validateStorageOperation validates a RESERVE, UNRESERVE, CREATE or
+// DESTROY of rs on agent a, for framework f with its principal, or for
+// the operator API (f and principal nil). It returns "" or the error.
+func (m *Master) validateStorageOperation(a *agent, t mesos.Offer_Operation_Type, rs []mesos.Resource, principal *string, f *framework) string {
+	switch t {
+	case mesos.Offer_Operation_RESERVE:
+		return validateReserve(rs, principal, f)
+	case mesos.Offer_Operation_UNRESERVE:
+		return validateUnreserve(rs)
+	case mesos.Offer_Operation_CREATE:
+		return validateCreate(rs, checkpointedOf(a.total), principal, f)
+	case mesos.Offer_Operation_DESTROY:
+		return m.validateDestroy(a, rs)
+	}
+	return ""
+}
+
 // conversions are getResourceConversions: what an operation takes from
 // the pool and what it gives back in its place.
 func conversions(t mesos.Offer_Operation_Type, rs mesos.Resources) (consumed, converted mesos.Resources) {
@@ -433,18 +450,7 @@ func (m *Master) storageOperation(f *framework, a *agent, role string, op mesos.
 		m.dropOperation(f, &op, "Operation attempted with invalid resources: "+err)
 		return pool, nil
 	}
-	principal := f.info.Principal
-	switch op.Type {
-	case mesos.Offer_Operation_RESERVE:
-		err = validateReserve(rs, principal, f)
-	case mesos.Offer_Operation_UNRESERVE:
-		err = validateUnreserve(rs)
-	case mesos.Offer_Operation_CREATE:
-		err = validateCreate(rs, checkpointedOf(a.total), principal, f)
-	case mesos.Offer_Operation_DESTROY:
-		err = m.validateDestroy(a, rs)
-	}
-	if err != "" {
+	if err := m.validateStorageOperation(a, op.Type, rs, f.info.Principal, f); err != "" {
 		m.dropOperation(f, &op, err+agentSuffix(a))
 		return pool, nil
 	}
