@@ -7,6 +7,8 @@ import (
 	"github.com/gogo/protobuf/proto"
 	"github.com/golang/glog"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/mesos-stateful/stateful/localmesos/internal/mesosjson"
 )
 
 // The operator's storage endpoints (Mesos' master/http.cpp): POST
@@ -154,36 +156,24 @@ func overlaps(have, want mesos.Resources) bool {
 // summarised (as in /master/state) and in full, reservations in both
 // formats.
 func (m *Master) serveSlaves(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET")
-		writeText(w, http.StatusMethodNotAllowed, "405 Method Not Allowed. Expecting one of { 'GET' }, but received '"+r.Method+"'.")
-		return
-	}
-	var body map[string]any
-	if !m.call(func() {
-		slaves := []any{}
-		for _, a := range m.sortedAgents() {
-			s := m.agentState(a)
-			m.addFullResources(a, s)
-			slaves = append(slaves, s)
-		}
-		recovered := []any{}
-		for _, id := range sortedKeys(boolKeys(m.recovered)) {
-			info := m.recovered[id]
-			recovered = append(recovered, map[string]any{"id": id, "hostname": info.Hostname, "port": info.GetPort()})
-		}
-		body = map[string]any{"slaves": slaves, "recovered_slaves": recovered}
-	}) {
-		writeText(w, http.StatusServiceUnavailable, "Master is shutting down")
-		return
-	}
-	b, err := json.Marshal(body)
-	if err != nil {
-		writeText(w, http.StatusInternalServerError, "Failed to encode agents: "+err.Error())
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
+	mesosjson.ServeDocument(w, r, "Master is shutting down", func() (any, bool) {
+		var body map[string]any
+		ok := m.call(func() {
+			slaves := []any{}
+			for _, a := range m.sortedAgents() {
+				s := m.agentState(a)
+				m.addFullResources(a, s)
+				slaves = append(slaves, s)
+			}
+			recovered := []any{}
+			for _, id := range sortedKeys(boolKeys(m.recovered)) {
+				info := m.recovered[id]
+				recovered = append(recovered, map[string]any{"id": id, "hostname": info.Hostname, "port": info.GetPort()})
+			}
+			body = map[string]any{"slaves": slaves, "recovered_slaves": recovered}
+		})
+		return body, ok
+	})
 }
 
 // addFullResources adds the *_full fields of /master/slaves: each
