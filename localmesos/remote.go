@@ -69,17 +69,12 @@ func (c MasterConfig) Validate() error {
 	if c.MaxAgentPingTimeouts < 1 {
 		return fmt.Errorf("max agent ping timeouts %d: must be at least 1", c.MaxAgentPingTimeouts)
 	}
-	for name, d := range map[string]time.Duration{
+	return positive(map[string]time.Duration{
 		"agent ping timeout":           c.AgentPingTimeout,
 		"heartbeat interval":           c.HeartbeatInterval,
 		"allocation interval":          c.AllocationInterval,
 		"status update retry interval": c.StatusUpdateRetryInterval,
-	} {
-		if d <= 0 {
-			return fmt.Errorf("%s %v: must be positive", name, d)
-		}
-	}
-	return nil
+	})
 }
 
 // MasterServer is a running master without agents of its own.

@@ -157,3 +157,29 @@ func waitAgents(t *testing.T, url string, n, u int) {
 	}
 	t.Fatalf("/master/state: %d agents, %d unreachable; want %d and %d", got, gotU, n, u)
 }
+
+// TestMasterConfigValidate: a master alone refuses settings that cannot
+// work, naming the first bad one in the same order on every run.
+func TestMasterConfigValidate(t *testing.T) {
+	if err := NewMasterConfig().Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*MasterConfig)
+		want   string
+	}{
+		{"port", func(c *MasterConfig) { c.Port = -1 }, "port"},
+		{"host", func(c *MasterConfig) { c.Host = "localhost" }, "host"},
+		{"pings", func(c *MasterConfig) { c.MaxAgentPingTimeouts = 0 }, "max agent ping timeouts"},
+		{"timers", func(c *MasterConfig) { c.HeartbeatInterval, c.AllocationInterval = 0, -time.Second }, "allocation interval -1s"},
+	} {
+		for range 5 {
+			cfg := NewMasterConfig()
+			tc.change(&cfg)
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%s: Validate() = %v, want an error mentioning %q", tc.name, err, tc.want)
+			}
+		}
+	}
+}
