@@ -86,6 +86,19 @@ func writeAtomic(path string, data []byte) error {
 	return err
 }
 
+// syncDir makes the renames done in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 type marshaler interface{ Marshal() ([]byte, error) }
 
 func writeProto(path string, m marshaler) error {

@@ -51,43 +51,20 @@ func (a *Agent) loadCheckpointedResources() ([]mesos.Resource, error) {
 // writeCheckpointedResources replaces the checkpoint atomically: a crash
 // leaves either the old or the new file, never a torn one.
 func (a *Agent) writeCheckpointedResources(rs []mesos.Resource) error {
-	path := a.resourcesCheckpoint()
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return fmt.Errorf("checkpointing resources: %w", err)
-	}
 	if rs == nil {
 		rs = []mesos.Resource{}
 	}
 	b, err := json.Marshal(checkpointFile{Resources: rs})
+	if err == nil {
+		err = writeAtomic(a.resourcesCheckpoint(), b)
+	}
+	if err == nil {
+		// The rename is durable only once the directory is synced; an
+		// operation is reported finished only after that.
+		err = syncDir(filepath.Dir(a.resourcesCheckpoint()))
+	}
 	if err != nil {
 		return fmt.Errorf("checkpointing resources: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".resources-*")
-	if err != nil {
-		return fmt.Errorf("checkpointing resources: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("checkpointing resources: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("checkpointing resources: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("checkpointing resources: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("checkpointing resources: %w", err)
-	}
-	// The rename is durable only once the directory is synced.
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("checkpointing resources: %w", err)
-		}
 	}
 	return nil
 }
