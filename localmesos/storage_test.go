@@ -585,6 +585,9 @@ func TestStorageOperatorEndpoints(t *testing.T) {
 	if !regexp.MustCompile(`"reserved_resources":\{"db":\{[^}]*"cpus":1\.0[,}]`).Match(raw) {
 		t.Errorf("/master/slaves does not write the reserved cpus as Mesos does (1.0): %s", raw)
 	}
+	if !strings.Contains(string(raw), `"scalar":{"value":16.0},"role":"db"`) {
+		t.Errorf("/master/slaves does not write the reserved disk in full as Mesos does (16.0): %s", raw)
+	}
 	var slaves map[string]any
 	if err := json.Unmarshal(raw, &slaves); err != nil {
 		t.Fatal(err)

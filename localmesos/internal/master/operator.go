@@ -185,15 +185,15 @@ func (m *Master) addFullResources(a *agent, s map[string]any) {
 	for i := range a.total {
 		r := a.total[i]
 		if r.IsUnreserved() {
-			unreserved = append(unreserved, resourceJSON(bothFormats(r)))
+			unreserved = append(unreserved, resourceJSON(r))
 		} else {
-			reserved[r.GetRole()] = append(reserved[r.GetRole()], resourceJSON(bothFormats(r)))
+			reserved[r.GetRole()] = append(reserved[r.GetRole()], resourceJSON(r))
 		}
 	}
 	full := func(rs mesos.Resources) []json.RawMessage {
 		out := []json.RawMessage{}
 		for i := range rs {
-			out = append(out, resourceJSON(bothFormats(rs[i])))
+			out = append(out, resourceJSON(rs[i]))
 		}
 		return out
 	}
@@ -206,44 +206,13 @@ func (m *Master) addFullResources(a *agent, s map[string]any) {
 	s["offered_resources_full"] = full(a.offered())
 }
 
-// bothFormats renders a resource as the master's JSON does for operators:
-// role (and reservation) plus the reservations stack.
-func bothFormats(r mesos.Resource) mesos.Resource {
+// resourceJSON renders a resource as the master's JSON does for
+// operators: role (and reservation) plus the reservations stack.
+func resourceJSON(r mesos.Resource) json.RawMessage {
 	c := *proto.Clone(&r).(*mesos.Resource)
 	if c.Role == nil {
 		c.Role = proto.String("*")
 	}
-	if role := c.GetRole(); role != "*" {
-		ri := mesos.Resource_ReservationInfo{Type: mesos.Resource_ReservationInfo_STATIC.Enum(), Role: proto.String(role)}
-		if c.Reservation != nil {
-			ri.Type = mesos.Resource_ReservationInfo_DYNAMIC.Enum()
-			ri.Principal = c.Reservation.Principal
-			ri.Labels = c.Reservation.Labels
-		}
-		c.Reservations = []mesos.Resource_ReservationInfo{ri}
-	}
-	return c
-}
-
-// resourceJSON is a resource as Mesos writes it: absent fields are left
-// out (mesos-go writes "reservations":null for an empty list).
-func resourceJSON(r mesos.Resource) json.RawMessage {
-	b, err := r.MarshalJSON()
-	if err != nil {
-		return json.RawMessage("null")
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return b
-	}
-	for k, v := range m {
-		if string(v) == "null" {
-			delete(m, k)
-		}
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return b
-	}
-	return out
+	c.Reservations = reservationStack(&c)
+	return rawJSON(&c)
 }
