@@ -77,8 +77,6 @@ func (a *Agent) volumePath(r mesos.Resource) string {
 	return filepath.Join(a.cfg.WorkDir, "volumes", "roles", role, r.GetDisk().GetPersistence().GetID())
 }
 
-func isVolume(r *mesos.Resource) bool { return r.GetDisk().GetPersistence() != nil }
-
 // volumeKey identifies a volume on this agent: a persistence ID is unique
 // per role.
 func volumeKey(r *mesos.Resource) string {
@@ -91,7 +89,7 @@ func volumeKey(r *mesos.Resource) string {
 func (a *Agent) syncVolumes(old, updated []mesos.Resource) error {
 	keep := map[string]bool{}
 	for i := range updated {
-		if !isVolume(&updated[i]) {
+		if !updated[i].IsPersistentVolume() {
 			continue
 		}
 		keep[volumeKey(&updated[i])] = true
@@ -100,7 +98,7 @@ func (a *Agent) syncVolumes(old, updated []mesos.Resource) error {
 		}
 	}
 	for i := range old {
-		if !isVolume(&old[i]) || keep[volumeKey(&old[i])] {
+		if !old[i].IsPersistentVolume() || keep[volumeKey(&old[i])] {
 			continue
 		}
 		path := a.volumePath(old[i])
@@ -193,7 +191,7 @@ type volumeLink struct {
 func (a *Agent) volumeLinks(rs []mesos.Resource) []volumeLink {
 	var out []volumeLink
 	for i := range rs {
-		if !isVolume(&rs[i]) {
+		if !rs[i].IsPersistentVolume() {
 			continue
 		}
 		cp := rs[i].GetDisk().GetVolume().GetContainerPath()

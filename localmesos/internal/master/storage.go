@@ -133,8 +133,6 @@ func isDynamicallyReserved(r *mesos.Resource) bool {
 	return r.GetRole() != "*" && r.Reservation != nil
 }
 
-func isPersistentVolume(r *mesos.Resource) bool { return r.GetDisk().GetPersistence() != nil }
-
 // validateDiskInfo is resource::validateDiskInfo.
 func validateDiskInfo(rs []mesos.Resource) string {
 	for i := range rs {
@@ -230,7 +228,7 @@ func validateReserve(rs []mesos.Resource, principal *string, f *framework) strin
 				return "A reserve operation was attempted for a resource allocated to role '" + allocRole + "', but the framework only has roles '" + roleSet(f.roles) + "'"
 			}
 		}
-		if isPersistentVolume(r) {
+		if r.IsPersistentVolume() {
 			return "A persistent volume " + formatResource(*r) + " must already be reserved"
 		}
 	}
@@ -246,7 +244,7 @@ func validateUnreserve(rs []mesos.Resource) string {
 		if !isDynamicallyReserved(&rs[i]) {
 			return "Resource " + formatResource(rs[i]) + " is not dynamically reserved"
 		}
-		if isPersistentVolume(&rs[i]) {
+		if rs[i].IsPersistentVolume() {
 			return "A dynamically reserved persistent volume " + formatResource(rs[i]) + " cannot be unreserved directly. Please destroy the persistent volume first then unreserve the resource"
 		}
 	}
@@ -264,7 +262,7 @@ func validateCreate(rs []mesos.Resource, checkpointed mesos.Resources, principal
 	seen := map[string]bool{}
 	for _, set := range [][]mesos.Resource{checkpointed, rs} {
 		for i := range set {
-			if !isPersistentVolume(&set[i]) {
+			if !set[i].IsPersistentVolume() {
 				continue
 			}
 			id := set[i].Disk.Persistence.ID
@@ -394,7 +392,7 @@ func withoutVolume(r mesos.Resource) mesos.Resource {
 func checkpointedOf(total mesos.Resources) mesos.Resources {
 	var out mesos.Resources
 	for i := range total {
-		if isDynamicallyReserved(&total[i]) || isPersistentVolume(&total[i]) {
+		if isDynamicallyReserved(&total[i]) || total[i].IsPersistentVolume() {
 			out = append(out, *proto.Clone(&total[i]).(*mesos.Resource))
 		}
 	}
