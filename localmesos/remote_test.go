@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gogo/protobuf/proto"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
@@ -42,6 +43,15 @@ func remoteAgentConfig(m *MasterServer, ip, workDir string) AgentConfig {
 	return cfg
 }
 
+// remoteFrameworkInfo is a checkpointing, PARTITION_AWARE framework: its
+// tasks outlive an agent's restart and become TASK_UNREACHABLE.
+func remoteFrameworkInfo() mesos.FrameworkInfo {
+	info := schedFrameworkInfo("remote", time.Minute)
+	info.Checkpoint = proto.Bool(true)
+	info.Capabilities = append(info.Capabilities, mesos.FrameworkInfo_Capability{Type: mesos.FrameworkInfo_Capability_PARTITION_AWARE})
+	return info
+}
+
 // TestRemoteAgentRunsTasks: a master alone and an agent alone, talking
 // over HTTP, run a task as one cluster does; the agent restarted on its
 // work dir (tasks kept) comes back with the same ID and the task still
@@ -57,11 +67,7 @@ func TestRemoteAgentRunsTasks(t *testing.T) {
 	}
 	t.Cleanup(a.Close)
 
-	info := schedFrameworkInfo("remote", time.Minute)
-	info.Checkpoint = new(bool)
-	*info.Checkpoint = true
-	info.Capabilities = append(info.Capabilities, mesos.FrameworkInfo_Capability{Type: mesos.FrameworkInfo_Capability_PARTITION_AWARE})
-	sc := schedRunClient(t, m, codecs.MediaTypeProtobuf, info, "")
+	sc := schedRunClient(t, m, codecs.MediaTypeProtobuf, remoteFrameworkInfo(), "")
 	sc.awaitType(scheduler.Event_SUBSCRIBED)
 	o := sc.offer()
 	if o.AgentID.Value != a.ID() || o.GetHostname() != "127.0.13.2" {
@@ -96,11 +102,7 @@ func TestRemoteAgentUnreachableAndBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := schedFrameworkInfo("remote", time.Minute)
-	info.Checkpoint = new(bool)
-	*info.Checkpoint = true
-	info.Capabilities = append(info.Capabilities, mesos.FrameworkInfo_Capability{Type: mesos.FrameworkInfo_Capability_PARTITION_AWARE})
-	sc := schedRunClient(t, m, codecs.MediaTypeProtobuf, info, "")
+	sc := schedRunClient(t, m, codecs.MediaTypeProtobuf, remoteFrameworkInfo(), "")
 	sc.awaitType(scheduler.Event_SUBSCRIBED)
 	o := sc.offer()
 	sc.launch(o, schedCommandTask(o, "sleeper", "sleep 60"))
