@@ -301,14 +301,9 @@ func (s *AgentServer) Done() <-chan struct{} { return s.done }
 // frameworks are left running for the next start on the work dir.
 func (s *AgentServer) Close() {
 	s.stopOnce.Do(func() {
-		if s.cfg.KeepTasksOnClose {
-			s.agent.Detach()
-		} else {
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ExecutorShutdownGracePeriod)
-			s.agent.Drain(ctx)
-			cancel()
-			s.agent.Close()
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ExecutorShutdownGracePeriod)
+		stopAgent(ctx, s.agent, s.cfg.KeepTasksOnClose)
+		cancel()
 		s.side.Close()
 		close(s.done)
 	})
