@@ -463,11 +463,7 @@ func (c *Cluster) Close() error {
 		c.mu.Lock()
 		agents := append([]*agent.Agent(nil), c.agents...)
 		c.mu.Unlock()
-		if c.cfg.KeepTasksOnClose {
-			c.detachAgents(agents)
-		} else {
-			c.stopAgents(agents)
-		}
+		c.stopAgents(agents)
 		if c.tmpDir != "" {
 			os.RemoveAll(c.tmpDir)
 		}
@@ -477,9 +473,9 @@ func (c *Cluster) Close() error {
 	return nil
 }
 
-// stopAgents drains every agent in parallel, bounded by the executor
-// shutdown grace period, then closes it. A removed agent has nothing left
-// to drain.
+// stopAgents stops every agent in parallel (stopAgent), bounded by the
+// executor shutdown grace period. A removed agent has nothing left to
+// drain.
 func (c *Cluster) stopAgents(agents []*agent.Agent) {
 	grace := c.cfg.ExecutorShutdownGracePeriod
 	if grace <= 0 {
@@ -492,25 +488,23 @@ func (c *Cluster) stopAgents(agents []*agent.Agent) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.Drain(ctx)
-			a.Close()
+			stopAgent(ctx, a, c.cfg.KeepTasksOnClose)
 		}()
 	}
 	wg.Wait()
 }
 
-// detachAgents stops every agent in parallel, leaving the executors of
-// checkpointing frameworks running for the next Start on the work dir.
-func (c *Cluster) detachAgents(agents []*agent.Agent) {
-	var wg sync.WaitGroup
-	for _, a := range agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.Detach()
-		}()
+// stopAgent stops an agent as a Mesos agent process stops: with keep, at
+// once, leaving the executors and tasks of checkpointing frameworks
+// running for the next start on the work dir; else its executors get
+// SHUTDOWN and until ctx ends to stop.
+func stopAgent(ctx context.Context, a *agent.Agent, keep bool) {
+	if keep {
+		a.Detach()
+		return
 	}
-	wg.Wait()
+	a.Drain(ctx)
+	a.Close()
 }
 
 // LoadCredentials reads a credentials file in Mesos' JSON format,

@@ -69,17 +69,12 @@ func (c MasterConfig) Validate() error {
 	if c.MaxAgentPingTimeouts < 1 {
 		return fmt.Errorf("max agent ping timeouts %d: must be at least 1", c.MaxAgentPingTimeouts)
 	}
-	for name, d := range map[string]time.Duration{
+	return positive(map[string]time.Duration{
 		"agent ping timeout":           c.AgentPingTimeout,
 		"heartbeat interval":           c.HeartbeatInterval,
 		"allocation interval":          c.AllocationInterval,
 		"status update retry interval": c.StatusUpdateRetryInterval,
-	} {
-		if d <= 0 {
-			return fmt.Errorf("%s %v: must be positive", name, d)
-		}
-	}
-	return nil
+	})
 }
 
 // MasterServer is a running master without agents of its own.
@@ -306,14 +301,9 @@ func (s *AgentServer) Done() <-chan struct{} { return s.done }
 // frameworks are left running for the next start on the work dir.
 func (s *AgentServer) Close() {
 	s.stopOnce.Do(func() {
-		if s.cfg.KeepTasksOnClose {
-			s.agent.Detach()
-		} else {
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ExecutorShutdownGracePeriod)
-			s.agent.Drain(ctx)
-			cancel()
-			s.agent.Close()
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ExecutorShutdownGracePeriod)
+		stopAgent(ctx, s.agent, s.cfg.KeepTasksOnClose)
+		cancel()
 		s.side.Close()
 		close(s.done)
 	})

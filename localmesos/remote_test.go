@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gogo/protobuf/proto"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
@@ -42,6 +43,15 @@ func remoteAgentConfig(m *MasterServer, ip, workDir string) AgentConfig {
 	return cfg
 }
 
+// remoteFrameworkInfo is a checkpointing, PARTITION_AWARE framework: its
+// tasks outlive an agent's restart and become TASK_UNREACHABLE.
+func remoteFrameworkInfo() mesos.FrameworkInfo {
+	info := schedFrameworkInfo("remote", time.Minute)
+	info.Checkpoint = proto.Bool(true)
+	info.Capabilities = append(info.Capabilities, mesos.FrameworkInfo_Capability{Type: mesos.FrameworkInfo_Capability_PARTITION_AWARE})
+	return info
+}
+
 // TestRemoteAgentRunsTasks: a master alone and an agent alone, talking
 // over HTTP, run a task as one cluster does; the agent restarted on its
 // work dir (tasks kept) comes back with the same ID and the task still
@@ -57,11 +67,7 @@ func TestRemoteAgentRunsTasks(t *testing.T) {
 	}
 	t.Cleanup(a.Close)
 
-	info := schedFrameworkInfo("remote", time.Minute)
-	info.Checkpoint = new(bool)
-	*info.Checkpoint = true
-	info.Capabilities = append(info.Capabilities, mesos.FrameworkInfo_Capability{Type: mesos.FrameworkInfo_Capability_PARTITION_AWARE})
-	sc := schedRunClient(t, m, codecs.MediaTypeProtobuf, info, "")
+	sc := schedRunClient(t, m, codecs.MediaTypeProtobuf, remoteFrameworkInfo(), "")
 	sc.awaitType(scheduler.Event_SUBSCRIBED)
 	o := sc.offer()
 	if o.AgentID.Value != a.ID() || o.GetHostname() != "127.0.13.2" {
@@ -96,11 +102,7 @@ func TestRemoteAgentUnreachableAndBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := schedFrameworkInfo("remote", time.Minute)
-	info.Checkpoint = new(bool)
-	*info.Checkpoint = true
-	info.Capabilities = append(info.Capabilities, mesos.FrameworkInfo_Capability{Type: mesos.FrameworkInfo_Capability_PARTITION_AWARE})
-	sc := schedRunClient(t, m, codecs.MediaTypeProtobuf, info, "")
+	sc := schedRunClient(t, m, codecs.MediaTypeProtobuf, remoteFrameworkInfo(), "")
 	sc.awaitType(scheduler.Event_SUBSCRIBED)
 	o := sc.offer()
 	sc.launch(o, schedCommandTask(o, "sleeper", "sleep 60"))
@@ -156,4 +158,30 @@ func waitAgents(t *testing.T, url string, n, u int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("/master/state: %d agents, %d unreachable; want %d and %d", got, gotU, n, u)
+}
+
+// TestMasterConfigValidate: a master alone refuses settings that cannot
+// work, naming the first bad one in the same order on every run.
+func TestMasterConfigValidate(t *testing.T) {
+	if err := NewMasterConfig().Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*MasterConfig)
+		want   string
+	}{
+		{"port", func(c *MasterConfig) { c.Port = -1 }, "port"},
+		{"host", func(c *MasterConfig) { c.Host = "localhost" }, "host"},
+		{"pings", func(c *MasterConfig) { c.MaxAgentPingTimeouts = 0 }, "max agent ping timeouts"},
+		{"timers", func(c *MasterConfig) { c.HeartbeatInterval, c.AllocationInterval = 0, -time.Second }, "allocation interval -1s"},
+	} {
+		for range 5 {
+			cfg := NewMasterConfig()
+			tc.change(&cfg)
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%s: Validate() = %v, want an error mentioning %q", tc.name, err, tc.want)
+			}
+		}
+	}
 }

@@ -8,10 +8,12 @@ package localmesos
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -574,9 +576,22 @@ func TestStorageOperatorEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var slaves map[string]any
-	_ = json.NewDecoder(res.Body).Decode(&slaves)
+	raw, err := io.ReadAll(res.Body)
 	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Mesos writes doubles with a decimal point, as in /master/state.
+	if !regexp.MustCompile(`"reserved_resources":\{"db":\{[^}]*"cpus":1\.0[,}]`).Match(raw) {
+		t.Errorf("/master/slaves does not write the reserved cpus as Mesos does (1.0): %s", raw)
+	}
+	if !strings.Contains(string(raw), `"scalar":{"value":16.0},"role":"db"`) {
+		t.Errorf("/master/slaves does not write the reserved disk in full as Mesos does (16.0): %s", raw)
+	}
+	var slaves map[string]any
+	if err := json.Unmarshal(raw, &slaves); err != nil {
+		t.Fatal(err)
+	}
 	full := schedPath(asList(slaves["slaves"])[0], "reserved_resources_full", "db")
 	want := `[{"name":"cpus","reservation":{"principal":"ops"},"reservations":[{"principal":"ops","role":"db","type":"DYNAMIC"}],"role":"db","scalar":{"value":1},"type":"SCALAR"},` +
 		`{"disk":{"persistence":{"id":"vol-op","principal":"ops"},"volume":{"container_path":"data","mode":"RW"}},"name":"disk","reservation":{"labels":{"labels":[{"key":"owner","value":"rec"}]},"principal":"ops"},"reservations":[{"labels":{"labels":[{"key":"owner","value":"rec"}]},"principal":"ops","role":"db","type":"DYNAMIC"}],"role":"db","scalar":{"value":16},"type":"SCALAR"}]`

@@ -22,8 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/golang/glog"
 
@@ -74,21 +72,19 @@ func main() {
 		cfg.Credentials = creds
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cluster, err := localmesos.Start(ctx, cfg)
-	if err != nil {
-		glog.Errorf("%v", err)
-		glog.Flush()
-		os.Exit(1)
-	}
-	u := cluster.MasterURL()
-	fmt.Printf("localmesos: master at %s (scheduler API %s/api/v1/scheduler, state %s/master/state, metrics %s/metrics/snapshot)\n", u, u, u, u)
-	for _, a := range cluster.Agents() {
-		fmt.Printf("localmesos: agent %s at %s (state http://%s/state, metrics http://%s/metrics/snapshot)\n", a.ID, a.Address, a.Address, a.Address)
-	}
-	<-ctx.Done()
-	glog.Infof("localmesos: stopping")
-	cluster.Close()
-	glog.Flush()
+	serve(func(ctx context.Context) (func(), error) {
+		cluster, err := localmesos.Start(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		printMaster(cluster.MasterURL())
+		for _, a := range cluster.Agents() {
+			fmt.Printf("localmesos: agent %s at %s (state http://%s/state, metrics http://%s/metrics/snapshot)\n", a.ID, a.Address, a.Address, a.Address)
+		}
+		return func() {
+			if err := cluster.Close(); err != nil {
+				glog.Errorf("localmesos: %v", err)
+			}
+		}, nil
+	})
 }

@@ -28,20 +28,14 @@ func runMaster(args []string) {
 		fmt.Fprintf(os.Stderr, "localmesos master: %v\n", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	m, err := localmesos.StartMaster(ctx, cfg)
-	if err != nil {
-		glog.Errorf("%v", err)
-		glog.Flush()
-		os.Exit(1)
-	}
-	u := m.MasterURL()
-	fmt.Printf("localmesos: master at %s (scheduler API %s/api/v1/scheduler, state %s/master/state, metrics %s/metrics/snapshot)\n", u, u, u, u)
-	<-ctx.Done()
-	glog.Infof("localmesos: stopping")
-	m.Close()
-	glog.Flush()
+	serve(func(ctx context.Context) (func(), error) {
+		m, err := localmesos.StartMaster(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		printMaster(m.MasterURL())
+		return m.Close, nil
+	})
 }
 
 // runAgent is `localmesos agent`: one agent of a master elsewhere.
@@ -63,19 +57,14 @@ func runAgent(args []string) {
 		fmt.Fprintf(os.Stderr, "localmesos agent: %v\n", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	a, err := localmesos.StartAgent(ctx, cfg)
-	if err != nil {
-		glog.Errorf("%v", err)
-		glog.Flush()
-		os.Exit(1)
-	}
-	fmt.Printf("localmesos: agent %s at %s (state http://%s/state), master %s\n", a.ID(), a.Address(), a.Address(), cfg.Master)
-	<-ctx.Done()
-	glog.Infof("localmesos: stopping")
-	a.Close()
-	glog.Flush()
+	serve(func(ctx context.Context) (func(), error) {
+		a, err := localmesos.StartAgent(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Printf("localmesos: agent %s at %s (state http://%s/state), master %s\n", a.ID(), a.Address(), a.Address(), cfg.Master)
+		return a.Close, nil
+	})
 }
 
 // parse parses a subcommand's flags, glog's (-v, -logtostderr, ...)
@@ -91,4 +80,26 @@ func parse(fs *flag.FlagSet, args []string) {
 		fmt.Fprintf(os.Stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
 		os.Exit(2)
 	}
+}
+
+// serve runs what start starts until Ctrl-C or SIGTERM, then closes it.
+// A failed start exits with status 1.
+func serve(start func(ctx context.Context) (closer func(), err error)) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	closer, err := start(ctx)
+	if err != nil {
+		glog.Errorf("%v", err)
+		glog.Flush()
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	glog.Infof("localmesos: stopping")
+	closer()
+	glog.Flush()
+}
+
+// printMaster tells where the master serves.
+func printMaster(u string) {
+	fmt.Printf("localmesos: master at %s (scheduler API %s/api/v1/scheduler, state %s/master/state, metrics %s/metrics/snapshot)\n", u, u, u, u)
 }

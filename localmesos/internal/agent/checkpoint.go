@@ -86,6 +86,19 @@ func writeAtomic(path string, data []byte) error {
 	return err
 }
 
+// syncDir makes the renames done in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 type marshaler interface{ Marshal() ([]byte, error) }
 
 func writeProto(path string, m marshaler) error {
@@ -498,18 +511,9 @@ func (a *Agent) loadTask(fw *framework, ex *executorEntry, dir string) error {
 // processStartTime is field 22 of /proc/pid/stat, which tells a process
 // from a later one that reuses its pid.
 func processStartTime(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	// fields[0] is field 3 (state); the start time is field 22.
-	if len(fields) < 20 {
-		return 0, errors.New("malformed stat")
+	fields, ok := procStatFields(pid)
+	if !ok {
+		return 0, errors.New("no /proc/" + strconv.Itoa(pid) + "/stat")
 	}
 	if fields[0] == "Z" || fields[0] == "X" {
 		return 0, errors.New("exited")

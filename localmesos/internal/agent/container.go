@@ -521,17 +521,8 @@ func childrenOf(pid int) []int {
 
 // procStat reads a process's state and process group from /proc/pid/stat.
 func procStat(pid int) (state byte, pgid int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	// The command name is in parentheses and may contain anything.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 3 {
+	fields, ok := procStatFields(pid)
+	if !ok {
 		return 0, 0, false
 	}
 	pg, err := strconv.Atoi(fields[2])
@@ -539,6 +530,25 @@ func procStat(pid int) (state byte, pgid int, ok bool) {
 		return 0, 0, false
 	}
 	return fields[0][0], pg, true
+}
+
+// procStatFields is /proc/pid/stat from field 3 (the state) on: the
+// command name before it is in parentheses and may contain anything.
+// There are at least 20 (to the start time, field 22).
+func procStatFields(pid int) ([]string, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil, false
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 20 {
+		return nil, false
+	}
+	return fields, true
 }
 
 // waitStatusString describes a raw wait status as Mesos' WSTRINGIFY does.

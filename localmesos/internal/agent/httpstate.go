@@ -5,7 +5,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/golang/glog"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/mesos-stateful/stateful/localmesos/internal/mesosjson"
@@ -18,24 +17,11 @@ const Version = "1.10.0"
 // serveState is GET /state (also /slave(1)/state): the agent's view in
 // the shape of Mesos' own endpoint.
 func (a *Agent) serveState(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET")
-		plainError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed. Expecting one of { 'GET' }, but received '"+r.Method+"'.")
-		return
-	}
-	var doc map[string]any
-	if !a.await(func() { doc = a.stateDoc() }) {
-		plainError(w, http.StatusServiceUnavailable, "Agent is shutting down")
-		return
-	}
-	b, err := mesosjson.Document(doc)
-	if err != nil {
-		glog.Errorf("agent %s: encoding /state: %v", a.cfg.ID.Value, err)
-		plainError(w, http.StatusInternalServerError, "Failed to encode state: "+err.Error())
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
+	mesosjson.ServeDocument(w, r, "Agent is shutting down", func() (any, bool) {
+		var doc map[string]any
+		ok := a.await(func() { doc = a.stateDoc() })
+		return doc, ok
+	})
 }
 
 // serveMetrics is GET /metrics/snapshot: the agent's metrics under the

@@ -51,43 +51,20 @@ func (a *Agent) loadCheckpointedResources() ([]mesos.Resource, error) {
 // writeCheckpointedResources replaces the checkpoint atomically: a crash
 // leaves either the old or the new file, never a torn one.
 func (a *Agent) writeCheckpointedResources(rs []mesos.Resource) error {
-	path := a.resourcesCheckpoint()
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return fmt.Errorf("checkpointing resources: %w", err)
-	}
 	if rs == nil {
 		rs = []mesos.Resource{}
 	}
 	b, err := json.Marshal(checkpointFile{Resources: rs})
+	if err == nil {
+		err = writeAtomic(a.resourcesCheckpoint(), b)
+	}
+	if err == nil {
+		// The rename is durable only once the directory is synced; an
+		// operation is reported finished only after that.
+		err = syncDir(filepath.Dir(a.resourcesCheckpoint()))
+	}
 	if err != nil {
 		return fmt.Errorf("checkpointing resources: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".resources-*")
-	if err != nil {
-		return fmt.Errorf("checkpointing resources: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("checkpointing resources: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("checkpointing resources: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("checkpointing resources: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("checkpointing resources: %w", err)
-	}
-	// The rename is durable only once the directory is synced.
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("checkpointing resources: %w", err)
-		}
 	}
 	return nil
 }
@@ -99,8 +76,6 @@ func (a *Agent) volumePath(r mesos.Resource) string {
 	role := strings.ReplaceAll(r.GetRole(), "/", " ")
 	return filepath.Join(a.cfg.WorkDir, "volumes", "roles", role, r.GetDisk().GetPersistence().GetID())
 }
-
-func isVolume(r *mesos.Resource) bool { return r.GetDisk().GetPersistence() != nil }
 
 // volumeKey identifies a volume on this agent: a persistence ID is unique
 // per role.
@@ -114,7 +89,7 @@ func volumeKey(r *mesos.Resource) string {
 func (a *Agent) syncVolumes(old, updated []mesos.Resource) error {
 	keep := map[string]bool{}
 	for i := range updated {
-		if !isVolume(&updated[i]) {
+		if !updated[i].IsPersistentVolume() {
 			continue
 		}
 		keep[volumeKey(&updated[i])] = true
@@ -123,7 +98,7 @@ func (a *Agent) syncVolumes(old, updated []mesos.Resource) error {
 		}
 	}
 	for i := range old {
-		if !isVolume(&old[i]) || keep[volumeKey(&old[i])] {
+		if !old[i].IsPersistentVolume() || keep[volumeKey(&old[i])] {
 			continue
 		}
 		path := a.volumePath(old[i])
@@ -216,7 +191,7 @@ type volumeLink struct {
 func (a *Agent) volumeLinks(rs []mesos.Resource) []volumeLink {
 	var out []volumeLink
 	for i := range rs {
-		if !isVolume(&rs[i]) {
+		if !rs[i].IsPersistentVolume() {
 			continue
 		}
 		cp := rs[i].GetDisk().GetVolume().GetContainerPath()

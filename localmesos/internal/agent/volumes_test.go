@@ -138,7 +138,7 @@ func TestCheckpointCrashPoints(t *testing.T) {
 			}
 			if tc.temp != nil {
 				b, _ := json.Marshal(checkpointFile{Resources: tc.temp})
-				if err := os.WriteFile(filepath.Join(dir, "meta", "resources", ".resources-123"), b, 0o644); err != nil {
+				if err := os.WriteFile(filepath.Join(dir, "meta", "resources", "resources.json.tmp"), b, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}

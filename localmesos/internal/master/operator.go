@@ -7,6 +7,8 @@ import (
 	"github.com/gogo/protobuf/proto"
 	"github.com/golang/glog"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/mesos-stateful/stateful/localmesos/internal/mesosjson"
 )
 
 // The operator's storage endpoints (Mesos' master/http.cpp): POST
@@ -114,17 +116,7 @@ func (m *Master) operatorOperation(slaveID string, op mesos.Offer_Operation) (in
 	if err != "" {
 		return http.StatusBadRequest, err
 	}
-	switch op.Type {
-	case mesos.Offer_Operation_RESERVE:
-		err = validateReserve(rs, nil, nil)
-	case mesos.Offer_Operation_UNRESERVE:
-		err = validateUnreserve(rs)
-	case mesos.Offer_Operation_CREATE:
-		err = validateCreate(rs, checkpointedOf(a.total), nil, nil)
-	case mesos.Offer_Operation_DESTROY:
-		err = m.validateDestroy(a, rs)
-	}
-	if err != "" {
+	if err := m.validateStorageOperation(a, op.Type, rs, nil, nil); err != "" {
 		return http.StatusBadRequest, "Invalid " + op.Type.String() + " operation on agent " + a.id + " at " + a.pid() + " (" + a.hostname() + "): " + err
 	}
 	consumed, converted := conversions(op.Type, rs)
@@ -164,36 +156,24 @@ func overlaps(have, want mesos.Resources) bool {
 // summarised (as in /master/state) and in full, reservations in both
 // formats.
 func (m *Master) serveSlaves(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET")
-		writeText(w, http.StatusMethodNotAllowed, "405 Method Not Allowed. Expecting one of { 'GET' }, but received '"+r.Method+"'.")
-		return
-	}
-	var body map[string]any
-	if !m.call(func() {
-		slaves := []any{}
-		for _, a := range m.sortedAgents() {
-			s := m.agentState(a)
-			m.addFullResources(a, s)
-			slaves = append(slaves, s)
-		}
-		recovered := []any{}
-		for _, id := range sortedKeys(boolKeys(m.recovered)) {
-			info := m.recovered[id]
-			recovered = append(recovered, map[string]any{"id": id, "hostname": info.Hostname, "port": info.GetPort()})
-		}
-		body = map[string]any{"slaves": slaves, "recovered_slaves": recovered}
-	}) {
-		writeText(w, http.StatusServiceUnavailable, "Master is shutting down")
-		return
-	}
-	b, err := json.Marshal(body)
-	if err != nil {
-		writeText(w, http.StatusInternalServerError, "Failed to encode agents: "+err.Error())
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
+	mesosjson.ServeDocument(w, r, "Master is shutting down", func() (any, bool) {
+		var body map[string]any
+		ok := m.call(func() {
+			slaves := []any{}
+			for _, a := range m.sortedAgents() {
+				s := m.agentState(a)
+				m.addFullResources(a, s)
+				slaves = append(slaves, s)
+			}
+			recovered := []any{}
+			for _, id := range sortedKeys(boolKeys(m.recovered)) {
+				info := m.recovered[id]
+				recovered = append(recovered, map[string]any{"id": id, "hostname": info.Hostname, "port": info.GetPort()})
+			}
+			body = map[string]any{"slaves": slaves, "recovered_slaves": recovered}
+		})
+		return body, ok
+	})
 }
 
 // addFullResources adds the *_full fields of /master/slaves: each
@@ -205,15 +185,15 @@ func (m *Master) addFullResources(a *agent, s map[string]any) {
 	for i := range a.total {
 		r := a.total[i]
 		if r.IsUnreserved() {
-			unreserved = append(unreserved, resourceJSON(bothFormats(r)))
+			unreserved = append(unreserved, resourceJSON(r))
 		} else {
-			reserved[r.GetRole()] = append(reserved[r.GetRole()], resourceJSON(bothFormats(r)))
+			reserved[r.GetRole()] = append(reserved[r.GetRole()], resourceJSON(r))
 		}
 	}
 	full := func(rs mesos.Resources) []json.RawMessage {
 		out := []json.RawMessage{}
 		for i := range rs {
-			out = append(out, resourceJSON(bothFormats(rs[i])))
+			out = append(out, resourceJSON(rs[i]))
 		}
 		return out
 	}
@@ -226,44 +206,13 @@ func (m *Master) addFullResources(a *agent, s map[string]any) {
 	s["offered_resources_full"] = full(a.offered())
 }
 
-// bothFormats renders a resource as the master's JSON does for operators:
-// role (and reservation) plus the reservations stack.
-func bothFormats(r mesos.Resource) mesos.Resource {
+// resourceJSON renders a resource as the master's JSON does for
+// operators: role (and reservation) plus the reservations stack.
+func resourceJSON(r mesos.Resource) json.RawMessage {
 	c := *proto.Clone(&r).(*mesos.Resource)
 	if c.Role == nil {
 		c.Role = proto.String("*")
 	}
-	if role := c.GetRole(); role != "*" {
-		ri := mesos.Resource_ReservationInfo{Type: mesos.Resource_ReservationInfo_STATIC.Enum(), Role: proto.String(role)}
-		if c.Reservation != nil {
-			ri.Type = mesos.Resource_ReservationInfo_DYNAMIC.Enum()
-			ri.Principal = c.Reservation.Principal
-			ri.Labels = c.Reservation.Labels
-		}
-		c.Reservations = []mesos.Resource_ReservationInfo{ri}
-	}
-	return c
-}
-
-// resourceJSON is a resource as Mesos writes it: absent fields are left
-// out (mesos-go writes "reservations":null for an empty list).
-func resourceJSON(r mesos.Resource) json.RawMessage {
-	b, err := r.MarshalJSON()
-	if err != nil {
-		return json.RawMessage("null")
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return b
-	}
-	for k, v := range m {
-		if string(v) == "null" {
-			delete(m, k)
-		}
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return b
-	}
-	return out
+	c.Reservations = reservationStack(&c)
+	return rawJSON(&c)
 }

@@ -63,17 +63,8 @@ func formatForFramework(rs mesos.Resources, multiRole, refinement bool) []mesos.
 			r.AllocationInfo = nil
 		}
 		if refinement {
-			role := r.GetRole()
+			r.Reservations = reservationStack(r)
 			r.Role = nil
-			if role != "*" {
-				ri := mesos.Resource_ReservationInfo{Type: mesos.Resource_ReservationInfo_STATIC.Enum(), Role: proto.String(role)}
-				if r.Reservation != nil {
-					ri.Type = mesos.Resource_ReservationInfo_DYNAMIC.Enum()
-					ri.Principal = r.Reservation.Principal
-					ri.Labels = r.Reservation.Labels
-				}
-				r.Reservations = []mesos.Resource_ReservationInfo{ri}
-			}
 			r.Reservation = nil
 		} else if r.Role == nil {
 			r.Role = proto.String("*")
@@ -81,6 +72,23 @@ func formatForFramework(rs mesos.Resources, multiRole, refinement bool) []mesos.
 		out = append(out, *r)
 	}
 	return out
+}
+
+// reservationStack is the refinement format's reservations of a resource
+// in the legacy format (role, and reservation if dynamic): none for "*",
+// else one, static or dynamic.
+func reservationStack(r *mesos.Resource) []mesos.Resource_ReservationInfo {
+	role := r.GetRole()
+	if role == "*" {
+		return nil
+	}
+	ri := mesos.Resource_ReservationInfo{Type: mesos.Resource_ReservationInfo_STATIC.Enum(), Role: proto.String(role)}
+	if r.Reservation != nil {
+		ri.Type = mesos.Resource_ReservationInfo_DYNAMIC.Enum()
+		ri.Principal = r.Reservation.Principal
+		ri.Labels = r.Reservation.Labels
+	}
+	return []mesos.Resource_ReservationInfo{ri}
 }
 
 // sum adds resources up into a normalised collection (equal kinds

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/golang/glog"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/mesos-stateful/stateful/localmesos/internal/mesosjson"
@@ -15,24 +14,11 @@ import (
 // serveState is GET /master/state (and /state): the master's view in the
 // shape of Mesos' own endpoint.
 func (m *Master) serveState(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET")
-		writeText(w, http.StatusMethodNotAllowed, "405 Method Not Allowed. Expecting one of { 'GET' }, but received '"+r.Method+"'.")
-		return
-	}
-	var state map[string]any
-	if !m.call(func() { state = m.state() }) {
-		writeText(w, http.StatusServiceUnavailable, "Master is shutting down")
-		return
-	}
-	b, err := mesosjson.Document(state)
-	if err != nil {
-		glog.Errorf("encoding /master/state: %v", err)
-		writeText(w, http.StatusInternalServerError, "Failed to encode state: "+err.Error())
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
+	mesosjson.ServeDocument(w, r, "Master is shutting down", func() (any, bool) {
+		var state map[string]any
+		ok := m.call(func() { state = m.state() })
+		return state, ok
+	})
 }
 
 func secs(t time.Time) float64 {

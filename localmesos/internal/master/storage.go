@@ -133,8 +133,6 @@ func isDynamicallyReserved(r *mesos.Resource) bool {
 	return r.GetRole() != "*" && r.Reservation != nil
 }
 
-func isPersistentVolume(r *mesos.Resource) bool { return r.GetDisk().GetPersistence() != nil }
-
 // validateDiskInfo is resource::validateDiskInfo.
 func validateDiskInfo(rs []mesos.Resource) string {
 	for i := range rs {
@@ -230,7 +228,7 @@ func validateReserve(rs []mesos.Resource, principal *string, f *framework) strin
 				return "A reserve operation was attempted for a resource allocated to role '" + allocRole + "', but the framework only has roles '" + roleSet(f.roles) + "'"
 			}
 		}
-		if isPersistentVolume(r) {
+		if r.IsPersistentVolume() {
 			return "A persistent volume " + formatResource(*r) + " must already be reserved"
 		}
 	}
@@ -246,7 +244,7 @@ func validateUnreserve(rs []mesos.Resource) string {
 		if !isDynamicallyReserved(&rs[i]) {
 			return "Resource " + formatResource(rs[i]) + " is not dynamically reserved"
 		}
-		if isPersistentVolume(&rs[i]) {
+		if rs[i].IsPersistentVolume() {
 			return "A dynamically reserved persistent volume " + formatResource(rs[i]) + " cannot be unreserved directly. Please destroy the persistent volume first then unreserve the resource"
 		}
 	}
@@ -264,7 +262,7 @@ func validateCreate(rs []mesos.Resource, checkpointed mesos.Resources, principal
 	seen := map[string]bool{}
 	for _, set := range [][]mesos.Resource{checkpointed, rs} {
 		for i := range set {
-			if !isPersistentVolume(&set[i]) {
+			if !set[i].IsPersistentVolume() {
 				continue
 			}
 			id := set[i].Disk.Persistence.ID
@@ -327,6 +325,23 @@ func hasFrameworkCapability(info mesos.FrameworkInfo, c mesos.FrameworkInfo_Capa
 	return false
 }
 
+// validateStorageOperation validates a RESERVE, UNRESERVE, CREATE or
+// DESTROY of rs on agent a, for framework f with its principal, or for
+// the operator API (f and principal nil). It returns "" or the error.
+func (m *Master) validateStorageOperation(a *agent, t mesos.Offer_Operation_Type, rs []mesos.Resource, principal *string, f *framework) string {
+	switch t {
+	case mesos.Offer_Operation_RESERVE:
+		return validateReserve(rs, principal, f)
+	case mesos.Offer_Operation_UNRESERVE:
+		return validateUnreserve(rs)
+	case mesos.Offer_Operation_CREATE:
+		return validateCreate(rs, checkpointedOf(a.total), principal, f)
+	case mesos.Offer_Operation_DESTROY:
+		return m.validateDestroy(a, rs)
+	}
+	return ""
+}
+
 // conversions are getResourceConversions: what an operation takes from
 // the pool and what it gives back in its place.
 func conversions(t mesos.Offer_Operation_Type, rs mesos.Resources) (consumed, converted mesos.Resources) {
@@ -377,7 +392,7 @@ func withoutVolume(r mesos.Resource) mesos.Resource {
 func checkpointedOf(total mesos.Resources) mesos.Resources {
 	var out mesos.Resources
 	for i := range total {
-		if isDynamicallyReserved(&total[i]) || isPersistentVolume(&total[i]) {
+		if isDynamicallyReserved(&total[i]) || total[i].IsPersistentVolume() {
 			out = append(out, *proto.Clone(&total[i]).(*mesos.Resource))
 		}
 	}
@@ -433,18 +448,7 @@ func (m *Master) storageOperation(f *framework, a *agent, role string, op mesos.
 		m.dropOperation(f, &op, "Operation attempted with invalid resources: "+err)
 		return pool, nil
 	}
-	principal := f.info.Principal
-	switch op.Type {
-	case mesos.Offer_Operation_RESERVE:
-		err = validateReserve(rs, principal, f)
-	case mesos.Offer_Operation_UNRESERVE:
-		err = validateUnreserve(rs)
-	case mesos.Offer_Operation_CREATE:
-		err = validateCreate(rs, checkpointedOf(a.total), principal, f)
-	case mesos.Offer_Operation_DESTROY:
-		err = m.validateDestroy(a, rs)
-	}
-	if err != "" {
+	if err := m.validateStorageOperation(a, op.Type, rs, f.info.Principal, f); err != "" {
 		m.dropOperation(f, &op, err+agentSuffix(a))
 		return pool, nil
 	}

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/golang/glog"
-
 	"github.com/mesos-stateful/stateful/localmesos/internal/mesosjson"
 )
 
@@ -38,37 +36,18 @@ func Bool(b bool) float64 {
 // Serve answers GET /metrics/snapshot with collect's metrics and the
 // host's system/* ones. collect reports false when its owner is gone.
 func Serve(w http.ResponseWriter, r *http.Request, collect func() (Snapshot, bool)) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET")
-		text(w, http.StatusMethodNotAllowed, "405 Method Not Allowed. Expecting one of { 'GET' }, but received '"+r.Method+"'.")
-		return
-	}
-	s, ok := collect()
-	if !ok {
-		text(w, http.StatusServiceUnavailable, "Shutting down")
-		return
-	}
-	addSystem(s)
-	doc := make(map[string]any, len(s))
-	for k, v := range s {
-		doc[k] = v
-	}
-	b, err := mesosjson.Document(doc)
-	if err != nil {
-		glog.Errorf("encoding /metrics/snapshot: %v", err)
-		text(w, http.StatusInternalServerError, "Failed to encode metrics: "+err.Error())
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	_, _ = w.Write(b)
-}
-
-func text(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(msg)))
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(msg))
+	mesosjson.ServeDocument(w, r, "Shutting down", func() (any, bool) {
+		s, ok := collect()
+		if !ok {
+			return nil, false
+		}
+		addSystem(s)
+		doc := make(map[string]any, len(s))
+		for k, v := range s {
+			doc[k] = v
+		}
+		return doc, true
+	})
 }
 
 // addSystem adds system/cpus_total, system/load_*, system/mem_*_bytes,
